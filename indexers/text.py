@@ -1,0 +1,85 @@
+"""Run-time tokenisation with the `tokenizers` library (no torch, no transformers)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from indexers.manifest import TokenizerConfig
+from mmsearch.errors import ModelError, TextInputError
+
+DEFAULT_MAX_CHARS = 20_000
+
+
+def validate_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, index: int | None = None) -> str:
+    """Return `text` if it can be embedded, else raise TextInputError naming the problem."""
+    where = f"text #{index}" if index is not None else "text"
+    if not isinstance(text, str):
+        raise TextInputError(f"{where} is a {type(text).__name__}, expected str")
+    if not text.strip():
+        raise TextInputError(f"{where} is empty: nothing to embed")
+    if len(text) > max_chars:
+        raise TextInputError(
+            f"{where} has {len(text):,} characters, over the limit of {max_chars:,}; "
+            "shorten it or raise max_chars"
+        )
+    return text
+
+
+@lru_cache(maxsize=1)
+def _ftfy():  # noqa: ANN202 - the module, imported once on first use
+    import ftfy
+
+    return ftfy
+
+
+def clip_clean(text: str) -> str:
+    """open_clip's text cleaning: ftfy, html unescape (twice), whitespace collapse, lower case."""
+    import regex
+
+    text = _ftfy().fix_text(text)
+    text = html.unescape(html.unescape(text)).strip()
+    return regex.sub(r"\s+", " ", text).strip().lower()
+
+
+class TextTokenizer:
+    """A saved `tokenizers` tokenizer plus the model's feeding rules (context length, padding)."""
+
+    def __init__(self, path: Path, config: TokenizerConfig) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises a bare Exception on a bad file
+            raise ModelError(f"cannot read tokenizer {str(path)!r}: {e}") from e
+        self.config = config
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_length=config.context_length)
+
+    def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, special tokens included, truncated to the context length."""
+        if self.config.clean == "clip":
+            texts = [clip_clean(t) for t in texts]
+        return [e.ids for e in self._tok.encode_batch(list(texts))]
+
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Feeds for the text graph: padded int64 `input_ids`, plus masks the graph takes."""
+        ids = self.ids(texts)
+        cfg = self.config
+        width = max((len(i) for i in ids), default=1) if cfg.trim_to_longest else cfg.context_length
+        width = max(width, 1)
+        input_ids = np.full((len(ids), width), cfg.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        feeds = {"input_ids": input_ids}
+        if "attention_mask" in cfg.input_names:
+            feeds["attention_mask"] = mask
+        if "token_type_ids" in cfg.input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        return feeds
