@@ -68,7 +68,10 @@ class TextTokenizer:
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Feeds for the text graph: padded int64 `input_ids`, plus masks the graph takes."""
-        ids = self.ids(texts)
+        return self.pad(self.ids(texts))
+
+    def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """Pad token id lists into the graph's feeds (to the longest row when trimming is allowed)."""
         cfg = self.config
         width = max((len(i) for i in ids), default=1) if cfg.trim_to_longest else cfg.context_length
         width = max(width, 1)

@@ -1,0 +1,52 @@
+"""The `mmsearch` command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from mmsearch import __version__
+from mmsearch.errors import MmsearchError
+
+
+class MmsearchGroup(click.Group):
+    """Turns library errors into one clean line and exit status 1, in one place."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except MmsearchError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=MmsearchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mmsearch")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Multimodal search and hybrid recommendation on Qdrant.
+
+    \b
+    Example:
+      mmsearch export clip --weights none --out models/clip
+      mmsearch embed --model models/clip --text "a red bicycle"
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    from mmsearch.cli import bench_cmd, embed_cmd, export_cmd
+
+    cli.add_command(export_cmd.export)
+    cli.add_command(embed_cmd.embed)
+    cli.add_command(bench_cmd.bench)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="mmsearch")

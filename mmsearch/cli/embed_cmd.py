@@ -1,0 +1,43 @@
+"""`mmsearch embed`: embed texts and images with an exported model, print JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mmsearch.errors import ConfigError
+
+
+@click.command()
+@click.option("--model", "model_dir", type=click.Path(), required=True, help="Model folder from `mmsearch export`.")
+@click.option("--text", "texts", multiple=True, help="A text to embed (repeatable).")
+@click.option("--image", "images", multiple=True, help="An image file to embed (repeatable).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores).")
+def embed(model_dir: str, texts: tuple[str, ...], images: tuple[str, ...], device: str, threads: int | None) -> None:
+    """Embed texts and/or images and print the vectors as JSON.
+
+    \b
+    Example:
+      mmsearch embed --model models/clip --text "a red bicycle" --image photo.jpg
+    """
+    from indexers.runtime import load_model
+
+    if not texts and not images:
+        raise ConfigError("nothing to embed: pass --text and/or --image")
+    model = load_model(model_dir, device=device, threads=threads)
+    results = []
+    if texts:
+        for text, vector in zip(texts, model.embed_texts(list(texts)), strict=True):
+            results.append({"modality": "text", "input": text, "embedding": vector.tolist()})
+    if images:
+        for image, vector in zip(images, model.embed_images(list(images)), strict=True):
+            results.append({"modality": "image", "input": image, "embedding": vector.tolist()})
+    click.echo(json.dumps({
+        "model": model.name,
+        "family": model.manifest.family,
+        "architecture": model.manifest.architecture,
+        "dim": len(results[0]["embedding"]),
+        "results": results,
+    }))

@@ -1,0 +1,108 @@
+"""`mmsearch export clip|resnet|bert`: PyTorch encoders to checked ONNX model folders."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+_common = [
+    click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+                 help="Model folder to write."),
+    click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
+                 help="Also quantize the graphs to int8 (the manifest records cosine to fp32)."),
+    click.option("--overwrite", is_flag=True, help="Replace an existing model folder."),
+    click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON."),
+]
+
+
+def common_options(fn):  # noqa: ANN001, ANN201 - decorator
+    for option in reversed(_common):
+        fn = option(fn)
+    return fn
+
+
+def _run(family: str, out_dir: Path, as_json: bool, **options: Any) -> None:
+    from indexers.export import export_model
+
+    started = time.perf_counter()
+    manifest = export_model(family, out_dir, **options)
+    seconds = time.perf_counter() - started
+    if as_json:
+        click.echo(manifest.model_dump_json(indent=2))
+        return
+    click.echo(f"exported {manifest.family} {manifest.architecture} to {out_dir} in {seconds:.1f}s")
+    for key, tower in manifest.towers.items():
+        click.echo(f"  {key}: {tower.file} dim={tower.dim} sha256={tower.sha256[:16]}")
+    click.echo(f"  parity vs PyTorch (max abs diff): {json.dumps(manifest.parity_max_abs_diff)}")
+    if manifest.quantization:
+        q = manifest.quantization
+        click.echo(f"  {q.method}: cosine to fp32 mean {q.cosine_to_fp32_mean:.5f}, min {q.cosine_to_fp32_min:.5f}")
+    if manifest.weights.kind == "none":
+        click.echo("  weights: random (no pretrained weights): fine for tests and speed, not for search quality")
+
+
+@click.group()
+def export() -> None:
+    """Export an encoder family to an ONNX model folder (needs `pip install 'mmsearch[export]'`).
+
+    \b
+    Example:
+      mmsearch export clip --arch ViT-B-32 --weights laion2b_s34b_b79k --out models/clip
+    """
+
+
+@export.command("clip")
+@click.option("--arch", "architecture", default="ViT-B-32", show_default=True,
+              help="An open_clip architecture (open_clip.list_models()).")
+@click.option("--weights", default="none", show_default=True,
+              help="'none' (random), a pretrained tag (downloaded), or a checkpoint file.")
+@common_options
+def export_clip(out_dir: Path, as_json: bool, **options: Any) -> None:
+    """Export an open_clip model: image and text towers, plus a torch-free tokenizer.
+
+    \b
+    Example:
+      mmsearch export clip --arch ViT-B-32 --weights none --out models/clip
+    """
+    _run("clip", out_dir, as_json, **options)
+
+
+@export.command("resnet")
+@click.option("--arch", "architecture", default="resnet50", show_default=True,
+              help="resnet18/34/50/101/152, vgg16, mobilenet_v3_small/large.")
+@click.option("--weights", default="none", show_default=True,
+              help="'none' (random), a torchvision tag (DEFAULT, IMAGENET1K_V2...), or a state_dict file.")
+@click.option("--calibration", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Folder of images for static int8 calibration (with --quantize int8).")
+@common_options
+def export_resnet(out_dir: Path, as_json: bool, calibration: Path | None, **options: Any) -> None:
+    """Export a torchvision CNN as a pooled, L2-normalised image feature extractor.
+
+    \b
+    Example:
+      mmsearch export resnet --arch resnet50 --weights DEFAULT --out models/resnet50
+    """
+    if calibration is not None:
+        options["calibration"] = calibration
+    _run("resnet", out_dir, as_json, **options)
+
+
+@export.command("bert")
+@click.option("--model", default="sentence-transformers/all-MiniLM-L6-v2", show_default=True,
+              help="A sentence-transformers model: hub name (downloaded) or local folder.")
+@click.option("--max-length", type=int, default=None, help="Token limit (default: the model's).")
+@common_options
+def export_bert(out_dir: Path, as_json: bool, **options: Any) -> None:
+    """Export a sentence-transformers model with pooling and normalisation inside the graph.
+
+    \b
+    Example:
+      mmsearch export bert --model sentence-transformers/all-MiniLM-L6-v2 --out models/minilm
+    """
+    if options.get("max_length") is None:
+        options.pop("max_length", None)
+    _run("bert", out_dir, as_json, **options)
