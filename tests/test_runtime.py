@@ -1,0 +1,111 @@
+import json
+
+import numpy as np
+import pytest
+
+from indexers import Encoder, load_model
+from indexers.manifest import Manifest
+from mmsearch.errors import ImageDecodeError, ModelError, ModelIntegrityError, TextInputError
+from tests.helpers import copy_model, image_bytes, make_image
+
+TEXTS = [
+    "a red bicycle", "a bowl of ramen with an egg", "tacos al pastor, salsa verde y cilantro",
+    "a very long caption " * 30, "café crème ☕",
+]
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_clip_dir):
+    return load_model(tiny_clip_dir, device="cpu", threads=1)
+
+
+def test_towers_meet_the_encoder_protocol(clip):
+    assert isinstance(clip.image, Encoder) and isinstance(clip.text, Encoder)
+    assert clip.image.spec.modality == "image" and clip.text.spec.modality == "text"
+    assert clip.image.spec.dim == clip.text.spec.dim == 32
+    assert clip.image.spec.fingerprint == clip.manifest.towers["image"].sha256
+    assert clip.image.spec.model == clip.text.spec.model == clip.name
+
+
+def test_text_embeddings_are_unit_norm_and_independent_of_batching(clip):
+    together = clip.embed_texts(TEXTS)
+    assert together.shape == (len(TEXTS), 32) and together.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.stack([clip.embed_texts([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    # Length-sorted batching must hand each vector back to its own text.
+    clip.text.batch_size = 2
+    try:
+        np.testing.assert_allclose(clip.embed_texts(TEXTS), together, atol=1e-5)
+    finally:
+        clip.text.batch_size = 32
+    assert not np.allclose(together[0], together[1])
+
+
+def test_images_from_paths_bytes_and_pil_agree(clip, tmp_path):
+    path = tmp_path / "a.png"
+    make_image(seed=3).save(path)
+    vectors = clip.embed_images([path, str(path), path.read_bytes(), make_image(seed=3), make_image(seed=4)])
+    np.testing.assert_allclose(vectors[1:4], np.repeat(vectors[:1], 3, axis=0), atol=1e-6)
+    assert not np.allclose(vectors[0], vectors[4])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_batches_give_empty_arrays(clip):
+    assert clip.embed_texts([]).shape == (0, 32)
+    assert clip.embed_images([]).shape == (0, 32)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [("", "text #1 is empty"), ("   \n\t", "text #1 is empty"), ("x" * 100_000, "100,000 characters"),
+     (None, "text #1 is a NoneType")],
+)
+def test_bad_texts_are_named(clip, text, pattern):
+    with pytest.raises(TextInputError, match=pattern):
+        clip.embed_texts(["fine", text])
+
+
+def test_a_bad_image_is_named_by_its_index(clip, tmp_path):
+    fake = tmp_path / "photo.jpg"
+    fake.write_text("this is not a jpeg")
+    with pytest.raises(ImageDecodeError, match=r"image #1: .*photo\.jpg"):
+        clip.embed_images([image_bytes(), fake])
+
+
+def test_text_only_model_refuses_images(minilm_dir):
+    model = load_model(minilm_dir, device="cpu")
+    with pytest.raises(ModelError, match="has no image tower"):
+        model.embed_images([make_image()])
+
+
+def test_tampered_graph_is_refused(tiny_clip_dir, tmp_path):
+    folder = copy_model(tiny_clip_dir, tmp_path / "m")
+    with open(folder / "text.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelIntegrityError, match=r"text\.onnx.*changed after export"):
+        load_model(folder)
+
+
+def test_missing_file_and_missing_manifest_are_refused(tiny_clip_dir, tmp_path):
+    folder = copy_model(tiny_clip_dir, tmp_path / "m")
+    (folder / "tokenizer.json").unlink()
+    with pytest.raises(ModelIntegrityError, match=r"tokenizer\.json' is missing"):
+        load_model(folder)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(ModelIntegrityError, match="manifest.json' is missing"):
+        load_model(folder)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_invalid_or_future_manifest_is_refused(tiny_clip_dir, tmp_path):
+    folder = copy_model(tiny_clip_dir, tmp_path / "m")
+    data = json.loads((folder / "manifest.json").read_text())
+    data["format_version"] = 99
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="format_version 99"):
+        Manifest.load(folder)
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelIntegrityError, match="is not valid"):
+        Manifest.load(folder)
