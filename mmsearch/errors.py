@@ -75,3 +75,77 @@ class ParityError(ExportError):
 
 class StorageError(MmsearchError):
     """The vector store refused an operation."""
+
+
+class StoreLockedError(StorageError):
+    """Another process (or another open store in this one) holds the store's folder."""
+
+
+class StoreNotFoundError(StorageError, FileNotFoundError):
+    """The store or collection does not exist and nothing was given to create it."""
+
+
+class BackendError(StorageError, RuntimeError):
+    """The Qdrant engine failed or could not be reached; the message carries its own words."""
+
+
+class FingerprintMismatchError(StorageError, ValueError):
+    """A named vector in the store was written by a different model than the one given."""
+
+    def __init__(self, vector: str, stored: str, given: str) -> None:
+        self.vector, self.stored, self.given = vector, stored, given
+        super().__init__(
+            f"vector {vector!r} in this store was written by the model with fingerprint {stored}, "
+            f"but the encoder given has fingerprint {given}; re-index into a new collection, or open "
+            f"the store with the model that wrote it"
+        )
+
+
+class SchemaMismatchError(StorageError, ValueError):
+    """The store's recorded schema (dims, distances, payload index types) differs from the one asked for."""
+
+
+class InvalidFilterError(StorageError, ValueError):
+    """A filter condition cannot be expressed (wrong value type, no bounds...)."""
+
+
+class ItemNotFoundError(StorageError, KeyError):
+    """An operation on existing items named items that are not in the store."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return self.args[0]
+
+
+class UnknownVectorError(StorageError, UnknownNameError):
+    """A vector name that is not in the store's schema."""
+
+
+class BatchError(StorageError, ValueError):
+    """A batch was refused before anything in it was written."""
+
+
+class EmptyBatchError(BatchError):
+    """A write was given no items."""
+
+
+class DuplicateIdError(BatchError):
+    """One batch holds the same item id twice."""
+
+
+class InvalidItemError(BatchError):
+    """An item's id, payload or vector shape cannot be stored."""
+
+
+class VectorDimensionError(InvalidItemError):
+    """A vector's length differs from its named vector's dimension."""
+
+
+class NonFiniteVectorError(InvalidItemError):
+    """A vector holds NaN or infinity."""
+
+
+class NotFoundError(MmsearchError, KeyError):
+    """A user or item id is unknown to the model or data it was looked up in."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return self.args[0]

@@ -1,0 +1,126 @@
+"""Saving and loading CF models without pickle: an .npz of arrays plus a JSON sidecar.
+
+A model folder holds `cf_model.json` (format, settings, user and item ids, facts about the run,
+and the sha256 of the arrays file) and `cf_factors.npz` (user_factors, item_factors,
+seen_indptr, seen_indices). Arrays load with `allow_pickle=False`, so a crafted file cannot run
+code; the sha256 catches a factors file that does not belong to its sidecar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmsearch.cf.config import parse_cf_config
+from mmsearch.cf.model import CFModel
+from mmsearch.errors import ConfigError, ModelError, ModelIntegrityError
+
+FORMAT = "mmsearch-cf"
+FORMAT_VERSION = 1
+SIDECAR = "cf_model.json"
+ARRAYS = "cf_factors.npz"
+_ARRAY_NAMES = ("user_factors", "item_factors", "seen_indptr", "seen_indices")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    # Write beside the target, then rename: a crash never leaves a half-written file in place.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: CFModel, folder: str | Path) -> Path:
+    """Write `model` into `folder` (created if needed; its two files are replaced).
+
+    Returns:
+        The folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays_path = folder / ARRAYS
+    _atomic_write(arrays_path, lambda f: np.savez(f, **{name: getattr(model, name) for name in _ARRAY_NAMES}))
+    sidecar = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.model_dump(mode="json"),
+        "dim": model.dim,
+        "user_ids": list(model.user_ids),
+        "item_ids": list(model.item_ids),
+        "info": model.info,
+        "arrays": {"file": ARRAYS, "sha256": _sha256(arrays_path)},
+    }
+    text = json.dumps(sidecar, ensure_ascii=False, indent=1).encode("utf-8")
+    _atomic_write(folder / SIDECAR, lambda f: f.write(text))
+    return folder
+
+
+def load_model(folder: str | Path) -> CFModel:
+    """Read a model written by `save_model`.
+
+    Raises:
+        ModelError: the folder or its sidecar is missing or unreadable, or the format is not one
+            this version reads.
+        ModelIntegrityError: the arrays file is missing, differs from the sha256 the sidecar
+            recorded, or does not match the ids.
+        ConfigError: the recorded settings no longer validate.
+    """
+    folder = Path(folder)
+    sidecar_path = folder / SIDECAR
+    try:
+        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ModelError(f"{folder} is not a CF model folder: {SIDECAR} is missing") from e
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read {sidecar_path}: {e}") from e
+    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
+        raise ModelError(f"{sidecar_path} is not a {FORMAT} sidecar")
+    if sidecar.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{sidecar_path} has format version {sidecar.get('format_version')!r}; this mmsearch reads {FORMAT_VERSION}"
+        )
+    arrays_path = folder / ARRAYS
+    if not arrays_path.is_file():
+        raise ModelIntegrityError(f"{folder}: {ARRAYS} is missing")
+    expected = sidecar.get("arrays", {}).get("sha256")
+    actual = _sha256(arrays_path)
+    if actual != expected:
+        raise ModelIntegrityError(f"{arrays_path} has sha256 {actual}, but {SIDECAR} records {expected}")
+    try:
+        config = parse_cf_config(sidecar["config"])
+        with np.load(arrays_path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in _ARRAY_NAMES}
+        return CFModel(
+            config=config,
+            user_ids=tuple(sidecar["user_ids"]),
+            item_ids=tuple(sidecar["item_ids"]),
+            info=dict(sidecar.get("info", {})),
+            **arrays,
+        )
+    except ConfigError:
+        raise
+    except ModelError as e:
+        raise ModelIntegrityError(f"{folder}: {e}") from e
+    except (KeyError, ValueError, TypeError) as e:
+        raise ModelIntegrityError(f"{folder}: cannot rebuild the model: {e}") from e
+
+
+__all__ = ["ARRAYS", "FORMAT", "FORMAT_VERSION", "SIDECAR", "load_model", "save_model"]

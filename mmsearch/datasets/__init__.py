@@ -1,0 +1,1 @@
+"""Public data sets read from local files (no downloads)."""

@@ -1,0 +1,1 @@
+"""Evaluation of retrieval and recommendation strategies: metrics and splits."""
