@@ -34,6 +34,10 @@ class ImagePreprocess(_Frozen):
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     fill_color: int = 0
+    # Where the image becomes RGB. open_clip resizes and crops in the stored mode, then converts
+    # (`after_crop`); torchvision classifiers were trained on ImageFolder's loader, which converts
+    # on load (`first`). They differ on palette, alpha, 1-bit, CMYK and 16-bit images.
+    convert_rgb: Literal["after_crop", "first"] = "after_crop"
 
 
 class TokenizerConfig(_Frozen):

@@ -123,6 +123,7 @@ def staging_folder(out_dir: Path, *, overwrite: bool = False):  # noqa: ANN201 -
         raise ExportError(f"{str(out_dir)!r} exists and is not empty; pass --overwrite to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared and served
     try:
         yield tmp
         if out_dir.exists():
