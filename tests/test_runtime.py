@@ -5,7 +5,7 @@ import pytest
 
 from indexers import Encoder, load_model
 from indexers.manifest import Manifest
-from mmsearch.errors import ImageDecodeError, ModelError, ModelIntegrityError, TextInputError
+from mmsearch.errors import ConfigError, ImageDecodeError, ModelError, ModelIntegrityError, TextInputError
 from tests.helpers import copy_model, image_bytes, make_image
 
 TEXTS = [
@@ -75,7 +75,7 @@ def test_a_bad_image_is_named_by_its_index(clip, tmp_path):
 
 def test_text_only_model_refuses_images(minilm_dir):
     model = load_model(minilm_dir, device="cpu")
-    with pytest.raises(ModelError, match="has no image tower"):
+    with pytest.raises(ConfigError, match="has no image tower"):
         model.embed_images([make_image()])
 
 
