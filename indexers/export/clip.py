@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from indexers.export.clip_tokenizer import write_clip_tokenizer
@@ -91,7 +91,7 @@ class ClipExportConfig(BaseModel):
     architecture: str = "ViT-B-32"
     weights: str = "none"
     model_cfg: dict[str, Any] | None = None
-    opset: int = DEFAULT_OPSET
+    opset: int = Field(default=DEFAULT_OPSET, ge=DEFAULT_OPSET)
     tolerance: float = DEFAULT_TOLERANCE
     quantize: Literal["none", "int8"] = "none"
     overwrite: bool = False

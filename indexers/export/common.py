@@ -63,7 +63,18 @@ def export_onnx(
             )
     except Exception as e:  # the exporter raises many types; all mean the same to the user
         raise ExportError(f"torch.onnx.export failed for {path.name}: {e}") from e
+    written = graph_opset(path)
+    if written != opset:
+        # The dynamo exporter's down-converter fails silently (it only logs), leaving its own opset.
+        raise ExportError(f"asked for opset {opset} but the exporter wrote opset {written}; use opset {written}")
     return path
+
+
+def graph_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def run_onnx(path: Path, feeds: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -64,7 +64,8 @@ def quantize_tower(
             prepared = Path(fp32_path)
         try:
             if method == "dynamic-int8":
-                quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8)
+                # Per-channel weight scales: per-tensor took MiniLM's cosine to fp32 down to 0.947.
+                quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
             elif method == "static-qdq-int8":
                 if not calibration_feeds:
                     raise ConfigError("static int8 quantization needs calibration images")

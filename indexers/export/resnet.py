@@ -125,7 +125,7 @@ class ResnetExportConfig(BaseModel):
 
     architecture: str = "resnet50"
     weights: str = "none"
-    opset: int = DEFAULT_OPSET
+    opset: int = Field(default=DEFAULT_OPSET, ge=DEFAULT_OPSET)
     tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0)
     quantize: Literal["none", "int8"] = "none"
     calibration: list[Path] | Path | None = None
