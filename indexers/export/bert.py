@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from indexers.export.common import (
-    DEFAULT_OPSET,
-    DEFAULT_TOLERANCE,
+    ExportOptions,
     check_parity,
     export_onnx,
     run_onnx,
@@ -80,7 +79,7 @@ PARITY_TEXTS = (
 )
 
 
-class BertExportConfig(BaseModel):
+class BertExportConfig(ExportOptions):
     """Options of `mmsearch export bert`.
 
     Attributes:
@@ -93,16 +92,9 @@ class BertExportConfig(BaseModel):
         overwrite: replace an existing, non-empty output folder.
     """
 
-    model_config = ConfigDict(extra="forbid")
 
     model: str = DEFAULT_MODEL
     max_length: int | None = Field(default=None, ge=2)
-    # 18 is the dynamo exporter's own opset; asking for 17 silently gives 18 (its down-converter
-    # fails on ReduceSum's axes input), so the manifest would lie.
-    opset: int = Field(default=DEFAULT_OPSET, ge=18)
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0)
-    quantize: Literal["none", "int8"] = "none"
-    overwrite: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,18 +19,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from indexers.export.clip_tokenizer import write_clip_tokenizer
 from indexers.export.common import (
-    DEFAULT_OPSET,
-    DEFAULT_TOLERANCE,
+    ExportOptions,
     check_parity,
     export_onnx,
     run_onnx,
@@ -71,7 +69,7 @@ PARITY_TEXTS = (
 )
 
 
-class ClipExportConfig(BaseModel):
+class ClipExportConfig(ExportOptions):
     """Options of `export_model("clip", ...)`.
 
     Attributes:
@@ -86,15 +84,10 @@ class ClipExportConfig(BaseModel):
         overwrite: replace an existing, non-empty output folder.
     """
 
-    model_config = ConfigDict(extra="forbid")
 
     architecture: str = "ViT-B-32"
     weights: str = "none"
     model_cfg: dict[str, Any] | None = None
-    opset: int = Field(default=DEFAULT_OPSET, ge=DEFAULT_OPSET)
-    tolerance: float = DEFAULT_TOLERANCE
-    quantize: Literal["none", "int8"] = "none"
-    overwrite: bool = False
 
 
 @dataclass(frozen=True)

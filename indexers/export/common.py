@@ -9,10 +9,11 @@ import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from mmsearch.errors import ExportError, ParityError
 
@@ -24,6 +25,24 @@ DEFAULT_OPSET = 18
 # bounds the cosine change by 5e-9 relative to rank-relevant gaps, and still catches any real
 # export bug (a wrong mask, a baked-in shape, a dropped normalisation), which shows as >1e-2.
 DEFAULT_TOLERANCE = 1e-4
+
+
+class ExportOptions(BaseModel):
+    """Options every family's export takes.
+
+    Attributes:
+        opset: ONNX opset; 18 is the dynamo exporter's own (asking for less silently gives 18).
+        tolerance: max abs difference allowed between ONNX and PyTorch embeddings.
+        quantize: `int8` also quantizes the graphs after the fp32 parity check.
+        overwrite: replace an existing, non-empty output folder.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    opset: int = Field(default=DEFAULT_OPSET, ge=DEFAULT_OPSET)
+    tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0)
+    quantize: Literal["none", "int8"] = "none"
+    overwrite: bool = False
 
 
 def export_onnx(

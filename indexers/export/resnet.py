@@ -11,16 +11,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.export.common import (
-    DEFAULT_OPSET,
-    DEFAULT_TOLERANCE,
+    ExportOptions,
     check_parity,
     export_onnx,
     run_onnx,
@@ -107,7 +105,7 @@ ARCHITECTURES.add("mobilenet_v3_large", CnnSpec(
     "mobilenet_v3_large", 960, "MobileNet_V3_Large_Weights", _strip_mobilenet, ("classifier.",)))
 
 
-class ResnetExportConfig(BaseModel):
+class ResnetExportConfig(ExportOptions):
     """Options of `export_model("resnet", ...)`.
 
     Attributes:
@@ -121,15 +119,10 @@ class ResnetExportConfig(BaseModel):
         overwrite: replace an existing model folder.
     """
 
-    model_config = ConfigDict(extra="forbid")
 
     architecture: str = "resnet50"
     weights: str = "none"
-    opset: int = Field(default=DEFAULT_OPSET, ge=DEFAULT_OPSET)
-    tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0)
-    quantize: Literal["none", "int8"] = "none"
     calibration: list[Path] | Path | None = None
-    overwrite: bool = False
 
 
 class ImageEmbedder(torch.nn.Module):
