@@ -149,3 +149,32 @@ class NotFoundError(MmsearchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message
         return self.args[0]
+
+
+class CatalogError(InputError):
+    """A catalog file cannot be read at all: missing, unknown format, unreadable header."""
+
+
+class InvalidRecordError(InputError):
+    """One catalog record (a JSONL line, a CSV row) does not fit the catalog schema.
+
+    Attributes:
+        kind: what is wrong, as the error log groups it (`id`, `utf8`, `record`, `image`, `text`...).
+    """
+
+    def __init__(self, message: str, *, kind: str = "record") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class FetchError(InputError):
+    """An image URL could not be fetched: HTTP error, timeout, too large, or not http(s).
+
+    Attributes:
+        url: the URL asked for.
+        status: the HTTP status when the server answered with an error, else None.
+    """
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url, self.status = url, status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -46,3 +47,42 @@ def bench_encoders(batches: tuple[int, ...], threads: int | None, runs: int, onl
                log=lambda line: click.echo(line, err=as_json))
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
+
+
+@bench.command("store")
+@click.option("--items", type=int, default=100_000, show_default=True)
+@click.option("--dim", type=int, default=512, show_default=True)
+@click.option("--multi-items", type=int, default=None, help="Items with photos (default: 10%).")
+@click.option("--queries", type=int, default=200, show_default=True)
+@click.option("--memory-items", type=int, default=None, help="Items for local mode (default: all; 0 skips).")
+@click.option("--memory-queries", type=int, default=10, show_default=True)
+@click.option("--hnsw-m", type=int, default=16, show_default=True)
+@click.option("--ef-construct", type=int, default=100, show_default=True)
+@click.option("--ef", type=int, default=128, show_default=True)
+@click.option("--uniform", is_flag=True, help="Uniform random vectors instead of clustered ones (worst case).")
+@click.option("--path", type=click.Path(path_type=Path), default=None, help="Edge store folder (default: temporary).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON too.")
+def bench_store(items: int, dim: int, multi_items: int | None, queries: int, memory_items: int | None,
+                memory_queries: int, hnsw_m: int, ef_construct: int, ef: int, uniform: bool,
+                path: Path | None, as_json: bool) -> None:
+    """Store figures: upsert rate, HNSW build, kNN and MaxSim p50/p95, recall@10; Edge vs local mode.
+
+    \b
+    Example:
+      mmsearch bench store --items 100000 --queries 200
+    """
+    from dataclasses import asdict
+
+    from mmsearch.bench_store import StoreBenchConfig, format_result, run
+    from mmsearch.storage import HnswSettings
+
+    cfg = StoreBenchConfig(
+        items=items, dim=dim, multi_items=multi_items, queries=queries, memory_items=memory_items,
+        memory_queries=memory_queries, path=path, uniform=uniform,
+        hnsw=HnswSettings(m=hnsw_m, ef_construct=ef_construct, ef=ef),
+    )
+    result = run(cfg, log=lambda line: click.echo(line, err=as_json))
+    click.echo(format_result(result), err=as_json)
+    if as_json:
+        click.echo(json.dumps({"config": result.config, "backends": [asdict(b) for b in result.backends],
+                               "top10_agreement": result.top10_agreement}, indent=2))

@@ -1,0 +1,190 @@
+"""Plain data the store takes and returns, and the small contract every backend meets.
+
+`Store` (in `store.py`) is what callers use: it validates, pools, maps item ids to point ids and
+batches. A backend only moves already-checked points in and out of one Qdrant engine, in the
+engine-neutral types below, and keeps that engine's API quirks to itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Union
+
+import numpy as np
+
+from mmsearch.storage.filters import Filter
+from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
+
+VectorInput = Union[np.ndarray, Sequence[float], Sequence[Sequence[float]]]
+WithVectors = Union[bool, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One catalogue item to store.
+
+    Attributes:
+        id: the item id (a string; mapped to a deterministic point id).
+        vectors: encoder key (`<model>.<modality>`) -> its rows, shape (n, dim) with one row per photo
+            or text (a single (dim,) vector counts as one row); and optionally `cf` -> (cf_dim,).
+            The store derives the pooled vector and the MaxSim multivector from the rows.
+        payload: JSON-able fields kept with the item; `item_id` is reserved.
+    """
+
+    id: str
+    vectors: Mapping[str, VectorInput] = field(default_factory=dict)
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VectorUpdate:
+    """New values for some vectors of an existing item; its other vectors and payload stay."""
+
+    id: str
+    vectors: Mapping[str, VectorInput]
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """An item read back from the store.
+
+    Attributes:
+        id: the item id.
+        payload: the stored payload without the reserved `item_id` key ({} when not asked for).
+        vectors: stored vector name -> float32 array ((dim,) dense, (n, dim) multivector); only the
+            names asked for. Cosine vectors come back unit-normalised, as the engine stores them.
+    """
+
+    id: str
+    payload: dict[str, Any]
+    vectors: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the item id, its score (higher is better) and payload if asked for."""
+
+    id: str
+    score: float
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ScrollPage:
+    """One page of a scroll. `next_offset` is an opaque cursor for the next page, None at the end."""
+
+    items: list[StoredItem]
+    next_offset: str | None
+
+
+@dataclass(frozen=True)
+class NearestQuery:
+    """A nearest-neighbour query by one named vector.
+
+    Attributes:
+        vector: the stored vector name to search (`<model>.<modality>`, `....multi` or `cf`).
+        query: (dim,) for dense vectors; (n, dim) for a MaxSim multivector ((dim,) counts as one row).
+        limit: results wanted.
+        filter: payload filter, or None.
+        exact: exact search, bypassing HNSW (and quantization).
+        hnsw_ef: search-time ef; None uses the store settings.
+        score_threshold: drop results scoring below this.
+        with_payload: return payloads with the hits.
+    """
+
+    vector: str
+    query: VectorInput
+    limit: int = 10
+    filter: Filter | None = None
+    exact: bool = False
+    hnsw_ef: int | None = None
+    score_threshold: float | None = None
+    with_payload: bool = False
+
+
+@dataclass(frozen=True)
+class Point:
+    """A checked point ready for the engine: point id, vectors by stored name, full payload."""
+
+    id: str
+    vectors: Mapping[str, np.ndarray]
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A point as a backend returns it: point id, payload (with `item_id`), vectors asked for."""
+
+    id: str
+    payload: dict[str, Any]
+    vectors: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class RawHit:
+    """A scored point as a backend returns it."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class Backend(Protocol):
+    """One Qdrant engine behind the store. Inputs are already validated by `Store`.
+
+    Records and hits always carry `item_id` in their payload; `with_payload=False` means only it.
+
+    Attributes:
+        kind: `edge`, `server` or `memory`.
+        explicit_optimize: True when HNSW graphs are built only by `optimize()` (Edge).
+    """
+
+    kind: str
+    explicit_optimize: bool
+
+    def read_schema(self) -> StoreSchema | None:
+        """The schema recorded with the collection, or None if the collection does not exist."""
+        ...
+
+    def create(self, schema: StoreSchema) -> None:
+        """Create the collection with all of `schema`'s vectors and payload indexes, and record it."""
+        ...
+
+    def extend(self, schema: StoreSchema, new_vectors: Sequence[VectorSpec],
+               new_indexes: Mapping[str, FieldType]) -> None:
+        """Add vectors and payload indexes to an existing collection (others untouched), then record `schema`."""
+        ...
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        """Insert or replace whole points."""
+        ...
+
+    def update_vectors(self, points: Sequence[Point]) -> None:
+        """Replace some named vectors of existing points, leaving their other vectors and payload."""
+        ...
+
+    def delete_ids(self, point_ids: Sequence[str]) -> None: ...
+
+    def delete_filter(self, flt: Filter) -> None: ...
+
+    def count(self, flt: Filter | None) -> int: ...
+
+    def retrieve(self, point_ids: Sequence[str], with_vectors: WithVectors, with_payload: bool) -> list[RawRecord]:
+        """The points that exist among `point_ids`, in any order."""
+        ...
+
+    def scroll(self, flt: Filter | None, limit: int, offset: str | None,
+               with_vectors: WithVectors, with_payload: bool) -> tuple[list[RawRecord], str | None]:
+        """Points in point-id order from `offset`, and the next page's offset."""
+        ...
+
+    def query(self, queries: Sequence[NearestQuery]) -> list[list[RawHit]]:
+        """Run nearest-neighbour queries (already validated, `query` as float32 arrays) as one batch."""
+        ...
+
+    def optimize(self) -> bool:
+        """Build pending indexes; True if anything was done."""
+        ...
+
+    def close(self) -> None: ...

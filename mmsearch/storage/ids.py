@@ -1,0 +1,43 @@
+"""Deterministic point ids: the same item id always lands on the same Qdrant point.
+
+Qdrant point ids are unsigned integers or UUIDs; item ids are free-form strings. Each item id maps
+to `uuid5(ITEM_NAMESPACE, item_id)`, so indexing an item again overwrites its point instead of
+adding a duplicate, on every backend and every machine. The namespace is fixed forever (changing
+it would orphan every stored point); it is itself `uuid5(NAMESPACE_URL, ITEM_NAMESPACE_URL)`.
+The item id is also kept in the payload under `ITEM_ID_KEY`, since a UUID cannot be turned back.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from mmsearch.errors import InvalidItemError
+
+ITEM_NAMESPACE_URL = "https://mmsearch.invalid/item-id"
+ITEM_NAMESPACE = uuid.UUID("9bc4ad47-2042-5aaf-913d-9bc1fd12c044")
+ITEM_ID_KEY = "item_id"
+MAX_ITEM_ID_LENGTH = 1024
+
+
+def check_item_id(item_id: object) -> str:
+    """Return `item_id` if it is a usable item id.
+
+    Raises:
+        InvalidItemError: not a string, empty, or longer than `MAX_ITEM_ID_LENGTH`.
+    """
+    if not isinstance(item_id, str):
+        raise InvalidItemError(f"item id {item_id!r} is a {type(item_id).__name__}; item ids are strings")
+    if not item_id or len(item_id) > MAX_ITEM_ID_LENGTH:
+        raise InvalidItemError(
+            f"item id {item_id[:80]!r} has {len(item_id)} characters; item ids have 1 to {MAX_ITEM_ID_LENGTH}"
+        )
+    return item_id
+
+
+def point_id(item_id: str) -> str:
+    """The Qdrant point id (a UUID string) of an item id.
+
+    Raises:
+        InvalidItemError: `item_id` is not a non-empty string.
+    """
+    return str(uuid.uuid5(ITEM_NAMESPACE, check_item_id(item_id)))

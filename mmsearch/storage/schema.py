@@ -1,0 +1,267 @@
+"""Named vectors derived from encoder specs, and the record of them kept with each collection.
+
+Naming scheme (stable: stored collections depend on it):
+
+- `<model>.<modality>`: the pooled vector of one encoder (mean of the item's per-photo or per-text
+  vectors, re-normalised to unit length), dense, HNSW-indexed. This is also the key callers use in
+  `Item.vectors`, where they pass the per-photo or per-text rows.
+- `<model>.<modality>.multi`: the same rows kept as a MaxSim multivector; used for rescoring, so by
+  default it skips the HNSW graph (m=0) and is searched exactly.
+- `cf`: the collaborative-filtering vector, dense, dot product, dimension fixed at creation.
+
+`<model>` is the model folder's name, `<modality>` is `image` or `text`, so names cannot collide.
+
+The record (`SchemaRecord`) maps each named vector to the model fingerprint that produced it; it
+travels with the collection (Edge: `mmsearch.json` beside the shard; server and local mode:
+collection metadata under the key `mmsearch`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from indexers.protocol import EncoderSpec
+from mmsearch.errors import (
+    ConfigError,
+    FingerprintMismatchError,
+    SchemaMismatchError,
+    UnknownVectorError,
+)
+from mmsearch.storage.ids import ITEM_ID_KEY
+
+VectorKind = Literal["pooled", "multi", "cf"]
+FieldType = Literal["keyword", "integer", "float", "bool", "datetime", "text", "uuid"]
+CF_VECTOR = "cf"
+MULTI_SUFFIX = ".multi"
+RECORD_FORMAT = 1
+DEFAULT_CF_DIM = 64
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """One named vector of a collection.
+
+    Attributes:
+        name: the Qdrant vector name (see the module docstring for the scheme).
+        kind: `pooled` (dense), `multi` (MaxSim multivector) or `cf` (dense, dot).
+        dim: values per vector (per row for a multivector).
+        distance: `cosine`, `dot` or `euclid`.
+        indexed: whether it gets an HNSW graph; False means m=0, exact scan only.
+        model, family, modality, fingerprint: the encoder behind it (None for `cf`).
+    """
+
+    name: str
+    kind: VectorKind
+    dim: int
+    distance: str
+    indexed: bool
+    model: str | None = None
+    family: str | None = None
+    modality: str | None = None
+    fingerprint: str | None = None
+
+    @property
+    def multivector(self) -> bool:
+        return self.kind == "multi"
+
+
+@dataclass(frozen=True)
+class StoreSchema:
+    """All named vectors and payload indexes of a collection.
+
+    Attributes:
+        vectors: name -> spec, for every named vector in the collection.
+        payload_indexes: payload field -> index type; always holds `item_id` (keyword).
+    """
+
+    vectors: Mapping[str, VectorSpec]
+    payload_indexes: Mapping[str, FieldType] = field(default_factory=dict)
+
+    def get(self, name: str) -> VectorSpec:
+        """The spec of a named vector.
+
+        Raises:
+            UnknownVectorError: no such vector; the message lists the known ones.
+        """
+        try:
+            return self.vectors[name]
+        except KeyError:
+            raise UnknownVectorError("vector", name, self.vectors) from None
+
+    @property
+    def input_names(self) -> list[str]:
+        """Keys accepted in `Item.vectors`: one per encoder (the pooled name) plus `cf`."""
+        return sorted(n for n, s in self.vectors.items() if s.kind != "multi")
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able record of this schema, stored with the collection."""
+        return {
+            "format": RECORD_FORMAT,
+            "vectors": {n: {k: v for k, v in asdict(s).items() if k != "name"} for n, s in self.vectors.items()},
+            "payload_indexes": dict(self.payload_indexes),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> StoreSchema:
+        """Rebuild a schema from `to_record()`'s output.
+
+        Raises:
+            SchemaMismatchError: the record is from an unknown format or is damaged.
+        """
+        if record.get("format") != RECORD_FORMAT:
+            raise SchemaMismatchError(
+                f"the store's schema record has format {record.get('format')!r}; this mmsearch reads "
+                f"format {RECORD_FORMAT}"
+            )
+        try:
+            vectors = {n: VectorSpec(name=n, **v) for n, v in record["vectors"].items()}
+            indexes = dict(record.get("payload_indexes", {}))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise SchemaMismatchError(f"the store's schema record is damaged: {e!r}") from e
+        return cls(vectors=vectors, payload_indexes=indexes)
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    """What opening a store with some encoders means for an existing (or new) collection.
+
+    Attributes:
+        schema: the collection's schema after the change.
+        new_vectors: named vectors to create (all of them for a new collection).
+        new_indexes: payload indexes to create.
+    """
+
+    schema: StoreSchema
+    new_vectors: tuple[VectorSpec, ...]
+    new_indexes: Mapping[str, FieldType]
+
+
+def pooled_name(model: str, modality: str) -> str:
+    """`<model>.<modality>`: the pooled vector's name and the key callers use for the rows."""
+    return f"{model}.{modality}"
+
+
+def multi_name(model: str, modality: str) -> str:
+    """`<model>.<modality>.multi`: the MaxSim multivector's name."""
+    return f"{model}.{modality}{MULTI_SUFFIX}"
+
+
+def encoder_vectors(spec: EncoderSpec, *, index_multivector: bool = False) -> tuple[VectorSpec, VectorSpec]:
+    """The pooled and multivector specs for one encoder.
+
+    Args:
+        spec: the encoder's spec (model, family, modality, dim, distance, fingerprint).
+        index_multivector: build an HNSW graph on the multivector too (default: m=0, rescoring only).
+
+    Raises:
+        ConfigError: a model name that cannot be part of a vector name, a bad dim or distance.
+    """
+    if not isinstance(spec.model, str) or not _MODEL_NAME.match(spec.model):
+        raise ConfigError(
+            f"model name {spec.model!r} cannot name a vector: use 1-128 letters, digits, '_', '-' or '.', "
+            f"starting with a letter or digit"
+        )
+    if spec.modality not in ("image", "text"):
+        raise ConfigError(f"encoder {spec.model!r} has modality {spec.modality!r}; known: image, text")
+    if spec.distance not in ("cosine", "dot", "euclid"):
+        raise ConfigError(f"encoder {spec.model!r} has distance {spec.distance!r}; known: cosine, dot, euclid")
+    if not isinstance(spec.dim, int) or spec.dim < 1:
+        raise ConfigError(f"encoder {spec.model!r} has dim {spec.dim!r}; expected a positive integer")
+    if not spec.fingerprint:
+        raise ConfigError(f"encoder {spec.model!r} ({spec.modality}) has no fingerprint")
+    common = dict(
+        dim=spec.dim, distance=spec.distance, model=spec.model, family=spec.family,
+        modality=spec.modality, fingerprint=spec.fingerprint,
+    )
+    pooled = VectorSpec(name=pooled_name(spec.model, spec.modality), kind="pooled", indexed=True, **common)
+    multi = VectorSpec(name=multi_name(spec.model, spec.modality), kind="multi", indexed=index_multivector, **common)
+    return pooled, multi
+
+
+def cf_vector(dim: int) -> VectorSpec:
+    """The collaborative-filtering vector: dense, dot product."""
+    if not isinstance(dim, int) or dim < 1:
+        raise ConfigError(f"cf_dim {dim!r} must be a positive integer")
+    return VectorSpec(name=CF_VECTOR, kind="cf", dim=dim, distance="dot", indexed=True)
+
+
+def plan_schema(
+    existing: StoreSchema | None,
+    encoders: Iterable[EncoderSpec],
+    *,
+    cf_dim: int | None = None,
+    payload_indexes: Mapping[str, FieldType] | None = None,
+    index_multivector: bool = False,
+) -> SchemaPlan:
+    """Merge encoders and payload indexes into a collection's schema, refusing conflicts.
+
+    Vectors already in the collection are kept as they are (their `indexed` flag included); vectors
+    of new encoders are added; nothing is removed.
+
+    Args:
+        existing: the collection's schema, or None for a new collection.
+        encoders: encoder specs whose vectors the collection must hold.
+        cf_dim: the `cf` vector's dimension; None keeps the stored one (64 for a new collection).
+        payload_indexes: payload fields to index, with their types.
+        index_multivector: HNSW on new multivectors (default m=0).
+
+    Returns:
+        The schema after the change and the vectors and indexes to create.
+
+    Raises:
+        FingerprintMismatchError: an encoder's fingerprint differs from the stored one for its vector.
+        SchemaMismatchError: a dim, distance, cf_dim or payload index type differs from the stored one.
+        ConfigError: two encoders given for one model and modality, or a bad encoder spec.
+    """
+    requested: dict[str, VectorSpec] = {}
+    for spec in encoders:
+        for vec in encoder_vectors(spec, index_multivector=index_multivector):
+            if vec.name in requested and requested[vec.name].fingerprint != vec.fingerprint:
+                raise ConfigError(
+                    f"two encoders given for {pooled_name(spec.model, spec.modality)!r} with fingerprints "
+                    f"{requested[vec.name].fingerprint} and {vec.fingerprint}; give one"
+                )
+            requested[vec.name] = vec
+    stored = dict(existing.vectors) if existing else {}
+    if CF_VECTOR in stored:
+        if cf_dim is not None and stored[CF_VECTOR].dim != cf_dim:
+            raise SchemaMismatchError(
+                f"vector 'cf' in this store has dim {stored[CF_VECTOR].dim}, but cf_dim={cf_dim} was asked for"
+            )
+    else:
+        requested[CF_VECTOR] = cf_vector(DEFAULT_CF_DIM if cf_dim is None else cf_dim)
+
+    new: list[VectorSpec] = []
+    for name, vec in requested.items():
+        old = stored.get(name)
+        if old is None:
+            new.append(vec)
+            continue
+        if old.fingerprint != vec.fingerprint:
+            raise FingerprintMismatchError(name, str(old.fingerprint), str(vec.fingerprint))
+        if (old.dim, old.distance, old.kind) != (vec.dim, vec.distance, vec.kind):
+            raise SchemaMismatchError(
+                f"vector {name!r} in this store is {old.kind} {old.dim}-d {old.distance}, but the encoder "
+                f"given makes {vec.kind} {vec.dim}-d {vec.distance}"
+            )
+    vectors = {**stored, **{v.name: v for v in new}}
+
+    wanted_indexes: dict[str, FieldType] = {ITEM_ID_KEY: "keyword", **(payload_indexes or {})}
+    stored_indexes = dict(existing.payload_indexes) if existing else {}
+    new_indexes: dict[str, FieldType] = {}
+    for key, kind in wanted_indexes.items():
+        if key in stored_indexes:
+            if stored_indexes[key] != kind:
+                raise SchemaMismatchError(
+                    f"payload field {key!r} is indexed as {stored_indexes[key]} in this store, "
+                    f"but {kind} was asked for"
+                )
+        else:
+            new_indexes[key] = kind
+    schema = StoreSchema(vectors=vectors, payload_indexes={**stored_indexes, **new_indexes})
+    return SchemaPlan(schema=schema, new_vectors=tuple(new), new_indexes=new_indexes)
+

@@ -1,0 +1,354 @@
+"""`Store`: the one storage interface, the same on every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from indexers.protocol import EncoderSpec
+from mmsearch.errors import InputError, InvalidFilterError, ItemNotFoundError, StorageError
+from mmsearch.storage.base import (
+    Backend,
+    Hit,
+    Item,
+    NearestQuery,
+    RawRecord,
+    ScrollPage,
+    StoredItem,
+    VectorInput,
+    VectorUpdate,
+    WithVectors,
+)
+from mmsearch.storage.filters import Filter
+from mmsearch.storage.ids import ITEM_ID_KEY, point_id
+from mmsearch.storage.schema import StoreSchema, plan_schema
+from mmsearch.storage.settings import StoreSettings
+from mmsearch.storage.validate import prepare_items, prepare_query, prepare_updates
+
+
+def _check_filter(flt: object) -> None:
+    if flt is not None and not isinstance(flt, Filter):
+        raise InvalidFilterError(
+            f"filter {flt!r:.200} is a {type(flt).__name__}; pass a mmsearch.storage.Filter (or where(...)) or None"
+        )
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+class Store:
+    """Items with named vectors in one Qdrant collection, on any backend.
+
+    Use `open_store(...)` to get one. Every write validates its whole batch first, so a refused
+    batch leaves the store as it was. Item ids map to deterministic point ids, so writing an item
+    again replaces it.
+    """
+
+    def __init__(self, backend: Backend, schema: StoreSchema, settings: StoreSettings) -> None:
+        self._backend: Backend | None = backend
+        self._schema = schema
+        self._settings = settings
+
+    # -- description ---------------------------------------------------------------------------
+    @property
+    def schema(self) -> StoreSchema:
+        """The collection's named vectors and payload indexes."""
+        return self._schema
+
+    @property
+    def settings(self) -> StoreSettings:
+        return self._settings
+
+    @property
+    def backend_kind(self) -> str:
+        """`edge`, `server` or `memory`."""
+        return self._open().kind
+
+    @property
+    def input_names(self) -> list[str]:
+        """Keys accepted in `Item.vectors` and `VectorUpdate.vectors`."""
+        return self._schema.input_names
+
+    @property
+    def vector_names(self) -> list[str]:
+        """Stored (queryable) vector names."""
+        return sorted(self._schema.vectors)
+
+    def _open(self) -> Backend:
+        if self._backend is None:
+            raise StorageError("this store is closed; open it again with open_store(...)")
+        return self._backend
+
+    # -- schema ----------------------------------------------------------------------------------
+    def add_encoders(self, encoders: Iterable[EncoderSpec]) -> list[str]:
+        """Make sure the collection holds these encoders' vectors, adding any that are missing.
+
+        Vectors already there are left untouched (their data included).
+
+        Returns:
+            The names of the vectors added (empty when there was nothing to do).
+
+        Raises:
+            FingerprintMismatchError: an encoder's fingerprint differs from the stored one.
+            SchemaMismatchError: an encoder's dim or distance differs from the stored vector's.
+        """
+        backend = self._open()
+        plan = plan_schema(
+            self._schema, encoders, payload_indexes=self._settings.payload_indexes,
+            index_multivector=self._settings.index_multivectors,
+        )
+        if plan.new_vectors or plan.new_indexes:
+            backend.extend(plan.schema, plan.new_vectors, plan.new_indexes)
+            self._schema = plan.schema
+        return [v.name for v in plan.new_vectors]
+
+    # -- writes ----------------------------------------------------------------------------------
+    def upsert(self, items: Iterable[Item], *, optimize: bool | None = None) -> int:
+        """Insert items, or replace them whole (vectors and payload) when their ids exist.
+
+        Args:
+            items: the batch; every item is checked before any is written.
+            optimize: build pending indexes afterwards (Edge: blocking; server: wait for green);
+                None does so on Edge when the batch holds at least `settings.optimize_after` items.
+
+        Returns:
+            The number of items written.
+
+        Raises:
+            EmptyBatchError, DuplicateIdError, UnknownVectorError, VectorDimensionError,
+            NonFiniteVectorError, InvalidItemError: the batch was refused; nothing was written.
+            BackendError: the engine failed.
+        """
+        backend = self._open()
+        points = prepare_items(list(items), self._schema)
+        for chunk in _chunks(points, self._settings.batch_size):
+            backend.upsert(chunk)
+        after = self._settings.optimize_after
+        auto = backend.explicit_optimize and after is not None and len(points) >= after
+        if optimize or (optimize is None and auto):
+            self.optimize()
+        return len(points)
+
+    def update_vectors(self, updates: Iterable[VectorUpdate]) -> int:
+        """Replace some vectors of existing items (e.g. refresh `cf` only); the rest stays.
+
+        An encoder key replaces both its pooled vector and its multivector.
+
+        Returns:
+            The number of items updated.
+
+        Raises:
+            ItemNotFoundError: some ids are not in the store; nothing was written.
+            the batch errors listed under `upsert`.
+        """
+        backend = self._open()
+        updates = list(updates)
+        points = prepare_updates(updates, self._schema)
+        ids = [p.id for p in points]
+        found = {r.id for chunk in _chunks(ids, 1024) for r in backend.retrieve(chunk, False, False)}
+        missing = [up.id for up, pid in zip(updates, ids) if pid not in found]
+        if missing:
+            shown = ", ".join(repr(n) for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise ItemNotFoundError(f"{len(missing)} item(s) to update are not in the store: {shown}")
+        for chunk in _chunks(points, self._settings.batch_size):
+            backend.update_vectors(chunk)
+        return len(points)
+
+    def delete(self, item_ids: Iterable[str]) -> int:
+        """Delete items by id; ids not in the store are ignored.
+
+        Returns:
+            The number of items that existed and were deleted.
+        """
+        backend = self._open()
+        ids = [point_id(i) for i in item_ids]
+        if not ids:
+            return 0
+        existing = [r.id for chunk in _chunks(ids, 1024) for r in backend.retrieve(chunk, False, False)]
+        for chunk in _chunks(existing, self._settings.batch_size):
+            backend.delete_ids(chunk)
+        return len(existing)
+
+    def delete_where(self, filter: Filter) -> int:
+        """Delete every item matching `filter`.
+
+        Returns:
+            The number of items deleted.
+        """
+        backend = self._open()
+        if filter is None:
+            raise InvalidFilterError("delete_where needs a Filter; use delete(ids) to delete by id")
+        _check_filter(filter)
+        n = backend.count(filter)
+        if n:
+            backend.delete_filter(filter)
+        return n
+
+    def optimize(self) -> bool:
+        """Build pending HNSW graphs now (Edge; blocking). Server: waits until the collection is green.
+
+        Returns:
+            True if anything was optimized.
+        """
+        return self._open().optimize()
+
+    # -- reads -----------------------------------------------------------------------------------
+    def count(self, filter: Filter | None = None) -> int:
+        """The number of items (matching `filter`, if given); exact."""
+        _check_filter(filter)
+        return self._open().count(filter)
+
+    def _check_with_vectors(self, with_vectors: WithVectors) -> WithVectors:
+        if isinstance(with_vectors, bool):
+            return with_vectors
+        names = [with_vectors] if isinstance(with_vectors, str) else list(with_vectors)
+        for n in names:
+            self._schema.get(n)
+        return names
+
+    @staticmethod
+    def _item(rec: RawRecord) -> StoredItem:
+        payload = dict(rec.payload)
+        item_id = payload.pop(ITEM_ID_KEY, None)
+        if item_id is None:
+            raise StorageError(f"point {rec.id} has no {ITEM_ID_KEY!r} in its payload; it was not written by mmsearch")
+        return StoredItem(id=item_id, payload=payload, vectors=rec.vectors)
+
+    def retrieve(
+        self, item_ids: Iterable[str], *, with_vectors: WithVectors = False, with_payload: bool = True
+    ) -> list[StoredItem]:
+        """Read items by id, in the order asked; ids not in the store are left out.
+
+        Args:
+            item_ids: the ids.
+            with_vectors: True for all vectors, a list of stored vector names, or False.
+            with_payload: return payloads (otherwise `payload` is {}).
+
+        Raises:
+            UnknownVectorError: a vector name in `with_vectors` is not in the store.
+        """
+        backend = self._open()
+        wanted = self._check_with_vectors(with_vectors)
+        order = [point_id(i) for i in item_ids]
+        found: dict[str, StoredItem] = {}
+        for chunk in _chunks(list(dict.fromkeys(order)), 1024):
+            for rec in backend.retrieve(chunk, wanted, with_payload):
+                found[rec.id] = self._item(rec)
+        return [found[p] for p in order if p in found]
+
+    def scroll(
+        self,
+        *,
+        filter: Filter | None = None,
+        limit: int = 100,
+        offset: str | None = None,
+        with_vectors: WithVectors = False,
+        with_payload: bool = True,
+    ) -> ScrollPage:
+        """One page of items in a stable order (by point id), optionally filtered.
+
+        Args:
+            filter: payload filter, or None for all items.
+            limit: items per page.
+            offset: the `next_offset` of the previous page, or None to start.
+            with_vectors, with_payload: as in `retrieve`.
+        """
+        backend = self._open()
+        if not isinstance(limit, int) or limit < 1:
+            raise InputError(f"scroll limit {limit!r} must be a positive integer")
+        _check_filter(filter)
+        records, nxt = backend.scroll(filter, limit, offset, self._check_with_vectors(with_vectors), with_payload)
+        return ScrollPage(items=[self._item(r) for r in records], next_offset=nxt)
+
+    def iter_items(
+        self, *, filter: Filter | None = None, page_size: int = 256, with_vectors: WithVectors = False,
+        with_payload: bool = True,
+    ) -> Iterator[StoredItem]:
+        """Every item (matching `filter`), page by page."""
+        offset: str | None = None
+        while True:
+            page = self.scroll(filter=filter, limit=page_size, offset=offset, with_vectors=with_vectors,
+                               with_payload=with_payload)
+            yield from page.items
+            if page.next_offset is None:
+                return
+            offset = page.next_offset
+
+    def query(
+        self,
+        vector: str,
+        query: VectorInput,
+        *,
+        limit: int = 10,
+        filter: Filter | None = None,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        score_threshold: float | None = None,
+        with_payload: bool = False,
+    ) -> list[Hit]:
+        """Nearest neighbours by one named vector, best first.
+
+        Args:
+            vector: a stored vector name: `<model>.<modality>` (pooled, dense), `<model>.<modality>.multi`
+                (MaxSim: `query` is (n, dim), the sum over query rows of the best match per row) or `cf`.
+            query: the query vector(s).
+            limit: results wanted.
+            filter: payload filter, or None.
+            exact: exact search instead of HNSW.
+            hnsw_ef: search-time ef (default from the settings).
+            score_threshold: drop hits scoring below it.
+            with_payload: return payloads.
+
+        Returns:
+            Hits (item id, score, payload) best first.
+
+        Raises:
+            UnknownVectorError: `vector` is not in the store; the message lists the known names.
+            VectorDimensionError, NonFiniteVectorError, InvalidItemError: a bad query vector.
+        """
+        q = NearestQuery(vector=vector, query=query, limit=limit, filter=filter, exact=exact, hnsw_ef=hnsw_ef,
+                         score_threshold=score_threshold, with_payload=with_payload)
+        return self.query_batch([q])[0]
+
+    def query_batch(self, queries: Sequence[NearestQuery]) -> list[list[Hit]]:
+        """Several nearest-neighbour queries as one batch (cheaper than one call each on Edge).
+
+        Returns:
+            One list of hits per query, in order.
+        """
+        backend = self._open()
+        for q in queries:
+            _check_filter(q.filter)
+        checked = [prepare_query(q, self._schema) for q in queries]
+        if not checked:
+            return []
+        results = backend.query(checked)
+        out = []
+        for q, hits in zip(checked, results):
+            row = []
+            for h in hits:
+                payload = dict(h.payload)
+                item_id = payload.pop(ITEM_ID_KEY)
+                row.append(Hit(id=item_id, score=h.score, payload=payload if q.with_payload else None))
+            out.append(row)
+        return out
+
+    # -- lifetime --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush and release the store (and, for Edge, its folder lock). Closing twice is fine."""
+        if self._backend is not None:
+            backend, self._backend = self._backend, None
+            backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = self._backend.kind if self._backend is not None else "closed"
+        return f"Store({state}, collection={self._settings.collection!r}, vectors={self.vector_names})"
+

@@ -1,0 +1,221 @@
+"""Check whole batches before anything is written, and turn items into engine-ready points.
+
+A batch is refused as a whole: every item is checked (and pooled) first, so a bad item leaves
+the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from mmsearch.errors import (
+    DuplicateIdError,
+    EmptyBatchError,
+    InputError,
+    InvalidItemError,
+    NonFiniteVectorError,
+    UnknownVectorError,
+    VectorDimensionError,
+)
+from mmsearch.storage.base import Item, NearestQuery, Point, VectorInput, VectorUpdate
+from mmsearch.storage.ids import ITEM_ID_KEY, check_item_id, point_id
+from mmsearch.storage.schema import MULTI_SUFFIX, StoreSchema, VectorSpec
+
+_MAX_ROWS = 4096
+
+
+def _where(item_id: str | None) -> str:
+    return f"item {item_id!r}: " if item_id is not None else ""
+
+
+def as_rows(name: str, value: VectorInput, spec: VectorSpec, item_id: str | None = None) -> np.ndarray:
+    """`value` as a float32 (n, dim) array of finite rows (a (dim,) vector is one row).
+
+    Raises:
+        InvalidItemError: not numeric, not 1-D or 2-D, no rows, too many rows, or a zero row where
+            the distance is cosine.
+        VectorDimensionError: rows of the wrong length.
+        NonFiniteVectorError: a NaN or infinity (also a float64 too large for float32).
+    """
+    try:
+        with np.errstate(over="ignore"):
+            arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise InvalidItemError(f"{_where(item_id)}vector {name!r} is not a numeric array: {e}") from e
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise InvalidItemError(
+            f"{_where(item_id)}vector {name!r} has shape {arr.shape}; expected ({spec.dim},) or (rows, {spec.dim})"
+        )
+    if arr.shape[1] != spec.dim:
+        raise VectorDimensionError(
+            f"{_where(item_id)}vector {name!r} has {arr.shape[1]} values per row, expected {spec.dim}"
+        )
+    if arr.shape[0] == 0 or arr.shape[0] > _MAX_ROWS:
+        raise InvalidItemError(
+            f"{_where(item_id)}vector {name!r} has {arr.shape[0]} rows; give 1 to {_MAX_ROWS} "
+            f"(leave the key out when an item has none)"
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise NonFiniteVectorError(
+            f"{_where(item_id)}vector {name!r} holds {arr[row, col]} at row {row}, column {col}; "
+            f"vectors must be finite"
+        )
+    if spec.distance == "cosine":
+        zero = np.flatnonzero(~np.any(arr, axis=1))
+        if zero.size:
+            raise InvalidItemError(
+                f"{_where(item_id)}vector {name!r} row {int(zero[0])} is all zeros; cosine needs a non-zero vector"
+            )
+    return arr
+
+
+def pool(rows: np.ndarray) -> np.ndarray | None:
+    """The mean of `rows`, re-normalised to unit length; None when the mean is the zero vector."""
+    mean = rows.astype(np.float64).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm == 0.0 or not np.isfinite(norm):
+        return None
+    return (mean / norm).astype(np.float32)
+
+
+def _input_spec(schema: StoreSchema, name: object, item_id: str | None) -> VectorSpec:
+    spec = schema.vectors.get(name) if isinstance(name, str) else None
+    if spec is None or spec.kind == "multi":
+        err = UnknownVectorError("vector", str(name), schema.input_names)
+        if isinstance(name, str) and name.endswith(MULTI_SUFFIX) and spec is not None:
+            hint = f" (pass the rows under {name[: -len(MULTI_SUFFIX)]!r}; the store fills the multivector)"
+        else:
+            hint = ""
+        err.args = (f"{_where(item_id)}{err.args[0]}{hint}",)
+        raise err
+    return spec
+
+
+def named_vectors(
+    vectors: Mapping[str, VectorInput], schema: StoreSchema, item_id: str | None = None
+) -> dict[str, np.ndarray]:
+    """Stored vectors (by stored name) from an item's input vectors.
+
+    An encoder key's rows become its pooled vector and its `.multi` multivector; `cf` is kept as is.
+
+    Raises:
+        UnknownVectorError: a key that is not an encoder key or `cf`.
+        InvalidItemError, VectorDimensionError, NonFiniteVectorError: see `as_rows`.
+    """
+    if not isinstance(vectors, Mapping):
+        raise InvalidItemError(
+            f"{_where(item_id)}vectors must be a mapping of name -> array, got {type(vectors).__name__}"
+        )
+    out: dict[str, np.ndarray] = {}
+    for name, value in vectors.items():
+        spec = _input_spec(schema, name, item_id)
+        rows = as_rows(name, value, spec, item_id)
+        if spec.kind == "cf":
+            if rows.shape[0] != 1:
+                raise InvalidItemError(f"{_where(item_id)}vector 'cf' has {rows.shape[0]} rows; cf is one vector")
+            out[name] = rows[0]
+            continue
+        pooled = pool(rows)
+        if pooled is None:
+            raise InvalidItemError(
+                f"{_where(item_id)}vector {name!r}: its {rows.shape[0]} rows average to the zero vector, "
+                f"which has no direction to store"
+            )
+        out[name] = pooled
+        out[name + MULTI_SUFFIX] = rows
+    return out
+
+
+def _check_payload(payload: object, item_id: str) -> dict[str, Any]:
+    if not isinstance(payload, Mapping) or not all(isinstance(k, str) for k in payload):
+        raise InvalidItemError(f"{_where(item_id)}payload must be a mapping with string keys, got {payload!r:.200}")
+    if ITEM_ID_KEY in payload:
+        raise InvalidItemError(f"{_where(item_id)}payload key {ITEM_ID_KEY!r} is reserved for the item id")
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidItemError(
+            f"{_where(item_id)}payload is not JSON-able (plain str/int/float/bool/list/dict): {e}"
+        ) from e
+    return dict(payload)
+
+
+def _check_batch(ids: Sequence[str], what: str) -> None:
+    if not ids:
+        raise EmptyBatchError(f"no {what} given; a write needs at least one")
+    dups = [i for i, n in Counter(ids).items() if n > 1]
+    if dups:
+        shown = ", ".join(repr(d) for d in dups[:10]) + (" ..." if len(dups) > 10 else "")
+        raise DuplicateIdError(f"{len(dups)} item id(s) appear more than once in one batch: {shown}")
+
+
+def prepare_items(items: Sequence[Item], schema: StoreSchema) -> list[Point]:
+    """Check a batch of items and build their points (pooled vectors computed).
+
+    Raises:
+        EmptyBatchError, DuplicateIdError, InvalidItemError, VectorDimensionError,
+        NonFiniteVectorError, UnknownVectorError: the whole batch is refused.
+    """
+    items = list(items)
+    for it in items:
+        if not isinstance(it, Item):
+            raise InvalidItemError(f"expected Item objects, got {type(it).__name__}: {it!r:.200}")
+        check_item_id(it.id)
+    _check_batch([it.id for it in items], "items")
+    points = []
+    for it in items:
+        payload = _check_payload(it.payload, it.id)
+        vectors = named_vectors(it.vectors, schema, it.id)
+        points.append(Point(id=point_id(it.id), vectors=vectors, payload={**payload, ITEM_ID_KEY: it.id}))
+    return points
+
+
+def prepare_updates(updates: Sequence[VectorUpdate], schema: StoreSchema) -> list[Point]:
+    """Check a batch of vector updates and build their (payload-less) points.
+
+    Raises:
+        the same errors as `prepare_items`, and InvalidItemError for an update without vectors.
+    """
+    updates = list(updates)
+    for up in updates:
+        if not isinstance(up, VectorUpdate):
+            raise InvalidItemError(f"expected VectorUpdate objects, got {type(up).__name__}: {up!r:.200}")
+        check_item_id(up.id)
+    _check_batch([up.id for up in updates], "updates")
+    points = []
+    for up in updates:
+        if not up.vectors:
+            raise InvalidItemError(f"{_where(up.id)}update has no vectors; known: {', '.join(schema.input_names)}")
+        points.append(Point(id=point_id(up.id), vectors=named_vectors(up.vectors, schema, up.id)))
+    return points
+
+
+def prepare_query(query: NearestQuery, schema: StoreSchema) -> NearestQuery:
+    """A copy of `query` with its vector as a float32 array of the right shape.
+
+    Raises:
+        UnknownVectorError: the vector name is not in the store.
+        InvalidItemError, VectorDimensionError, NonFiniteVectorError: a bad query vector.
+        InputError: a limit below 1.
+    """
+    spec = schema.get(query.vector)
+    if not isinstance(query.limit, int) or query.limit < 1:
+        raise InputError(f"query limit {query.limit!r} must be a positive integer")
+    rows = as_rows(query.vector, query.query, spec)
+    if spec.kind == "multi":
+        return replace(query, query=rows)
+    if rows.shape[0] != 1:
+        raise InvalidItemError(
+            f"vector {query.vector!r} is dense: query it with one ({spec.dim},) vector, got {rows.shape[0]} rows"
+        )
+    return replace(query, query=rows[0])
