@@ -20,6 +20,8 @@ from indexers.export import export_model
 from indexers.export.torch_compat import import_torchvision
 from indexers.onnx_session import OnnxSession
 
+import_torchvision()  # open_clip and sentence-transformers import torchvision; patch it first
+
 
 @dataclass(frozen=True)
 class Row:
