@@ -12,6 +12,9 @@ Example:
         store.optimize()
         hits = store.query("clip.image", clip_text.embed(["a red bicycle"])[0], limit=5)
 
+Multi-stage queries (prefetches fused by a formula, RRF or DBSF, or a MaxSim rescoring) are
+`HybridQuery` objects, run by `store.hybrid_query(...)`; see `mmsearch.storage.hybrid`.
+
 Importing this package loads neither qdrant_client nor qdrant_edge; `open_store` loads the one
 its backend needs.
 """
@@ -25,6 +28,21 @@ from indexers.protocol import EncoderSpec
 from mmsearch.errors import StoreNotFoundError
 from mmsearch.storage.base import Backend, Hit, Item, NearestQuery, ScrollPage, StoredItem, VectorUpdate
 from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range, where
+from mmsearch.storage.hybrid import (
+    Const,
+    Dbsf,
+    Div,
+    Formula,
+    HasVector,
+    HybridQuery,
+    Mult,
+    Prefetch,
+    Rescore,
+    Rrf,
+    Score,
+    Sum,
+    weighted_sum_formula,
+)
 from mmsearch.storage.ids import ITEM_ID_KEY, ITEM_NAMESPACE, point_id
 from mmsearch.storage.schema import (
     CF_VECTOR,
@@ -106,8 +124,9 @@ def open_store(
 
 
 __all__ = [
-    "CF_VECTOR", "ITEM_ID_KEY", "ITEM_NAMESPACE", "Filter", "HasItemId", "Hit", "HnswSettings", "Item", "Match",
-    "MatchAny", "NearestQuery", "Range", "ScrollPage", "Store", "StoreSchema", "StoreSettings", "StoredItem",
-    "VectorSpec", "VectorUpdate", "encoder_vectors", "load_settings", "make_backend", "multi_name", "open_store",
-    "plan_schema", "point_id", "pooled_name", "where",
+    "CF_VECTOR", "ITEM_ID_KEY", "ITEM_NAMESPACE", "Const", "Dbsf", "Div", "Filter", "Formula", "HasItemId",
+    "HasVector", "Hit", "HnswSettings", "HybridQuery", "Item", "Match", "MatchAny", "Mult", "NearestQuery",
+    "Prefetch", "Range", "Rescore", "Rrf", "Score", "ScrollPage", "Store", "StoreSchema", "StoreSettings",
+    "StoredItem", "Sum", "VectorSpec", "VectorUpdate", "encoder_vectors", "load_settings", "make_backend",
+    "multi_name", "open_store", "plan_schema", "point_id", "pooled_name", "weighted_sum_formula", "where",
 ]

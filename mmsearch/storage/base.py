@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import numpy as np
 
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
+
+if TYPE_CHECKING:
+    from mmsearch.storage.hybrid import HybridQuery
 
 VectorInput = Union[np.ndarray, Sequence[float], Sequence[Sequence[float]]]
 WithVectors = Union[bool, Sequence[str]]
@@ -179,8 +182,20 @@ class Backend(Protocol):
         """Points in point-id order from `offset`, and the next page's offset."""
         ...
 
-    def query(self, queries: Sequence[NearestQuery]) -> list[list[RawHit]]:
-        """Run nearest-neighbour queries (already validated, `query` as float32 arrays) as one batch."""
+    def query(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[RawHit]]:
+        """Run nearest-neighbour and hybrid queries (already validated, vectors as float32 arrays) as one batch."""
+        ...
+
+    def score_points(self, queries: Sequence[NearestQuery], point_ids: Sequence[str],
+                     limit: int | None = None) -> list[dict[str, float]]:
+        """Exact scores of `point_ids` for each query (point id -> score; points lacking the vector left out).
+
+        With `limit`, only the `limit` best of them per query.
+        """
+        ...
+
+    def delete_vectors(self, point_ids: Sequence[str], names: Sequence[str]) -> None:
+        """Remove some named vectors from existing points, leaving their other vectors and payload."""
         ...
 
     def optimize(self) -> bool:

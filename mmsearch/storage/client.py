@@ -7,6 +7,10 @@ metadata under `mmsearch`; the server builds HNSW graphs itself in the backgroun
 Local mode (`QdrantClient(":memory:")`, or `path=` to persist): pure Python and exact search. It
 ignores payload indexes, HNSW and quantization and slows down past ~20,000 points: for tests and
 toy setups, not production.
+
+Hybrid queries (`mmsearch.storage.hybrid`) become `query_batch_points` requests with `prefetch`,
+`FormulaQuery` (variables `$score[i]`, explicit `defaults`), `RrfQuery` or `FusionQuery(DBSF)`;
+local mode evaluates them in Python with the server's semantics.
 """
 
 from __future__ import annotations
@@ -28,6 +32,22 @@ from mmsearch.errors import (
 )
 from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors
 from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range
+from mmsearch.storage.hybrid import (
+    Const,
+    Dbsf,
+    Div,
+    Expression,
+    Formula,
+    Fusion,
+    HasVector,
+    HybridQuery,
+    Mult,
+    Prefetch,
+    Rescore,
+    Rrf,
+    Score,
+    Sum,
+)
 from mmsearch.storage.ids import ITEM_ID_KEY, point_id
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 from mmsearch.storage.settings import StoreSettings
@@ -205,6 +225,11 @@ class ClientBackend:
         with self._e("update_vectors"):
             self._client.update_vectors(self._name, points=batch, wait=True)
 
+    def delete_vectors(self, point_ids: Sequence[str], names: Sequence[str]) -> None:
+        with self._e("delete_vectors"):
+            self._client.delete_vectors(self._name, vectors=list(names),
+                                        points=self._m.PointIdsList(points=list(point_ids)), wait=True)
+
     def delete_ids(self, point_ids: Sequence[str]) -> None:
         with self._e("delete"):
             self._client.delete(self._name, points_selector=self._m.PointIdsList(points=list(point_ids)), wait=True)
@@ -263,26 +288,93 @@ class ClientBackend:
             )
         return [_record(r) for r in recs], (None if nxt is None else str(nxt))
 
-    def query(self, queries: Sequence[NearestQuery]) -> list[list[RawHit]]:
-        m = self._m
-        requests = [
-            m.QueryRequest(
-                query=m.NearestQuery(nearest=self._vec(q.query)),
-                using=q.vector,
-                filter=self._filter(q.filter),
-                params=self._search_params(q),
-                limit=q.limit,
-                score_threshold=q.score_threshold,
-                with_payload=self._payload(q.with_payload),
-            )
-            for q in queries
-        ]
+    def query(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[RawHit]]:
+        requests = [self._request(q) for q in queries]
         with self._e("query"):
             responses = self._client.query_batch_points(self._name, requests=requests)
         return [[RawHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in r.points]
                 for r in responses]
 
-    def _search_params(self, q: NearestQuery) -> Any:
+    def score_points(self, queries: Sequence[NearestQuery], point_ids: Sequence[str],
+                     limit: int | None = None) -> list[dict[str, float]]:
+        m = self._m
+        only = m.Filter(must=[m.HasIdCondition(has_id=list(point_ids))])
+        exact = None if self._local else m.SearchParams(exact=True)
+        requests = [
+            m.QueryRequest(query=m.NearestQuery(nearest=self._vec(q.query)), using=q.vector, filter=only,
+                           params=exact, limit=limit or len(point_ids), with_payload=False)
+            for q in queries
+        ]
+        with self._e("score"):
+            responses = self._client.query_batch_points(self._name, requests=requests)
+        return [{str(p.id): float(p.score) for p in r.points} for r in responses]
+
+    def _request(self, q: NearestQuery | HybridQuery) -> Any:
+        m = self._m
+        if isinstance(q, HybridQuery):
+            query, using = self._fusion(q.fusion)
+            return m.QueryRequest(
+                prefetch=[self._prefetch(p) for p in q.prefetch],
+                query=query,
+                using=using,
+                filter=self._filter(q.filter),
+                limit=q.limit,
+                score_threshold=q.score_threshold,
+                with_payload=self._payload(q.with_payload),
+            )
+        return m.QueryRequest(
+            query=m.NearestQuery(nearest=self._vec(q.query)),
+            using=q.vector,
+            filter=self._filter(q.filter),
+            params=self._search_params(q),
+            limit=q.limit,
+            score_threshold=q.score_threshold,
+            with_payload=self._payload(q.with_payload),
+        )
+
+    def _prefetch(self, p: Prefetch) -> Any:
+        m = self._m
+        return m.Prefetch(
+            prefetch=[self._prefetch(n) for n in p.prefetch] or None,
+            query=m.NearestQuery(nearest=self._vec(p.query)),
+            using=p.vector,
+            filter=self._filter(p.filter),
+            params=self._search_params(p),
+            limit=p.limit,
+        )
+
+    def _fusion(self, f: Fusion) -> tuple[Any, str | None]:
+        """The query object and the `using` vector name for a fusion."""
+        m = self._m
+        if isinstance(f, Formula):
+            defaults = {f"$score[{i}]": v for i, v in f.defaults.items()}
+            return m.FormulaQuery(formula=self._expression(f.expression), defaults=defaults), None
+        if isinstance(f, Rrf):
+            return m.RrfQuery(rrf=m.Rrf(k=f.k, weights=list(f.weights) if f.weights is not None else None)), None
+        if isinstance(f, Dbsf):
+            return m.FusionQuery(fusion=m.Fusion.DBSF), None
+        if isinstance(f, Rescore):
+            return m.NearestQuery(nearest=self._vec(f.query)), f.vector
+        raise TypeError(f"unknown fusion {f!r}")  # prepare_hybrid rules this out
+
+    def _expression(self, e: Expression) -> Any:
+        m = self._m
+        if isinstance(e, Const):
+            return float(e.value)
+        if isinstance(e, Score):
+            return f"$score[{e.index}]"
+        if isinstance(e, HasVector):
+            return m.HasVectorCondition(has_vector=e.vector)
+        if isinstance(e, Sum):
+            return m.SumExpression(sum=[self._expression(t) for t in e.terms])
+        if isinstance(e, Mult):
+            return m.MultExpression(mult=[self._expression(t) for t in e.terms])
+        if isinstance(e, Div):
+            return m.DivExpression(div=m.DivParams(left=self._expression(e.left), right=self._expression(e.right),
+                                                   by_zero_default=e.by_zero))
+        raise TypeError(f"unknown expression {e!r}")  # prepare_hybrid rules this out
+
+    def _search_params(self, q: NearestQuery | Prefetch) -> Any:
         m, s = self._m, self._settings
         if self._local:
             return None  # local mode is always exact and warns about any search params

@@ -14,6 +14,11 @@ Edge facts this module works around:
   the backend then reopens the shard with the full config, which Edge persists, so a rescoring
   multivector keeps m=0.
 - With quantization on, queries ask for rescoring with the original vectors.
+- Hybrid queries (`mmsearch.storage.hybrid`) map onto Edge's own call shapes: `prefetches=` and
+  `filter=` on the request, `using=` inside `Query.Nearest`, formula terms wrapped in
+  `Expression.Constant` / `Expression.Variable("$score[i]")`, `Fusion.Rrf(k, weights)` and
+  `Fusion.Dbsf()`. The request's filter reaches every prefetch. Edge has no recommend-by-id:
+  callers read an item's vectors (`retrieve`) and query with them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,22 @@ from mmsearch.errors import (
 )
 from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors
 from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range
+from mmsearch.storage.hybrid import (
+    Const,
+    Dbsf,
+    Div,
+    Expression,
+    Formula,
+    Fusion,
+    HasVector,
+    HybridQuery,
+    Mult,
+    Prefetch,
+    Rescore,
+    Rrf,
+    Score,
+    Sum,
+)
 from mmsearch.storage.ids import ITEM_ID_KEY, point_id
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 from mmsearch.storage.settings import StoreSettings
@@ -282,6 +304,11 @@ class EdgeBackend:
         with _engine("update_vectors"):
             shard.update(qe.UpdateOperation.update_vectors(batch))
 
+    def delete_vectors(self, point_ids: Sequence[str], names: Sequence[str]) -> None:
+        shard = self._shard_or_fail()
+        with _engine("delete_vectors"):
+            shard.update(self._qe.UpdateOperation.delete_vectors(list(point_ids), list(names)))
+
     def delete_ids(self, point_ids: Sequence[str]) -> None:
         shard = self._shard_or_fail()
         with _engine("delete"):
@@ -335,29 +362,97 @@ class EdgeBackend:
             recs, nxt = shard.scroll(req)
         return [_record(r) for r in recs], (None if nxt is None else str(nxt))
 
-    def query(self, queries: Sequence[NearestQuery]) -> list[list[RawHit]]:
-        qe = self._qe
+    def query(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[RawHit]]:
         shard = self._shard_or_fail()
-        requests = [
-            qe.QueryRequest(
-                limit=q.limit,
-                query=qe.Query.Nearest(q.query, using=q.vector),
-                filter=self._filter(q.filter),
-                score_threshold=q.score_threshold,
-                params=self._search_params(q),
-                with_payload=self._payload_selector(q.with_payload),
-            )
-            for q in queries
-        ]
+        requests = [self._request(q) for q in queries]
         with _engine("query"):
             if len(requests) == 1:
                 results = [shard.query(requests[0])]
             else:
-                results = shard.query_batch(qe.QueryBatchRequest(requests))
+                results = shard.query_batch(self._qe.QueryBatchRequest(requests))
         return [[RawHit(id=str(h.id), score=float(h.score), payload=dict(h.payload or {})) for h in res]
                 for res in results]
 
-    def _search_params(self, q: NearestQuery) -> Any:
+    def score_points(self, queries: Sequence[NearestQuery], point_ids: Sequence[str],
+                     limit: int | None = None) -> list[dict[str, float]]:
+        qe = self._qe
+        shard = self._shard_or_fail()
+        only = qe.Filter(must=[qe.HasIdCondition(set(point_ids))])
+        requests = [
+            qe.QueryRequest(limit=limit or len(point_ids), query=qe.Query.Nearest(q.query, using=q.vector), filter=only,
+                            params=qe.SearchParams(exact=True), with_payload=False)
+            for q in queries
+        ]
+        with _engine("score"):
+            results = (shard.query_batch(qe.QueryBatchRequest(requests)) if len(requests) > 1
+                       else [shard.query(requests[0])])
+        if limit is not None:
+            return [{str(h.id): float(h.score) for h in res} for res in results]
+        # Edge returns uuid.UUID ids: with every point scored by every query, one dict from UUID back to
+        # the id string costs less than str() on each hit.
+        back = {uuid.UUID(p): p for p in point_ids}
+        return [{back.get(h.id, str(h.id)): float(h.score) for h in res} for res in results]
+
+    def _request(self, q: NearestQuery | HybridQuery) -> Any:
+        qe = self._qe
+        if isinstance(q, HybridQuery):
+            return qe.QueryRequest(
+                limit=q.limit,
+                query=self._fusion(q.fusion),
+                prefetches=[self._prefetch(p) for p in q.prefetch],
+                filter=self._filter(q.filter),
+                score_threshold=q.score_threshold,
+                with_payload=self._payload_selector(q.with_payload),
+            )
+        return qe.QueryRequest(
+            limit=q.limit,
+            query=qe.Query.Nearest(q.query, using=q.vector),
+            filter=self._filter(q.filter),
+            score_threshold=q.score_threshold,
+            params=self._search_params(q),
+            with_payload=self._payload_selector(q.with_payload),
+        )
+
+    def _prefetch(self, p: Prefetch) -> Any:
+        qe = self._qe
+        return qe.Prefetch(
+            limit=p.limit,
+            query=qe.Query.Nearest(p.query, using=p.vector),
+            prefetches=[self._prefetch(n) for n in p.prefetch] or None,
+            params=self._search_params(p),
+            filter=self._filter(p.filter),
+        )
+
+    def _fusion(self, f: Fusion) -> Any:
+        qe = self._qe
+        if isinstance(f, Formula):
+            return qe.Formula(self._expression(f.expression),
+                              defaults={f"$score[{i}]": v for i, v in f.defaults.items()})
+        if isinstance(f, Rrf):
+            return qe.Fusion.Rrf(k=f.k, weights=list(f.weights) if f.weights is not None else None)
+        if isinstance(f, Dbsf):
+            return qe.Fusion.Dbsf()
+        if isinstance(f, Rescore):
+            return qe.Query.Nearest(f.query, using=f.vector)
+        raise TypeError(f"unknown fusion {f!r}")  # prepare_hybrid rules this out
+
+    def _expression(self, e: Expression) -> Any:
+        ex = self._qe.Expression
+        if isinstance(e, Const):
+            return ex.Constant(float(e.value))
+        if isinstance(e, Score):
+            return ex.Variable(f"$score[{e.index}]")
+        if isinstance(e, HasVector):
+            return ex.Condition(self._qe.HasVectorCondition(e.vector))
+        if isinstance(e, Sum):
+            return ex.Sum([self._expression(t) for t in e.terms])
+        if isinstance(e, Mult):
+            return ex.Mult([self._expression(t) for t in e.terms])
+        if isinstance(e, Div):
+            return ex.Div(self._expression(e.left), self._expression(e.right), by_zero_default=e.by_zero)
+        raise TypeError(f"unknown expression {e!r}")  # prepare_hybrid rules this out
+
+    def _search_params(self, q: NearestQuery | Prefetch) -> Any:
         qe, s = self._qe, self._settings
         quant = None
         if s.quantization != "none" and not q.exact:

@@ -10,6 +10,7 @@ The item id is also kept in the payload under `ITEM_ID_KEY`, since a UUID cannot
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from mmsearch.errors import InvalidItemError
 
@@ -40,4 +41,13 @@ def point_id(item_id: str) -> str:
     Raises:
         InvalidItemError: `item_id` is not a non-empty string.
     """
-    return str(uuid.uuid5(ITEM_NAMESPACE, check_item_id(item_id)))
+    if isinstance(item_id, str) and 0 < len(item_id) <= MAX_ITEM_ID_LENGTH:
+        return _point_id(item_id)
+    return _point_id(check_item_id(item_id))  # check_item_id raises here
+
+
+@lru_cache(maxsize=1 << 18)
+def _point_id(item_id: str) -> str:
+    # Cached: hybrid queries name their candidates by id in several filters per query, and a uuid5
+    # (a SHA-1) per id per filter costs more than the engine's search itself.
+    return str(uuid.uuid5(ITEM_NAMESPACE, item_id))

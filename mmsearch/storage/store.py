@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from indexers.protocol import EncoderSpec
-from mmsearch.errors import InputError, InvalidFilterError, ItemNotFoundError, StorageError
+from mmsearch.errors import InputError, InvalidFilterError, ItemNotFoundError, StorageError, UnknownVectorError
 from mmsearch.storage.base import (
     Backend,
     Hit,
@@ -20,10 +22,13 @@ from mmsearch.storage.base import (
     WithVectors,
 )
 from mmsearch.storage.filters import Filter
+from mmsearch.storage.hybrid import HybridQuery, prepare_hybrid
 from mmsearch.storage.ids import ITEM_ID_KEY, point_id
-from mmsearch.storage.schema import StoreSchema, plan_schema
+from mmsearch.storage.schema import MULTI_SUFFIX, StoreSchema, plan_schema
 from mmsearch.storage.settings import StoreSettings
 from mmsearch.storage.validate import prepare_items, prepare_query, prepare_updates
+
+_SCORE_CHUNK = 4096
 
 
 def _check_filter(flt: object) -> None:
@@ -312,16 +317,29 @@ class Store:
                          score_threshold=score_threshold, with_payload=with_payload)
         return self.query_batch([q])[0]
 
-    def query_batch(self, queries: Sequence[NearestQuery]) -> list[list[Hit]]:
-        """Several nearest-neighbour queries as one batch (cheaper than one call each on Edge).
+    def query_batch(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[Hit]]:
+        """Several queries as one batch (cheaper than one call each on Edge).
+
+        Args:
+            queries: `NearestQuery` (one named vector) and `HybridQuery` (prefetches, then a
+                formula, RRF, DBSF or a rescoring) in any mix.
 
         Returns:
             One list of hits per query, in order.
+
+        Raises:
+            the errors of `query` and `hybrid_query`.
         """
         backend = self._open()
+        checked: list[NearestQuery | HybridQuery] = []
         for q in queries:
-            _check_filter(q.filter)
-        checked = [prepare_query(q, self._schema) for q in queries]
+            if isinstance(q, HybridQuery):
+                checked.append(prepare_hybrid(q, self._schema))
+            else:
+                if not isinstance(q, NearestQuery):
+                    raise InputError(f"expected NearestQuery or HybridQuery objects, got {type(q).__name__}")
+                _check_filter(q.filter)
+                checked.append(prepare_query(q, self._schema))
         if not checked:
             return []
         results = backend.query(checked)
@@ -334,6 +352,118 @@ class Store:
                 row.append(Hit(id=item_id, score=h.score, payload=payload if q.with_payload else None))
             out.append(row)
         return out
+
+    def score_items(self, item_ids: Sequence[str], queries: Sequence[tuple[str, VectorInput]]) -> np.ndarray:
+        """The exact score of each item on each query: a (len(item_ids), len(queries)) float64 matrix.
+
+        This is how a candidate set gets its true score on every leg of a fused query, including
+        the legs whose own top-k it was not in. NaN marks an item that lacks the vector (or is not
+        in the store).
+
+        Args:
+            item_ids: the items to score (e.g. the union of several queries' hits).
+            queries: (stored vector name, query vector) pairs, as in `query`.
+
+        Raises:
+            UnknownVectorError, VectorDimensionError, NonFiniteVectorError, InvalidItemError: a bad
+                vector name or query vector.
+        """
+        backend = self._open()
+        checked = [prepare_query(NearestQuery(vector=v, query=q), self._schema) for v, q in queries]
+        ids = list(item_ids)
+        out = np.full((len(ids), len(checked)), np.nan, dtype=np.float64)
+        if not ids or not checked:
+            return out
+        pids = [point_id(i) for i in ids]
+        row = {p: r for r, p in enumerate(pids)}
+        unique = list(row)
+        for start in range(0, len(unique), _SCORE_CHUNK):
+            chunk = unique[start : start + _SCORE_CHUNK]
+            for col, scores in enumerate(backend.score_points(checked, chunk)):
+                for pid, score in scores.items():
+                    out[row[pid], col] = score
+        if len(unique) < len(pids):  # repeated ids: copy the scored row
+            for r, p in enumerate(pids):
+                out[r] = out[row[p]]
+        return out
+
+    def score_range(self, item_ids: Sequence[str], queries: Sequence[tuple[str, VectorInput]]) -> np.ndarray:
+        """The lowest and highest exact score among the items, per query: a (len(queries), 2) array.
+
+        Cheaper than `score_items` when only the range is needed (e.g. min-max normalisation):
+        the engine scores the items and returns two per query. The lowest score of a cosine or dot
+        query q is minus the highest of -q, so dense cosine and dot vectors only. NaN when no item
+        has the vector.
+
+        Raises:
+            InputError: a multivector or euclid vector (their lowest score is not a negated search).
+            the errors of `score_items`.
+        """
+        backend = self._open()
+        checked = [prepare_query(NearestQuery(vector=v, query=q), self._schema) for v, q in queries]
+        for q in checked:
+            spec = self._schema.get(q.vector)
+            if spec.kind == "multi" or spec.distance not in ("cosine", "dot"):
+                raise InputError(
+                    f"score_range needs dense cosine or dot vectors; {q.vector!r} is {spec.kind}, {spec.distance}: "
+                    f"use score_items"
+                )
+        out = np.full((len(checked), 2), np.nan, dtype=np.float64)
+        pids = list(dict.fromkeys(point_id(i) for i in item_ids))
+        if not pids or not checked:
+            return out
+        negated = [NearestQuery(vector=q.vector, query=-np.asarray(q.query), limit=1) for q in checked]
+        for start in range(0, len(pids), _SCORE_CHUNK):
+            found = backend.score_points([*checked, *negated], pids[start : start + _SCORE_CHUNK], limit=1)
+            for j in range(len(checked)):
+                hi, lo = found[j].values(), [-v for v in found[len(checked) + j].values()]
+                out[j, 0] = np.nanmin([out[j, 0], *lo]) if lo else out[j, 0]
+                out[j, 1] = np.nanmax([out[j, 1], *hi]) if hi else out[j, 1]
+        return out
+
+    def hybrid_query(self, query: HybridQuery) -> list[Hit]:
+        """A multi-stage query: prefetches fused by a formula, RRF or DBSF, or rescored (e.g. MaxSim).
+
+        See `mmsearch.storage.hybrid` for the fusion definitions and the missing-score trap.
+
+        Returns:
+            Hits best first, scored by the fusion.
+
+        Raises:
+            UnknownVectorError: a prefetch, rescoring or `HasVector` names an unknown vector.
+            VectorDimensionError, NonFiniteVectorError, InvalidItemError: a bad query vector.
+            InputError: no prefetch or a limit below 1.
+            InvalidFilterError: a filter that is not a `Filter`.
+            ConfigError: a malformed formula, RRF weights or fusion.
+        """
+        return self.query_batch([query])[0]
+
+    def delete_vectors(self, item_ids: Iterable[str], names: Iterable[str]) -> int:
+        """Remove named vectors from items (e.g. a stale `cf`), keeping their other vectors and payload.
+
+        An encoder key removes both its pooled vector and its multivector. Ids not in the store are
+        ignored; removing a vector an item does not have is a no-op.
+
+        Returns:
+            The number of items that exist among `item_ids`.
+
+        Raises:
+            UnknownVectorError: a name that is not an encoder key or `cf`.
+        """
+        backend = self._open()
+        stored: list[str] = []
+        for name in names:
+            spec = self._schema.get(name)
+            if spec.kind == "multi":
+                raise UnknownVectorError("vector", name, self._schema.input_names)
+            stored += [name] if spec.kind == "cf" else [name, name + MULTI_SUFFIX]
+        ids = [point_id(i) for i in item_ids]
+        if not ids or not stored:
+            return 0
+        existing = [r.id for chunk in _chunks(ids, 1024) for r in backend.retrieve(chunk, False, False)]
+        for chunk in _chunks(existing, self._settings.batch_size):
+            backend.delete_vectors(chunk, stored)
+        return len(existing)
 
     # -- lifetime --------------------------------------------------------------------------------
     def close(self) -> None:

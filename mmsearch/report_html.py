@@ -1,0 +1,122 @@
+"""A self-contained HTML page of search results: each hit with its photos and its score breakdown.
+
+Image search is judged by looking. Local photos are embedded as small JPEG thumbnails (data URIs),
+so the page can be mailed or archived; http(s) images are linked. A photo that cannot be read is
+shown as a grey box with the reason, never an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mmsearch.errors import ImageDecodeError
+from mmsearch.fetch import is_url
+from mmsearch.results import SearchResponse
+
+THUMB_PX = 160
+MAX_PHOTOS = 4
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.3em} table.sig{border-collapse:collapse;margin:.5em 0 1em}
+table.sig td,table.sig th{padding:.15em .6em;border-bottom:1px solid #ddd;text-align:left}
+.hits{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:1em}
+.hit{border:1px solid #ccc;border-radius:6px;padding:.6em}
+.photos img,.photos .none{width:80px;height:80px;object-fit:cover;margin:0 .3em .3em 0;border-radius:3px}
+.photos .none{display:inline-block;background:#eee;font-size:.6em;overflow:hidden;vertical-align:top}
+.score{font-weight:bold} .id{color:#666;font-size:.85em}
+.bar{background:#4a7fd0;height:.55em;display:inline-block;vertical-align:middle}
+td.num{font-variant-numeric:tabular-nums;text-align:right} .note{color:#a15c00}
+"""
+
+
+def _thumbnail(path: Path) -> str:
+    from PIL import Image
+
+    from indexers.images import load_image
+
+    image = load_image(path).convert("RGB")
+    image.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _photo(ref: str, image_root: Path) -> str:
+    if is_url(ref):
+        return f'<img src="{html.escape(ref)}" alt="" loading="lazy">'
+    path = Path(ref) if Path(ref).is_absolute() else image_root / ref
+    try:
+        return f'<img src="{_thumbnail(path)}" alt="{html.escape(ref)}">'
+    except (ImageDecodeError, OSError) as e:
+        return f'<span class="none" title="{html.escape(str(e))}">{html.escape(ref)}</span>'
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render_report(response: SearchResponse, query: Mapping[str, Any], *, image_root: str | Path = ".") -> str:
+    """The HTML page for a search response.
+
+    Args:
+        response: what `Searcher.search` returned (with `explain=True` for the breakdowns).
+        query: what was asked (shown at the top), e.g. {"text": "...", "user": "..."}.
+        image_root: folder that relative image paths in the payloads are relative to.
+    """
+    root = Path(image_root)
+    asked = ", ".join(f"{k}={v!r}" for k, v in query.items() if v not in (None, (), [], {}))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>mmsearch results</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>mmsearch: {html.escape(asked) or 'results'}</h1>",
+        f"<p>fusion <b>{html.escape(response.fusion)}</b>"
+        + (f" ({html.escape(response.normalization)})" if response.fusion == "wsum" else "")
+        + f", computed in {html.escape(response.engine)}, {response.candidates} candidates scored on every signal.</p>",
+        "<table class='sig'><tr><th>signal</th><th>vector</th><th>weight</th><th>from</th></tr>",
+    ]
+    for s in response.signals:
+        parts.append(f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.vector)}</td>"
+                     f"<td class='num'>{s.weight:.3f}</td><td>{html.escape(', '.join(s.inputs))}</td></tr>")
+    parts.append("</table>")
+    parts += [f"<p class='note'>{html.escape(n)}</p>" for n in response.notes]
+    parts.append("<div class='hits'>")
+    for rank, r in enumerate(response, 1):
+        title = r.payload.get("title") or r.payload.get("name") or ""
+        images = r.payload.get("images") or []
+        images = [images] if isinstance(images, str) else list(images)
+        photos = "".join(_photo(str(ref), root) for ref in images[:MAX_PHOTOS]) or "<span class='none'>no photo</span>"
+        parts.append(f"<div class='hit'><div>#{rank} <span class='score'>{r.score:.4f}</span> "
+                     f"<span class='id'>{html.escape(r.id)}</span></div><div>{html.escape(str(title))}</div>"
+                     f"<div class='photos'>{photos}</div>")
+        if r.signals:
+            parts.append("<table class='sig'><tr><th>signal</th><th>raw</th><th>norm</th><th>weight</th><th>+</th>"
+                         "<th></th></tr>")
+            for name, s in r.signals.items():
+                width = max(0.0, min(1.0, s.contribution / r.score if r.score > 0 else 0.0)) * 80
+                parts.append(
+                    f"<tr><td>{html.escape(name)}</td><td class='num'>{_fmt(s.raw)}</td>"
+                    f"<td class='num'>{_fmt(s.normalized)}</td><td class='num'>{s.weight:.2f}</td>"
+                    f"<td class='num'>{s.contribution:.4f}</td><td><span class='bar' style='width:{width:.0f}px'>"
+                    f"</span></td></tr>"
+                )
+            parts.append("</table>")
+        parts.append("</div>")
+    parts.append("</div></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(path: str | Path, response: SearchResponse, query: Mapping[str, Any], *,
+                 image_root: str | Path = ".") -> Path:
+    """Write `render_report(...)` to `path` (UTF-8) and return the path."""
+    out = Path(path)
+    out.write_text(render_report(response, query, image_root=image_root), encoding="utf-8")
+    return out
+
+
+__all__ = ["render_report", "write_report"]
