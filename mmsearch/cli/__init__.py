@@ -38,11 +38,20 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from mmsearch.cli import bench_cmd, embed_cmd, export_cmd
+    from mmsearch.cli import bench_cmd, embed_cmd, export_cmd, index_cmd
 
     cli.add_command(export_cmd.export)
     cli.add_command(embed_cmd.embed)
     cli.add_command(bench_cmd.bench)
+    cli.add_command(index_cmd.index)
+    from mmsearch.cli import eval_cmd
+
+    cli.add_command(eval_cmd.eval_group)
+    from mmsearch.cli import cf_cmd, query_cmd
+
+    cli.add_command(query_cmd.query)
+    cli.add_command(query_cmd.recommend)
+    cli.add_command(cf_cmd.cf)
 
 
 _register()

@@ -1,0 +1,442 @@
+"""Recommendation strategies under evaluation: baselines, content signals, CF, and their fusion.
+
+Every strategy scores users against the whole catalogue: `scores(users, candidates)` returns a
+float64 matrix (len(users), n_items), higher is better, NaN where the strategy has no score (an
+item without the modality, an item or user CF never saw, an item that is no candidate). NaN is
+never ranked (`mmsearch.ranking.top_k_rows`). Users and items are the indices of the interaction
+table the strategies were built from; everything is learnt from the training part only.
+
+Content strategies follow the five techniques of Arias, Lillo and Sanhueza's CLIP study of Yelp
+(see `content_strategies`). A user's profile is the mean of the vectors of the items they
+interacted with in training, re-normalised, as `mmsearch.signals.profile_queries` builds it for
+queries; scores are cosine similarities.
+
+Hybrids fuse several strategies per user with `mmsearch.fusion` (the numpy reference the query
+engine is tested against), the way `mmsearch.search` fuses a query: each leg's best `depth` (100)
+candidate items are pooled, every leg is normalised over that pool, and the legs are combined
+with the weights; an item a leg cannot score (NaN, e.g. a cold item for CF) is scored on the
+other legs, with their weights renormalised (`missing="renormalize"`). For RRF the weights are
+scaled to average 1, as the engine does, so equal weights give plain RRF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from mmsearch import fusion
+from mmsearch.errors import ConfigError, InputError, UnknownNameError
+from mmsearch.eval.content import ItemVectors
+from mmsearch.ranking import top_k
+
+if TYPE_CHECKING:
+    from mmsearch.cf import CFModel
+    from mmsearch.interactions import Interactions
+
+KINDS: tuple[str, ...] = ("baseline", "content", "cf", "hybrid")
+# Candidates fetched per signal before fusion: the query engine's default (SearchSettings.candidates).
+DEFAULT_DEPTH = 100
+CONTENT_TECHNIQUES: dict[str, str] = {
+    "image": "items and users as the mean of image embeddings (study technique 1)",
+    "text": "items and users as the mean of text embeddings (study technique 2)",
+    "text-image": "users' mean text embedding against item images (study technique 3)",
+    "image-text": "users' mean image embedding against item texts (study technique 4)",
+    "mixed": "items and users as the mean of their text and image embeddings (study technique 5)",
+}
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Scores users against every item. `name` is unique in a run; `kind` one of `KINDS`."""
+
+    name: str
+    kind: str
+    description: str
+
+    def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """(len(users), n_items) float64 scores; NaN where there is no score or `candidates` is False."""
+        ...
+
+
+def _masked(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    if candidates.shape != scores.shape:
+        raise InputError(f"candidate mask {candidates.shape} does not match the score matrix {scores.shape}")
+    return np.where(candidates, scores, np.nan)
+
+
+def _users(users: np.ndarray, n_users: int) -> np.ndarray:
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    if users.size and (users.min() < 0 or users.max() >= n_users):
+        bad = int(users[(users < 0) | (users >= n_users)][0])
+        raise InputError(f"user index {bad} is outside [0, {n_users})")
+    return users
+
+
+# ----------------------------------------------------------------------- baselines
+
+
+@dataclass(frozen=True)
+class RandomStrategy:
+    """Uniform random scores; each user's draw depends only on (seed, user), not on batching."""
+
+    n_items: int
+    n_users: int
+    seed: int = 0
+    name: str = "random"
+    kind: str = "baseline"
+    description: str = "uniformly random order"
+
+    def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        users = _users(users, self.n_users)
+        out = np.empty((len(users), self.n_items), dtype=np.float64)
+        for row, user in enumerate(users):
+            out[row] = np.random.default_rng((self.seed, int(user))).random(self.n_items)
+        return _masked(out, candidates)
+
+
+@dataclass(frozen=True, eq=False)
+class PopularStrategy:
+    """Items by the number of training users who interacted with them; NaN for items none did."""
+
+    counts: np.ndarray
+    n_users: int
+    name: str = "popular"
+    kind: str = "baseline"
+    description: str = "most interacted-with items in training"
+
+    @classmethod
+    def from_train(cls, train: Interactions) -> PopularStrategy:
+        return cls(train.item_counts().astype(np.float64), train.n_users)
+
+    def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        users = _users(users, self.n_users)
+        row = np.where(self.counts > 0, self.counts, np.nan)
+        return _masked(np.broadcast_to(row, (len(users), len(row))), candidates)
+
+
+# ----------------------------------------------------------------------- content
+
+
+@dataclass(frozen=True, eq=False)
+class VectorStrategy:
+    """Cosine of a user vector and an item vector (a content technique).
+
+    Attributes:
+        user_vectors: float32 (n_users, dim), unit rows; NaN rows for users without a profile.
+        item_vectors: float32 (n_items, dim), unit rows; `item_present` False where missing.
+    """
+
+    name: str
+    user_vectors: np.ndarray
+    item_vectors: np.ndarray
+    item_present: np.ndarray
+    description: str = ""
+    kind: str = "content"
+
+    def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        users = _users(users, self.user_vectors.shape[0])
+        profiles = self.user_vectors[users].astype(np.float64)
+        has_profile = np.isfinite(profiles).all(axis=1)
+        out = np.full((len(users), self.item_vectors.shape[0]), np.nan)
+        out[has_profile] = profiles[has_profile] @ self.item_vectors.T.astype(np.float64)
+        out[:, ~self.item_present] = np.nan
+        return _masked(out, candidates)
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; rows that are zero or not finite become NaN."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    ok = np.isfinite(norms) & (norms > 0)
+    return np.where(ok, matrix / np.where(ok, norms, 1.0), np.nan).astype(np.float32)
+
+
+def user_profiles(train: Interactions, vectors: ItemVectors) -> np.ndarray:
+    """Each user's mean vector over the training items that have the modality, re-normalised.
+
+    Every interacted item counts once, whatever its weight (the study's plain mean).
+
+    Returns:
+        float32 (n_users, dim); NaN rows for users with no such item.
+
+    Raises:
+        InputError: `vectors` does not have one row per item of `train`.
+    """
+    if vectors.n_items != train.n_items:
+        raise InputError(f"{vectors.name} has {vectors.n_items} item rows, the interactions {train.n_items} items")
+    import scipy.sparse
+
+    binary = scipy.sparse.csr_matrix(
+        (np.ones(len(train), dtype=np.float64), (train.users, train.items)), shape=(train.n_users, train.n_items)
+    )
+    binary.data[:] = 1.0  # one count per (user, item) pair, whatever its weight
+    binary = binary @ scipy.sparse.diags(vectors.present.astype(np.float64))
+    sums = np.asarray(binary @ vectors.vectors.astype(np.float64))
+    return _unit_rows(sums)
+
+
+def _mixed_items(text: ItemVectors, image: ItemVectors) -> tuple[np.ndarray, np.ndarray]:
+    """Items as the mean of their (unit) text and image vectors, re-normalised; one alone if only one."""
+    unit = _unit_rows(text.vectors.astype(np.float64) + image.vectors.astype(np.float64))  # absent rows are 0
+    present = np.isfinite(unit).all(axis=1)
+    return np.where(present[:, None], unit, 0.0).astype(np.float32), present
+
+
+def _mixed_users(text_profiles: np.ndarray, image_profiles: np.ndarray) -> np.ndarray:
+    """Users as the mean of their text and image profiles (either alone when the other is missing)."""
+    summed = np.nan_to_num(text_profiles.astype(np.float64)) + np.nan_to_num(image_profiles.astype(np.float64))
+    return _unit_rows(summed)
+
+
+def content_strategies(train: Interactions, vectors: Sequence[ItemVectors]) -> list[VectorStrategy]:
+    """The content techniques the vectors allow, with profiles learnt from `train`.
+
+    Per tower `<model>.<modality>`: users and items in that tower's vectors (techniques 1 and 2).
+    For a model with both an image and a text tower (one shared space, as in CLIP) also:
+    `<model>.text-image` (user text profile against item images, technique 3), `<model>.image-text`
+    (technique 4) and `<model>.mixed` (items and users as the mean of text and image, technique 5).
+
+    Raises:
+        InputError: vectors with the wrong number of rows.
+        ConfigError: two `ItemVectors` with one name.
+    """
+    names = [v.name for v in vectors]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"content vectors {names} repeat a name")
+    profiles = {v.name: user_profiles(train, v) for v in vectors}
+    out: list[VectorStrategy] = []
+    for v in vectors:
+        out.append(VectorStrategy(v.name, profiles[v.name], v.vectors, v.present, CONTENT_TECHNIQUES[v.modality]))
+    by_model: dict[str, dict[str, ItemVectors]] = {}
+    for v in vectors:
+        by_model.setdefault(v.model, {})[v.modality] = v
+    for model, towers in by_model.items():
+        if set(towers) != {"image", "text"}:
+            continue
+        text, image = towers["text"], towers["image"]
+        if text.dim != image.dim:
+            continue  # not one space after all: crossing would be meaningless
+        out.append(VectorStrategy(f"{model}.text-image", profiles[text.name], image.vectors, image.present,
+                                  CONTENT_TECHNIQUES["text-image"]))
+        out.append(VectorStrategy(f"{model}.image-text", profiles[image.name], text.vectors, text.present,
+                                  CONTENT_TECHNIQUES["image-text"]))
+        items, present = _mixed_items(text, image)
+        users = _mixed_users(profiles[text.name], profiles[image.name])
+        out.append(VectorStrategy(f"{model}.mixed", users, items, present, CONTENT_TECHNIQUES["mixed"]))
+    return out
+
+
+# ----------------------------------------------------------------------- collaborative filtering
+
+
+@dataclass(frozen=True, eq=False)
+class CFStrategy:
+    """A CF model's dot products, mapped onto the interaction table's indices.
+
+    Attributes:
+        model: the trained model.
+        user_rows: per user index, the model's user row (-1: the model never saw the user).
+        item_rows: per item index, the model's item row (-1: cold item, NaN score).
+    """
+
+    model: CFModel
+    user_rows: np.ndarray
+    item_rows: np.ndarray
+    name: str = ""
+    kind: str = "cf"
+    description: str = ""
+
+    @classmethod
+    def from_model(cls, model: CFModel, user_ids: Sequence[str], item_ids: Sequence[str],
+                   name: str | None = None) -> CFStrategy:
+        """Map `model` onto an interaction table's user and item ids."""
+        index = model.user_index
+        user_rows = np.fromiter((index.get(u, -1) for u in user_ids), dtype=np.int64, count=len(user_ids))
+        item_rows = model.item_positions(list(item_ids))
+        config = model.config
+        what = {"als": "implicit ALS", "bpr": "BPR"}[model.algorithm]
+        return cls(model, user_rows, item_rows, name or model.algorithm,
+                   description=f"{what}, {config.factors} factors, {config.iterations} iterations")
+
+    def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        users = _users(users, len(self.user_rows))
+        rows = self.user_rows[users]
+        known_items = self.item_rows >= 0
+        out = np.full((len(users), len(self.item_rows)), np.nan)
+        known = rows >= 0
+        if known.any() and known_items.any():
+            block = self.model.user_factors[rows[known]].astype(np.float64) @ \
+                self.model.item_factors[self.item_rows[known_items]].T.astype(np.float64)
+            sub = np.full((int(known.sum()), len(self.item_rows)), np.nan)
+            sub[:, known_items] = block
+            out[known] = sub
+        return _masked(out, candidates)
+
+
+# ----------------------------------------------------------------------- fusion
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """How a hybrid fuses its legs (see `mmsearch.fusion`).
+
+    Attributes:
+        weights: one per leg, >= 0, at least one positive.
+        method: `wsum` (normalised weighted sum), `rrf` (weighted reciprocal rank fusion) or
+            `dbsf` (weighted sum of distribution-normalised scores).
+        normalization: for `wsum`: `minmax`, `dbsf` or `none`.
+        rrf_k: the RRF constant.
+        missing: `renormalize` (an item a leg cannot score is fused over the other legs) or
+            `zero` (the missing leg adds 0).
+        depth: each leg's best `depth` candidates are pooled and fused, as the query engine
+            fuses the union of each signal's nearest neighbours (`SearchSettings.candidates`);
+            None fuses over every candidate.
+    """
+
+    weights: tuple[float, ...]
+    method: str = "wsum"
+    normalization: str = "minmax"
+    rrf_k: int = fusion.DEFAULT_RRF_K
+    missing: str = "renormalize"
+    depth: int | None = DEFAULT_DEPTH
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        if self.method not in fusion.METHODS:
+            raise UnknownNameError("fusion method", self.method, fusion.METHODS)
+        if self.normalization not in fusion.NORMALIZATIONS:
+            raise UnknownNameError("normalization", self.normalization, fusion.NORMALIZATIONS)
+        if self.missing not in fusion.MISSING:
+            raise UnknownNameError("missing-score policy", self.missing, fusion.MISSING)
+        w = np.asarray(self.weights, dtype=np.float64)
+        if w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
+            raise ConfigError(f"fusion weights {list(self.weights)} must be finite, >= 0, with one above 0")
+        if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, int) or self.rrf_k < 1:
+            raise ConfigError(f"RRF k={self.rrf_k!r} must be a positive integer")
+        if self.depth is not None and (isinstance(self.depth, bool) or not isinstance(self.depth, int)
+                                       or self.depth < 1):
+            raise ConfigError(f"fusion depth {self.depth!r} must be a positive integer or None")
+
+    @property
+    def engine_weights(self) -> tuple[float, ...]:
+        """The weights handed to `mmsearch.fusion`, as the query engine hands them: summing to 1,
+        and for RRF scaled to average 1 (Qdrant's weighted RRF is plain RRF at weight 1)."""
+        w = np.asarray(self.weights, dtype=np.float64)
+        w = w / w.sum()
+        return tuple(float(x) for x in (w * len(w) if self.method == "rrf" else w))
+
+    @property
+    def scheme(self) -> str:
+        """`wsum-minmax`, `wsum-dbsf`, `wsum-none`, `rrf` or `dbsf`."""
+        return f"wsum-{self.normalization}" if self.method == "wsum" else self.method
+
+    def label(self, legs: Sequence[str]) -> str:
+        """e.g. `wsum-minmax pool=100 als=0.7 minilm.text=0.3` (`pool=all` without a depth)."""
+        weights = " ".join(f"{n}={w:g}" for n, w in zip(legs, self.weights, strict=True))
+        return f"{self.scheme} pool={self.depth or 'all'} {weights}"
+
+    def to_dict(self, legs: Sequence[str]) -> dict[str, object]:
+        return {
+            "weights": dict(zip(legs, self.weights, strict=True)),
+            "method": self.method,
+            "normalization": self.normalization if self.method == "wsum" else None,
+            "rrf_k": self.rrf_k if self.method == "rrf" else None,
+            "missing": self.missing,
+            "depth": self.depth,
+        }
+
+
+def fuse_scores(leg_scores: Sequence[np.ndarray], candidates: np.ndarray, spec: FusionSpec) -> np.ndarray:
+    """Fuse per-leg score matrices user by user with `mmsearch.fusion`, as the query engine does.
+
+    For each user, the pool is the union of every leg's best `spec.depth` candidates (all the
+    user's candidates when `depth` is None); each leg is normalised over the pool and the legs are
+    fused with `spec.engine_weights`.
+
+    Args:
+        leg_scores: one (n_users, n_items) matrix per leg, NaN where the leg has no score.
+        candidates: bool (n_users, n_items): the items each user's ranking may hold.
+        spec: weights (one per leg), method and depth.
+
+    Returns:
+        (n_users, n_items) fused scores; NaN outside the pool and where no leg of positive weight
+        scores the item.
+
+    Raises:
+        ConfigError: a weight count different from the leg count, or mismatched shapes.
+    """
+    if len(leg_scores) != len(spec.weights):
+        raise ConfigError(f"{len(spec.weights)} fusion weights for {len(leg_scores)} legs")
+    stacked = np.stack([np.asarray(s, dtype=np.float64) for s in leg_scores], axis=2)
+    if stacked.shape[:2] != candidates.shape:
+        raise ConfigError(f"leg scores {stacked.shape[:2]} and candidates {candidates.shape} differ in shape")
+    out = np.full(candidates.shape, np.nan)
+    scoreable = candidates & np.isfinite(stacked).any(axis=2)
+    weights = spec.engine_weights
+    for row in range(candidates.shape[0]):
+        cols = np.flatnonzero(scoreable[row])
+        if cols.size == 0:
+            continue
+        if spec.depth is not None and cols.size > spec.depth:
+            pooled = [cols[top_k(stacked[row, cols, j], spec.depth)] for j in range(stacked.shape[2])]
+            cols = np.unique(np.concatenate(pooled))
+        fused = fusion.fuse(
+            stacked[row, cols], weights, spec.method,  # type: ignore[arg-type]
+            normalization=spec.normalization, k=spec.rrf_k, missing=spec.missing,  # type: ignore[arg-type]
+        )
+        out[row, cols] = fused.scores
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class HybridStrategy:
+    """Several strategies fused per user (see `fuse_scores`)."""
+
+    name: str
+    legs: tuple[Strategy, ...]
+    spec: FusionSpec
+    kind: str = "hybrid"
+    description: str = ""
+    params: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.legs) != len(self.spec.weights):
+            raise ConfigError(f"hybrid {self.name!r}: {len(self.spec.weights)} weights for {len(self.legs)} legs")
+        if not self.description:
+            object.__setattr__(self, "description", self.spec.label(self.leg_names))
+
+    @property
+    def leg_names(self) -> tuple[str, ...]:
+        return tuple(leg.name for leg in self.legs)
+
+    def fuse(self, leg_scores: Sequence[np.ndarray], candidates: np.ndarray) -> np.ndarray:
+        """Fuse already computed leg scores (lets a caller score each leg once for many hybrids)."""
+        return fuse_scores(leg_scores, candidates, self.spec)
+
+    def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        return self.fuse([leg.scores(users, candidates) for leg in self.legs], candidates)
+
+
+def hybrid_name(legs: Sequence[str]) -> str:
+    """`hybrid:<leg>+<leg>...`."""
+    return "hybrid:" + "+".join(legs)
+
+
+__all__ = [
+    "CONTENT_TECHNIQUES",
+    "DEFAULT_DEPTH",
+    "KINDS",
+    "CFStrategy",
+    "FusionSpec",
+    "HybridStrategy",
+    "PopularStrategy",
+    "RandomStrategy",
+    "Strategy",
+    "VectorStrategy",
+    "content_strategies",
+    "fuse_scores",
+    "hybrid_name",
+    "user_profiles",
+]
