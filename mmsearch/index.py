@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmsearch.catalog import (
     CatalogItem,
@@ -31,6 +31,10 @@ from mmsearch.errorlog import ErrorLog, ItemError
 from mmsearch.errors import ConfigError, InvalidRecordError
 from mmsearch.pipeline import Embedder, Pipeline, RunCounts, plan_embedders
 from mmsearch.storage import Store, open_store
+
+if TYPE_CHECKING:
+    from mmsearch.results import SearchResponse
+    from mmsearch.search import Searcher, SearchSettings
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class Index:
         self.config = config
         self.store = store
         self.embedders = list(embedders)
+        self._searcher: Searcher | None = None
 
     @classmethod
     def open(
@@ -220,6 +225,7 @@ class Index:
     def _run(self, records: Iterable[CatalogRecord], base_dir: Path, catalog: str | None,
              errors: ErrorLog | str | Path | None, progress: Callable[[int], None] | None,
              prune: bool) -> IndexSummary:
+        self._searcher = None  # the run may add vectors (a new encoder): signals are re-read
         log = errors if isinstance(errors, ErrorLog) else ErrorLog(errors)
         before = Counter(log.counts)
         start = time.perf_counter()
@@ -266,6 +272,31 @@ class Index:
             encoder_busy=round(min(1.0, counts.encode_seconds / seconds), 3) if seconds > 0 else 0.0,
             error_log=str(log.path) if log.path is not None else None,
         )
+
+    def searcher(self, settings: SearchSettings | None = None) -> Searcher:
+        """A `Searcher` over this index's store and loaded encoders, with the collection's CF model.
+
+        Reused between calls; a new one is made when `settings` are given or after `sync`/`add`,
+        which may have changed the collection's vectors.
+        """
+        from mmsearch.cf_store import load_collection_cf
+        from mmsearch.search import Searcher
+
+        if self._searcher is None or settings is not None:
+            try:
+                cf_model = load_collection_cf(self.config.store)
+            except ConfigError:
+                cf_model = None  # a server store keeps no CF model unless told where
+            self._searcher = Searcher(self.store, [e.encoder for e in self.embedders], cf_model, settings)
+        return self._searcher
+
+    def search(self, **query: Any) -> SearchResponse:
+        """Hybrid search over this index: `Searcher.search(text=, image=, item=, user=, weights=, ...)`."""
+        return self.searcher().search(**query)
+
+    def recommend(self, user: str, **options: Any) -> SearchResponse:
+        """Items for a user: `Searcher.recommend(user, ...)`."""
+        return self.searcher().recommend(user, **options)
 
     def close(self) -> None:
         """Release the store (and its folder lock)."""
