@@ -405,8 +405,10 @@ def test_int8_ships_only_the_quantized_graph(tiny_bert_src: Path, tiny_bert_dir:
     _, _, fp32 = _runtime(tiny_bert_dir)
     feeds = tokenizer.encode(TEXTS[:6])
     cos = _cosine(int8.run(feeds), fp32.run(feeds))
-    assert manifest.quantization.cosine_to_fp32_min <= cos.min() + 1e-5
-    assert cos.min() > 0.5  # close to fp32, not noise
+    # The manifest's figure comes from the exporter's own check texts, these from others: both
+    # must show int8 close to fp32 (per-channel dynamic int8 gives ~0.9999 on this model).
+    assert manifest.quantization.cosine_to_fp32_min > 0.99
+    assert cos.min() > 0.99
 
 
 # ----------------------------------------------------------------------------------------------
