@@ -25,3 +25,18 @@ def image_bytes(fmt: str = "PNG", **kwargs: object) -> bytes:
 def copy_model(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def spy_on_encode(monkeypatch) -> list[str]:  # noqa: ANN001 - pytest's MonkeyPatch
+    """Record the ids of the items the indexing pipeline encodes, in order."""
+    import mmsearch.pipeline as pipeline_mod
+
+    encoded: list[str] = []
+    real = pipeline_mod.encode
+
+    def spy(batch, embedders):  # noqa: ANN001, ANN202
+        encoded.extend(p.work.item.id for p in batch)
+        return real(batch, embedders)
+
+    monkeypatch.setattr(pipeline_mod, "encode", spy)
+    return encoded

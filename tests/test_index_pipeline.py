@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import image_bytes, make_image
+from helpers import image_bytes, make_image, spy_on_encode
 from http_support import Route, serve
 
 import mmsearch.pipeline as pipeline_mod
@@ -204,7 +204,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_rerun_skips_unchanged_reembeds_changed_and_keeps_cf(tmp_path, index):
+def test_rerun_skips_unchanged_reembeds_changed_and_keeps_cf(tmp_path, index, monkeypatch):
     for i in range(3):
         make_image(seed=20 + i).save(tmp_path / f"{i}.png")
     rows = [{"id": f"i{i}", "title": f"item {i}", "images": [f"{i}.png"]} for i in range(3)]
@@ -216,18 +216,8 @@ def test_rerun_skips_unchanged_reembeds_changed_and_keeps_cf(tmp_path, index):
     rows[1]["title"] = "item one, renamed"
     write_jsonl(catalog, rows)
     make_image(seed=99).save(tmp_path / "2.png")  # a new photo under the same name: size or mtime changes
-    encoded: list[str] = []
-    real = pipeline_mod.encode
-
-    def spy(batch, embedders):
-        encoded.extend(p.work.item.id for p in batch)
-        return real(batch, embedders)
-
-    pipeline_mod.encode = spy
-    try:
-        second = index.sync(catalog)
-    finally:
-        pipeline_mod.encode = real
+    encoded = spy_on_encode(monkeypatch)
+    second = index.sync(catalog)
     assert (second.new, second.changed, second.unchanged, second.indexed) == (0, 2, 1, 2)
     assert sorted(encoded) == ["i1", "i2"]
     [stored] = index.store.retrieve(["i1"], with_vectors=["cf"])

@@ -10,9 +10,8 @@ import sys
 import time
 
 import pytest
-from helpers import make_image
+from helpers import make_image, spy_on_encode
 
-import mmsearch.pipeline as pipeline_mod
 from mmsearch.index import Index
 from mmsearch.storage import open_store
 
@@ -20,7 +19,7 @@ N_ITEMS = 3000
 KILL_AFTER = 100  # items the killed run must have written first
 
 
-def test_a_killed_run_resumes_without_duplicates_or_re_encoding(tmp_path, tiny_clip_dir):
+def test_a_killed_run_resumes_without_duplicates_or_re_encoding(tmp_path, tiny_clip_dir, monkeypatch):
     for i in range(8):
         make_image(seed=i).save(tmp_path / f"{i}.png")
     catalog = tmp_path / "catalog.jsonl"
@@ -54,20 +53,10 @@ def test_a_killed_run_resumes_without_duplicates_or_re_encoding(tmp_path, tiny_c
         assert s.count() == len(before)
     assert KILL_AFTER <= len(before) < N_ITEMS, len(before)
 
-    encoded: list[str] = []
-    real = pipeline_mod.encode
-
-    def spy(batch, embedders):
-        encoded.extend(p.work.item.id for p in batch)
-        return real(batch, embedders)
-
-    pipeline_mod.encode = spy
-    try:
-        with Index.open(models=[tiny_clip_dir], store_path=store, batch_size=32) as index:
-            summary = index.sync(catalog)
-            ids = [item.id for item in index.store.iter_items(with_payload=False)]
-    finally:
-        pipeline_mod.encode = real
+    encoded = spy_on_encode(monkeypatch)
+    with Index.open(models=[tiny_clip_dir], store_path=store, batch_size=32) as index:
+        summary = index.sync(catalog)
+        ids = [item.id for item in index.store.iter_items(with_payload=False)]
 
     assert summary.ok and summary.unchanged == len(before) and summary.new == N_ITEMS - len(before)
     assert not set(encoded) & before, "items written before the kill were encoded again"
