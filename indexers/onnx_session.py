@@ -86,6 +86,9 @@ class OnnxSession:
                 raise ConfigError(f"threads={threads}: expected a positive integer")
             options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads otherwise busy-wait after each run, stealing the cores from whatever
+        # comes next (the Qdrant search of the same query, the next image decode).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         wants_cuda = device == "cuda" or (device == "auto" and "CUDAExecutionProvider" in available)
         providers = ["CPUExecutionProvider"]
