@@ -16,7 +16,7 @@ unlike wall-clock rates, it holds steady on a machine shared with other jobs.
 Model: a model folder (`--model`), or by default ResNet-18 with random weights exported on the fly
 (needs the `export` extra): the weights do not change the speed.
 
-Run: `python -m mmsearch.bench_index --items 1000` (add `--json` for a machine-readable line).
+Run: `mmsearch bench index --items 1000` (add `--json` for a machine-readable line).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def run(items: int = 1000, *, model: Path | None = None, batch_size: int = 32, w
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="mmsearch index end to end vs the encoder alone")
+    parser = argparse.ArgumentParser(prog="mmsearch bench index", description="mmsearch index end to end vs the encoder alone")
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: resnet18, random weights)")
     parser.add_argument("--batch-size", type=int, default=32)

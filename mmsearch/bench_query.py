@@ -16,7 +16,7 @@ weights and the shipped all-MiniLM-L6-v2 are exported once into the cache folder
 is built once per configuration there too (building 100,000 items with four HNSW graphs takes
 minutes on two cores); later runs reuse both.
 
-Run: `python -m mmsearch.bench_query --items 100000` (add `--json` for the figures as JSON).
+Run: `mmsearch bench query --items 100000` (add `--json` for the figures as JSON).
 """
 
 from __future__ import annotations
@@ -362,7 +362,7 @@ def format_result(result: QueryBenchResult) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m mmsearch.bench_query", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="mmsearch bench query", description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--candidates", type=int, default=50)

@@ -86,3 +86,40 @@ def bench_store(items: int, dim: int, multi_items: int | None, queries: int, mem
     if as_json:
         click.echo(json.dumps({"config": result.config, "backends": [asdict(b) for b in result.backends],
                                "top10_agreement": result.top10_agreement}, indent=2))
+
+
+_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@bench.command("index", context_settings=_PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_index(args: tuple[str, ...]) -> None:
+    """`mmsearch index` end to end against the encoder alone, items/s and the ratio.
+
+    Options (--items, --model, --batch-size, --workers, --threads, --rounds, --json...) are those of
+    `python -m mmsearch.bench_index --help`.
+
+    \b
+    Example:
+      mmsearch bench index --items 1000 --rounds 3
+    """
+    from mmsearch.bench_index import main
+
+    main(list(args))
+
+
+@bench.command("query", context_settings=_PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_query(args: tuple[str, ...]) -> None:
+    """Encode + hybrid search latency p50/p95 on 100k items in Qdrant Edge, against encode + one kNN.
+
+    Options (--items, --queries, --candidates, --threads, --quantize, --cache, --json...) are those
+    of `python -m mmsearch.bench_query --help`.
+
+    \b
+    Example:
+      mmsearch bench query --quantize int8 --threads 2
+    """
+    from mmsearch.bench_query import main
+
+    main(list(args))
