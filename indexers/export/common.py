@@ -135,10 +135,6 @@ def toolchain_versions(*dists: str) -> dict[str, str]:
     return out
 
 
-def resolve_device() -> torch.device:
-    return torch.device("cpu")
-
-
 @contextlib.contextmanager
 def staging_folder(out_dir: Path, *, overwrite: bool = False):  # noqa: ANN201 - a context manager
     """Yield a scratch folder beside `out_dir`; on success it replaces `out_dir` in one rename.

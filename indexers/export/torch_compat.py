@@ -10,21 +10,15 @@ and mmsearch never calls them.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import sys
+from pathlib import Path
 
 _SCHEMAS = {
     "nms": "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
     "qnms": "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
 }
 _library = None  # kept alive: dropping a torch.library.Library removes its definitions
-
-
-def _torchvision_ops_missing() -> list[str]:
-    import torch
-
-    return [name for name in _SCHEMAS if not torch._C._dispatch_has_kernel(f"torchvision::{name}")
-            and not _schema_exists(f"torchvision::{name}")]
 
 
 def _schema_exists(qualname: str) -> bool:
@@ -37,6 +31,21 @@ def _schema_exists(qualname: str) -> bool:
     return True
 
 
+def _extension_loads(folder: Path) -> bool:
+    """True if torchvision's compiled ops load beside this torch (then no patch is wanted)."""
+    import torch
+
+    for lib in sorted(folder.glob("_C*")):
+        if lib.suffix not in (".so", ".pyd"):
+            continue
+        try:
+            torch.ops.load_library(str(lib))
+        except (OSError, RuntimeError):
+            return False
+        return True
+    return False
+
+
 def patch_torchvision() -> bool:
     """Define the missing torchvision op schemas if its extension cannot load.
 
@@ -45,44 +54,21 @@ def patch_torchvision() -> bool:
     global _library
     if "torchvision" in sys.modules:
         return False
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    if _extension_loads(Path(next(iter(spec.submodule_search_locations)))):
+        return False
     import torch
 
-    try:
-        # Loading the extension registers the real ops where the wheel matches torch.
-        spec = importlib.util.find_spec("torchvision")
-    except ValueError:
-        spec = None
-    if spec is None:
-        return False
-    missing = _torchvision_ops_missing()
-    if not missing or _extension_loads():
+    missing = [name for name in _SCHEMAS if not _schema_exists(f"torchvision::{name}")]
+    if not missing:
         return False
     if _library is None:
         _library = torch.library.Library("torchvision", "FRAGMENT")
     for name in missing:
-        if not _schema_exists(f"torchvision::{name}"):
-            _library.define(_SCHEMAS[name])
+        _library.define(_SCHEMAS[name])
     return True
-
-
-def _extension_loads() -> bool:
-    """True if torchvision's compiled ops load beside this torch (then no patch is wanted)."""
-    import os
-
-    import torch
-
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    folder = list(spec.submodule_search_locations)[0]
-    candidates = [f for f in os.listdir(folder) if f.startswith("_C") and f.endswith((".so", ".pyd"))]
-    for name in candidates:
-        try:
-            torch.ops.load_library(os.path.join(folder, name))
-        except (OSError, RuntimeError):
-            return False
-        return True
-    return False
 
 
 def import_torchvision():  # noqa: ANN201 - the module
