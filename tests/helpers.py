@@ -29,7 +29,7 @@ def copy_model(src: Path, dst: Path) -> Path:
 
 def spy_on_encode(monkeypatch) -> list[str]:  # noqa: ANN001 - pytest's MonkeyPatch
     """Record the ids of the items the indexing pipeline encodes, in order."""
-    import mmsearch.pipeline as pipeline_mod
+    import mmsearch.indexing.pipeline as pipeline_mod
 
     encoded: list[str] = []
     real = pipeline_mod.encode

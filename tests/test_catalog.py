@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mmsearch.catalog import (
+from mmsearch.indexing.catalog import (
     CatalogConfig,
     CatalogItem,
     ColumnMapping,

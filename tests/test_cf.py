@@ -12,7 +12,7 @@ import pytest
 from mmsearch.cf import ALSConfig, BPRConfig, CFModel, cf_config, fit, load_model, save_model
 from mmsearch.cf.persist import ARRAYS, SIDECAR
 from mmsearch.errors import ConfigError, InputError, ModelError, ModelIntegrityError, NotFoundError, UnknownNameError
-from mmsearch.interactions import Interactions
+from mmsearch.cf.interactions import Interactions
 
 GROUP, N_GROUPS = 6, 6
 

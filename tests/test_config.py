@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsearch.config import (
+from mmsearch.indexing.config import (
     DEFAULT_TEXT_FIELDS,
     IndexConfig,
     load_config,

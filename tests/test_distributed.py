@@ -12,7 +12,7 @@ from helpers import image_bytes, make_image
 from http_support import Route, serve
 
 from indexers.runtime import load_model
-from mmsearch.distributed import (
+from mmsearch.indexing.distributed import (
     ERROR_COLUMN,
     EmbedBatch,
     UpsertBatch,
@@ -104,7 +104,7 @@ def test_embed_partitions_maps_pandas_frames(tiny_clip_dir, photos):
 
 
 def test_the_module_imports_no_engine():
-    code = "import sys, mmsearch.distributed; print([m for m in ('ray', 'pyspark', 'pandas') if m in sys.modules])"
+    code = "import sys, mmsearch.indexing.distributed; print([m for m in ('ray', 'pyspark', 'pandas') if m in sys.modules])"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 

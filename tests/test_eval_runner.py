@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsearch import fusion
+from mmsearch.query import fusion
 from mmsearch.cf import ALSConfig, BPRConfig
 from mmsearch.errors import ConfigError, InputError, UnknownNameError
 from mmsearch.eval import runner as runner_module
@@ -44,7 +44,7 @@ from mmsearch.eval.strategies import (
     fuse_scores,
     user_profiles,
 )
-from mmsearch.interactions import Interactions
+from mmsearch.cf.interactions import Interactions
 
 N_TOPICS, ITEMS_PER_TOPIC, USERS_PER_TOPIC, DIM = 2, 12, 10, 8
 SMALL_CF = (ALSConfig(factors=4, iterations=10), BPRConfig(factors=4, iterations=50))

@@ -1,4 +1,4 @@
-"""Fusion reference (`mmsearch.fusion`): hand-computed scores for every method and the missing cases."""
+"""Fusion reference (`mmsearch.query.fusion`): hand-computed scores for every method and the missing cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mmsearch import fusion as F
+from mmsearch.query import fusion as F
 from mmsearch.errors import ConfigError, UnknownNameError
 
 NAN = math.nan

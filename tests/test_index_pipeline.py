@@ -19,14 +19,14 @@ from click.testing import CliRunner
 from helpers import image_bytes, make_image, spy_on_encode
 from http_support import Route, serve
 
-import mmsearch.pipeline as pipeline_mod
+import mmsearch.indexing.pipeline as pipeline_mod
 from indexers.runtime import load_model
-from mmsearch.catalog import HASH_KEY, CatalogItem
+from mmsearch.indexing.catalog import HASH_KEY, CatalogItem
 from mmsearch.cli import cli
 from mmsearch.cli.index_cmd import EXIT_ITEMS_SKIPPED
-from mmsearch.errorlog import ErrorLog, read_error_log
+from mmsearch.indexing.errorlog import ErrorLog, read_error_log
 from mmsearch.errors import ConfigError
-from mmsearch.index import Index
+from mmsearch.indexing.index import Index
 from mmsearch.storage import open_store
 
 
@@ -281,7 +281,7 @@ def test_an_encoder_failure_skips_only_the_item_at_fault(tmp_path, index, monkey
 
 
 def test_open_refuses_a_model_that_embeds_nothing(tmp_path, tiny_clip_dir):
-    from mmsearch.config import EncoderConfig, IndexConfig
+    from mmsearch.indexing.config import EncoderConfig, IndexConfig
 
     cfg = IndexConfig(encoders=(EncoderConfig(model=tiny_clip_dir, text_fields=(), images=False),))
     with pytest.raises(ConfigError, match="embeds nothing with images=False and text_fields=\\[\\]"):

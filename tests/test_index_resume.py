@@ -12,7 +12,7 @@ import time
 import pytest
 from helpers import make_image, spy_on_encode
 
-from mmsearch.index import Index
+from mmsearch.indexing.index import Index
 from mmsearch.storage import open_store
 
 N_ITEMS = 3000
@@ -35,7 +35,7 @@ def test_a_killed_run_resumes_without_duplicates_or_re_encoding(tmp_path, tiny_c
     deadline = time.monotonic() + 120
     written = 0
     try:
-        for line in proc.stderr:  # "INFO mmsearch.pipeline: wrote 8 items (N written in this run)"
+        for line in proc.stderr:  # "INFO mmsearch.indexing.pipeline: wrote 8 items (N written in this run)"
             if "written in this run" in line:
                 written = int(line.split("(")[1].split()[0])
                 if written >= KILL_AFTER:

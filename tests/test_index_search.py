@@ -6,11 +6,11 @@ import pytest
 
 import mmsearch.examples
 from mmsearch.cf import cf_config
-from mmsearch.cf_store import cf_folder, fit_collection_cf
+from mmsearch.cf.collection import cf_folder, fit_collection_cf
 from mmsearch.errors import ConfigError, NotFoundError
-from mmsearch.index import Index
-from mmsearch.interactions import Interactions
-from mmsearch.search import SearchSettings
+from mmsearch.indexing.index import Index
+from mmsearch.cf.interactions import Interactions
+from mmsearch.query.engine import SearchSettings
 from mmsearch.storage import where
 
 CATALOG = Path(mmsearch.examples.__file__).parent / "catalog.jsonl"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mmsearch.errors import InputError, UnknownNameError
-from mmsearch.interactions import Interactions, read_interactions
+from mmsearch.cf.interactions import Interactions, read_interactions
 
 
 def write(tmp_path: Path, text: str, name: str = "log.csv") -> Path:

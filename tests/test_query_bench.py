@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmsearch.bench_query import QueryBenchConfig, format_result, run
+from mmsearch.bench.query import QueryBenchConfig, format_result, run
 
 
 def test_query_bench_small(tiny_clip_dir, minilm_dir, tmp_path):

@@ -13,7 +13,7 @@ from PIL import Image
 from indexers.runtime import load_model
 from mmsearch.cli import cli
 from mmsearch.errors import InvalidFilterError
-from mmsearch.filter_expr import parse_filters
+from mmsearch.query.filters import parse_filters
 from mmsearch.storage import Filter, Match, MatchAny, Range, open_store
 from mmsearch.storage.base import Item
 

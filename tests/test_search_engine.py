@@ -1,7 +1,7 @@
-"""The query engine (`mmsearch.search.Searcher`) on Edge and local mode.
+"""The query engine (`mmsearch.query.engine.Searcher`) on Edge and local mode.
 
 The ranking computed inside Qdrant is checked against a numpy reference built here from the
-vectors written (exact scores of every item on every signal, candidate union, `mmsearch.fusion`);
+vectors written (exact scores of every item on every signal, candidate union, `mmsearch.query.fusion`);
 CF is checked with a known-answer checkerboard; cold start and bad inputs have their own tests.
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from indexers.runtime import load_model
-from mmsearch import fusion as F
+from mmsearch.query import fusion as F
 from mmsearch.cf import CFModel, cf_config
-from mmsearch.cf_store import fit_collection_cf
+from mmsearch.cf.collection import fit_collection_cf
 from mmsearch.errors import (
     ConfigError,
     ImageDecodeError,
@@ -25,8 +25,8 @@ from mmsearch.errors import (
     TextInputError,
     UnknownNameError,
 )
-from mmsearch.interactions import Interactions
-from mmsearch.search import Searcher, SearchSettings
+from mmsearch.cf.interactions import Interactions
+from mmsearch.query.engine import Searcher, SearchSettings
 from mmsearch.storage import Item, Range, open_store
 from mmsearch.storage.filters import Filter
 
@@ -362,7 +362,7 @@ def test_query_path_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, mmsearch.search, mmsearch.cf_store, mmsearch.report_html, mmsearch.cli.query_cmd, "
+    code = ("import sys, mmsearch.query.engine, mmsearch.cf.collection, mmsearch.query.report, mmsearch.cli.query_cmd, "
             "mmsearch.cli.cf_cmd; print(','.join(m for m in ('torch', 'torchvision', 'open_clip', 'onnx', "
             "'sentence_transformers', 'implicit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

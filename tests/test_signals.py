@@ -1,4 +1,4 @@
-"""Signals (`mmsearch.signals`): names and aliases, weight parsing, query vectors and user profiles."""
+"""Signals (`mmsearch.query.signals`): names and aliases, weight parsing, query vectors and user profiles."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from indexers.protocol import EncoderSpec
 from mmsearch.errors import ConfigError, UnknownNameError
-from mmsearch.signals import (
+from mmsearch.query.signals import (
     collection_signals,
     content_queries,
     default_weights,

@@ -7,7 +7,7 @@ import pytest
 
 from mmsearch.errors import ConfigError, InputError
 from mmsearch.eval.splits import Split, cold_item_split, random_split, temporal_split
-from mmsearch.interactions import Interactions
+from mmsearch.cf.interactions import Interactions
 
 
 def random_table(n_users: int = 60, n_items: int = 50, n: int = 1000, seed: int = 0) -> Interactions:

@@ -6,7 +6,7 @@ import pytest
 
 from click.testing import CliRunner
 
-from mmsearch.bench_store import StoreBenchConfig, format_result, run
+from mmsearch.bench.store import StoreBenchConfig, format_result, run
 from mmsearch.cli import cli
 
 pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed: pip install qdrant-edge-py==0.9.0")

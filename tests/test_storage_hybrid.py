@@ -1,6 +1,6 @@
 """Hybrid queries (prefetch + formula, RRF, DBSF, MaxSim rescoring) on Edge and local mode, against numpy.
 
-Every engine answer is compared with `mmsearch.fusion`, the numpy reference, on true scores
+Every engine answer is compared with `mmsearch.query.fusion`, the numpy reference, on true scores
 computed here from the vectors written.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmsearch import fusion as F
+from mmsearch.query import fusion as F
 from mmsearch.errors import ConfigError, InputError, UnknownVectorError, VectorDimensionError
 from mmsearch.storage import (
     Const,

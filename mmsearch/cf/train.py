@@ -11,7 +11,7 @@ import numpy as np
 from mmsearch.cf.config import ALSConfig, BPRConfig
 from mmsearch.cf.model import CFModel
 from mmsearch.errors import DependencyError, InputError
-from mmsearch.interactions import AlignReport, Interactions
+from mmsearch.cf.interactions import AlignReport, Interactions
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def bench_encoders(batches: tuple[int, ...], threads: int | None, runs: int, onl
     from dataclasses import asdict
 
     from indexers.export.bench import HEADER, run
-    from mmsearch.shipped import shipped_minilm
+    from mmsearch.datasets.shipped import shipped_minilm
 
     bert_model = bert_model or (str(shipped_minilm()) if shipped_minilm() else None)
     click.echo(HEADER, err=as_json)
@@ -73,7 +73,7 @@ def bench_store(items: int, dim: int, multi_items: int | None, queries: int, mem
     """
     from dataclasses import asdict
 
-    from mmsearch.bench_store import StoreBenchConfig, format_result, run
+    from mmsearch.bench.store import StoreBenchConfig, format_result, run
     from mmsearch.storage import HnswSettings
 
     cfg = StoreBenchConfig(
@@ -97,13 +97,13 @@ def bench_index(args: tuple[str, ...]) -> None:
     """`mmsearch index` end to end against the encoder alone, items/s and the ratio.
 
     Options (--items, --model, --batch-size, --workers, --threads, --rounds, --json...) are those of
-    `python -m mmsearch.bench_index --help`.
+    `python -m mmsearch.bench.index --help`.
 
     \b
     Example:
       mmsearch bench index --items 1000 --rounds 3
     """
-    from mmsearch.bench_index import main
+    from mmsearch.bench.index import main
 
     main(list(args))
 
@@ -114,12 +114,12 @@ def bench_query(args: tuple[str, ...]) -> None:
     """Encode + hybrid search latency p50/p95 on 100k items in Qdrant Edge, against encode + one kNN.
 
     Options (--items, --queries, --candidates, --threads, --quantize, --cache, --json...) are those
-    of `python -m mmsearch.bench_query --help`.
+    of `python -m mmsearch.bench.query --help`.
 
     \b
     Example:
       mmsearch bench query --quantize int8 --threads 2
     """
-    from mmsearch.bench_query import main
+    from mmsearch.bench.query import main
 
     main(list(args))

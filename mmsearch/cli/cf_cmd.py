@@ -58,9 +58,9 @@ def cf_fit(interactions: str, config_path: str | None, store_path: str | None, c
       mmsearch cf fit ratings.tsv --store data --algorithm bpr --factors 63 --column item=movie_id
     """
     from mmsearch.cf import cf_config
-    from mmsearch.cf_store import cf_folder, default_factors, fit_collection_cf
+    from mmsearch.cf.collection import cf_folder, default_factors, fit_collection_cf
     from mmsearch.errors import ConfigError
-    from mmsearch.interactions import read_interactions
+    from mmsearch.cf.interactions import read_interactions
     from mmsearch.storage import CF_VECTOR, open_store
 
     mapping = {}

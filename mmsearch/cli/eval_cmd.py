@@ -172,7 +172,7 @@ def eval_group(ctx: click.Context, interactions: Path | None, catalog: Path | No
     if catalog is not None and not models:
         raise ConfigError("--catalog needs at least one --model to embed its items")
     from mmsearch.eval.runner import run_eval
-    from mmsearch.interactions import read_interactions
+    from mmsearch.cf.interactions import read_interactions
 
     say = _logger(opts["quiet"])
     settings = _settings(opts)

@@ -115,7 +115,7 @@ def export_bert(out_dir: Path, as_json: bool, **options: Any) -> None:
     Example:
       mmsearch export bert --model sentence-transformers/all-MiniLM-L6-v2 --out models/minilm
     """
-    from mmsearch.shipped import shipped_minilm
+    from mmsearch.datasets.shipped import shipped_minilm
 
     if options.get("max_length") is None:
         options.pop("max_length", None)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from mmsearch.index import IndexSummary
+    from mmsearch.indexing.index import IndexSummary
 
 # Exit status when the run finished but some items were skipped or failed (see the error log).
 EXIT_ITEMS_SKIPPED = 3
@@ -62,7 +62,7 @@ def index(catalog: Path, config_file: Path | None, collection: str | None, store
     """
     from tqdm import tqdm
 
-    from mmsearch.index import Index
+    from mmsearch.indexing.index import Index
 
     errors_path = errors_file if errors_file is not None else default_error_log(catalog)
     with Index.open(config_file, models=models, collection=collection, store_path=store_path,
@@ -83,7 +83,7 @@ def index(catalog: Path, config_file: Path | None, collection: str | None, store
 
 
 def _describe(s: IndexSummary) -> str:
-    from mmsearch.errorlog import KINDS
+    from mmsearch.indexing.errorlog import KINDS
 
     lines = [
         (f"indexed {s.indexed} items ({s.new} new, {s.changed} changed), {s.unchanged} unchanged, "

@@ -49,7 +49,7 @@ def _search_options(f: F) -> F:
 
 
 def _searcher(opts: Mapping[str, Any]) -> Any:
-    from mmsearch.search import Searcher, SearchSettings
+    from mmsearch.query.engine import Searcher, SearchSettings
 
     config = resolve_config(opts["config_path"], opts["store_path"], opts["collection"], opts["models"])
     settings = SearchSettings(candidates=opts["candidates"], maxsim=opts["maxsim"], profile=opts["profile"],
@@ -82,8 +82,8 @@ def _print_table(response: Any, explain: bool) -> None:
 
 
 def _run(opts: Mapping[str, Any], query: Mapping[str, Any], call: Callable[[Any, Any, Any], Any]) -> None:
-    from mmsearch.filter_expr import parse_filters
-    from mmsearch.signals import parse_weights
+    from mmsearch.query.filters import parse_filters
+    from mmsearch.query.signals import parse_weights
 
     weights = parse_weights(opts["weights"]) if opts["weights"] else None
     flt = parse_filters(opts["filters"])
@@ -93,7 +93,7 @@ def _run(opts: Mapping[str, Any], query: Mapping[str, Any], call: Callable[[Any,
     for note in response.notes:
         click.echo(f"note: {note}", err=True)
     if opts["html_path"]:
-        from mmsearch.report_html import write_report
+        from mmsearch.query.report import write_report
 
         path = write_report(opts["html_path"], response, query, image_root=opts["image_root"])
         click.echo(f"wrote {path}", err=True)

@@ -37,7 +37,7 @@ def resolve_config(config_path: str | None, store_path: str | None, collection: 
     Raises:
         ConfigError: a missing or invalid config file, or an invalid override.
     """
-    from mmsearch.config import load_config, with_overrides
+    from mmsearch.indexing.config import load_config, with_overrides
 
     config = load_config(Path(config_path) if config_path else None)
     return with_overrides(config, collection=collection, store_path=store_path, models=list(models))

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 
 from mmsearch.errors import DependencyError, InputError, NotFoundError
-from mmsearch.interactions import Interactions, ReadReport, read_interactions
+from mmsearch.cf.interactions import Interactions, ReadReport, read_interactions
 
 INTER_FILE = "ml-100k.inter"
 ITEM_FILE = "ml-100k.item"

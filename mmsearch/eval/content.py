@@ -23,7 +23,7 @@ from mmsearch.errors import ConfigError, InputError, InvalidRecordError, Mmsearc
 
 if TYPE_CHECKING:
     from indexers.runtime import ImageEncoder, Model, TextEncoder
-    from mmsearch.catalog import CatalogConfig
+    from mmsearch.indexing.catalog import CatalogConfig
 
 Modality = Literal["image", "text"]
 MODALITIES: tuple[str, ...] = ("image", "text")
@@ -192,7 +192,7 @@ def catalog_vectors(
     """Read a catalog and embed its items with every tower of `models`, as `mmsearch index` would.
 
     Args:
-        path: a JSONL, CSV/TSV or Parquet catalog (see `mmsearch.catalog`).
+        path: a JSONL, CSV/TSV or Parquet catalog (see `mmsearch.indexing.catalog`).
         models: loaded model folders; a text tower embeds `text_fields`, an image tower the images.
         text_fields: catalog fields each text tower embeds, one row per text.
         text_join: join an item's texts into a single row with this separator instead.
@@ -210,9 +210,9 @@ def catalog_vectors(
         ConfigError: no model has a tower to use, or two models share a name.
         InputError: no valid item.
     """
-    from mmsearch.catalog import read_catalog
+    from mmsearch.indexing.catalog import read_catalog
     from mmsearch.fetch import FetchSettings
-    from mmsearch.pipeline import load_item_images
+    from mmsearch.indexing.pipeline import load_item_images
 
     towers = [
         (m, modality)

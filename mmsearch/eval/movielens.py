@@ -46,7 +46,7 @@ def shipped_minilm_model(cache_dir: str | Path | None = None, *, log: Log | None
         ExportError: the export failed.
     """
     from indexers.runtime import load_model
-    from mmsearch.shipped import shipped_minilm
+    from mmsearch.datasets.shipped import shipped_minilm
 
     folder = Path(cache_dir or default_cache_dir()) / "models" / MINILM_FOLDER
     if (folder / "manifest.json").is_file():

@@ -52,7 +52,7 @@ from mmsearch.eval.strategies import (
     fuse_scores,
     hybrid_name,
 )
-from mmsearch.interactions import Interactions
+from mmsearch.cf.interactions import Interactions
 from mmsearch.ranking import top_k_rows
 
 SPLITS: tuple[str, ...] = ("random", "temporal", "cold-items")

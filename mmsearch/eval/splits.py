@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from mmsearch.errors import ConfigError, InputError
-from mmsearch.interactions import Interactions
+from mmsearch.cf.interactions import Interactions
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 

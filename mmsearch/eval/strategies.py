@@ -8,11 +8,11 @@ table the strategies were built from; everything is learnt from the training par
 
 Content strategies follow the five techniques of Arias, Lillo and Sanhueza's CLIP study of Yelp
 (see `content_strategies`). A user's profile is the mean of the vectors of the items they
-interacted with in training, re-normalised, as `mmsearch.signals.profile_queries` builds it for
+interacted with in training, re-normalised, as `mmsearch.query.signals.profile_queries` builds it for
 queries; scores are cosine similarities.
 
-Hybrids fuse several strategies per user with `mmsearch.fusion` (the numpy reference the query
-engine is tested against), the way `mmsearch.search` fuses a query: each leg's best `depth` (100)
+Hybrids fuse several strategies per user with `mmsearch.query.fusion` (the numpy reference the query
+engine is tested against), the way `mmsearch.query.engine` fuses a query: each leg's best `depth` (100)
 candidate items are pooled, every leg is normalised over that pool, and the legs are combined
 with the weights; an item a leg cannot score (NaN, e.g. a cold item for CF) is scored on the
 other legs, with their weights renormalised (`missing="renormalize"`). For RRF the weights are
@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from mmsearch import fusion
+from mmsearch.query import fusion
 from mmsearch.errors import ConfigError, InputError, UnknownNameError
 from mmsearch.eval.content import ItemVectors
 from mmsearch.ranking import top_k
 
 if TYPE_CHECKING:
     from mmsearch.cf import CFModel
-    from mmsearch.interactions import Interactions
+    from mmsearch.cf.interactions import Interactions
 
 KINDS: tuple[str, ...] = ("baseline", "content", "cf", "hybrid")
 # Candidates fetched per signal before fusion: the query engine's default (SearchSettings.candidates).
@@ -280,7 +280,7 @@ class CFStrategy:
 
 @dataclass(frozen=True)
 class FusionSpec:
-    """How a hybrid fuses its legs (see `mmsearch.fusion`).
+    """How a hybrid fuses its legs (see `mmsearch.query.fusion`).
 
     Attributes:
         weights: one per leg, >= 0, at least one positive.
@@ -321,7 +321,7 @@ class FusionSpec:
 
     @property
     def engine_weights(self) -> tuple[float, ...]:
-        """The weights handed to `mmsearch.fusion`, as the query engine hands them: summing to 1,
+        """The weights handed to `mmsearch.query.fusion`, as the query engine hands them: summing to 1,
         and for RRF scaled to average 1 (Qdrant's weighted RRF is plain RRF at weight 1)."""
         w = np.asarray(self.weights, dtype=np.float64)
         w = w / w.sum()
@@ -349,7 +349,7 @@ class FusionSpec:
 
 
 def fuse_scores(leg_scores: Sequence[np.ndarray], candidates: np.ndarray, spec: FusionSpec) -> np.ndarray:
-    """Fuse per-leg score matrices user by user with `mmsearch.fusion`, as the query engine does.
+    """Fuse per-leg score matrices user by user with `mmsearch.query.fusion`, as the query engine does.
 
     For each user, the pool is the union of every leg's best `spec.depth` candidates (all the
     user's candidates when `depth` is None); each leg is normalised over the pool and the legs are

@@ -18,7 +18,7 @@ the candidates with its `fusion`:
 - `Rescore`: a nearest-neighbour score on another named vector for the candidates, e.g. MaxSim
   on a `<model>.<modality>.multi` vector after a kNN on the pooled vector.
 
-`mmsearch.fusion` holds the numpy reference of each method; the contract tests check both
+`mmsearch.query.fusion` holds the numpy reference of each method; the contract tests check both
 backends against it.
 
 Example:

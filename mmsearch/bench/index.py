@@ -118,8 +118,8 @@ def run(items: int = 1000, *, model: Path | None = None, batch_size: int = 32, w
     Each pipeline run is compared with the mean of the raw runs on either side of it; the result
     holds the median round.
     """
-    from mmsearch.config import EncoderConfig, IndexConfig, IndexSettings
-    from mmsearch.index import Index
+    from mmsearch.indexing.config import EncoderConfig, IndexConfig, IndexSettings
+    from mmsearch.indexing.index import Index
     from mmsearch.storage import StoreSettings
 
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-index-") as tmp:

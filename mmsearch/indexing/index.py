@@ -1,7 +1,7 @@
 """`Index`: the library API for indexing a catalog into a store, the same one `mmsearch index` uses.
 
 Example:
-    from mmsearch.index import Index
+    from mmsearch.indexing.index import Index
 
     with Index.open("index.toml") as index:              # or Index.open(models=["models/clip"])
         summary = index.sync("catalog.jsonl", prune=True, errors="errors.jsonl")
@@ -19,22 +19,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmsearch.catalog import (
+from mmsearch.indexing.catalog import (
     CatalogItem,
     CatalogRecord,
     count_records,
     parse_record,
     read_catalog,
 )
-from mmsearch.config import IndexConfig, load_config, with_overrides
-from mmsearch.errorlog import ErrorLog, ItemError
+from mmsearch.indexing.config import IndexConfig, load_config, with_overrides
+from mmsearch.indexing.errorlog import ErrorLog, ItemError
 from mmsearch.errors import ConfigError, InvalidRecordError
-from mmsearch.pipeline import Embedder, Pipeline, RunCounts, plan_embedders
+from mmsearch.indexing.pipeline import Embedder, Pipeline, RunCounts, plan_embedders
 from mmsearch.storage import Store, open_store
 
 if TYPE_CHECKING:
-    from mmsearch.results import SearchResponse
-    from mmsearch.search import Searcher, SearchSettings
+    from mmsearch.query.results import SearchResponse
+    from mmsearch.query.engine import Searcher, SearchSettings
 
 
 @dataclass(frozen=True)
@@ -279,8 +279,8 @@ class Index:
         Reused between calls; a new one is made when `settings` are given or after `sync`/`add`,
         which may have changed the collection's vectors.
         """
-        from mmsearch.cf_store import load_collection_cf
-        from mmsearch.search import Searcher
+        from mmsearch.cf.collection import load_collection_cf
+        from mmsearch.query.engine import Searcher
 
         if self._searcher is None or settings is not None:
             try:

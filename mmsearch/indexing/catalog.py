@@ -47,7 +47,7 @@ from pydantic import (
     model_validator,
 )
 
-from mmsearch.errorlog import ItemError
+from mmsearch.indexing.errorlog import ItemError
 from mmsearch.errors import CatalogError, DependencyError, InvalidRecordError
 from mmsearch.fetch import is_url
 

@@ -159,7 +159,7 @@ def _models(cfg: QueryBenchConfig) -> tuple[Path, Path]:
                      overwrite=True)
     if cfg.text_model is None and not (text_dir / "manifest.json").is_file():
         from indexers.export import export_model
-        from mmsearch.shipped import shipped_minilm
+        from mmsearch.datasets.shipped import shipped_minilm
 
         shipped = shipped_minilm()
         if shipped is None:
@@ -269,7 +269,7 @@ def _time_all(fn: Callable[[int], Any], n: int, warmup: int) -> tuple[list[float
 def run(cfg: QueryBenchConfig) -> QueryBenchResult:
     """Build (or reuse) the catalogue and time text and image queries, hybrid and baseline."""
     from indexers.runtime import load_model
-    from mmsearch.search import Searcher, SearchSettings
+    from mmsearch.query.engine import Searcher, SearchSettings
 
     cfg.cache.mkdir(parents=True, exist_ok=True)
     clip_dir, text_dir = _models(cfg)

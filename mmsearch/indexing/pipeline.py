@@ -30,9 +30,9 @@ from PIL import Image
 from indexers.images import load_image
 from indexers.runtime import ImageEncoder, Model, TextEncoder
 from indexers.text import validate_text
-from mmsearch.catalog import HASH_KEY, CatalogItem, CatalogRecord, image_source
-from mmsearch.config import EncoderConfig, IndexSettings
-from mmsearch.errorlog import ErrorLog, ItemError
+from mmsearch.indexing.catalog import HASH_KEY, CatalogItem, CatalogRecord, image_source
+from mmsearch.indexing.config import EncoderConfig, IndexSettings
+from mmsearch.indexing.errorlog import ErrorLog, ItemError
 from mmsearch.errors import (
     BatchError,
     ConfigError,

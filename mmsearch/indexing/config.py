@@ -8,7 +8,7 @@ into an embedded Qdrant Edge store in `./mmsearch-data`, collection `mmsearch`.
     path = "data"                # relative paths are relative to this file
     collection = "products"
 
-    [catalog]                    # mmsearch.catalog.CatalogConfig
+    [catalog]                    # mmsearch.indexing.catalog.CatalogConfig
     format = "auto"
     list_separator = "|"
     [catalog.columns]            # which column holds each schema field
@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from indexers.images import DEFAULT_MAX_PIXELS
 from indexers.text import DEFAULT_MAX_CHARS
-from mmsearch.catalog import CatalogConfig
+from mmsearch.indexing.catalog import CatalogConfig
 from mmsearch.errors import ConfigError
 from mmsearch.fetch import FetchSettings
 from mmsearch.storage.settings import StoreSettings, load_settings

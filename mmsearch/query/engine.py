@@ -12,7 +12,7 @@ A search runs in three store calls:
    by Qdrant's weighted RRF (`rrf`). Every candidate is thus scored on every leg with its true
    score, including the legs whose own top-k it was not in: not read as a 0. Only an item that
    lacks the leg's vector has no score there. With `explain`, the hits' scores on each leg come
-   back too, and the breakdown is `mmsearch.fusion` (the numpy reference) on them.
+   back too, and the breakdown is `mmsearch.query.fusion` (the numpy reference) on them.
 
 Choices, and the traps they avoid:
 
@@ -23,7 +23,7 @@ Choices, and the traps they avoid:
 - Missing modality. The formula multiplies each term by `HasVector(<leg's vector>)` and divides by
   the weights of the vectors the item has, so an item without a photo (or without CF factors) is
   ranked on the signals it has instead of being punished with a 0 for the one it lacks. For RRF,
-  whose native form cannot do that, the fusion runs in numpy (`mmsearch.fusion`) when a candidate
+  whose native form cannot do that, the fusion runs in numpy (`mmsearch.query.fusion`) when a candidate
   lacks a leg, and in Qdrant otherwise; both give the same scores when nothing is missing.
 - Explicit defaults. The formula also names a default for every leg's score (the value that
   normalises to 0), so no engine reads an absent score as an implicit 0.
@@ -55,7 +55,7 @@ from indexers.images import ImageSource, load_image
 from indexers.protocol import Encoder
 from indexers.runtime import Model
 from indexers.text import validate_text
-from mmsearch import fusion as F
+from mmsearch.query import fusion as F
 from mmsearch.cf import CFModel
 from mmsearch.errors import (
     ConfigError,
@@ -69,8 +69,8 @@ from mmsearch.errors import (
 )
 from mmsearch.fetch import FetchSettings, fetch, is_url
 from mmsearch.ranking import top_k
-from mmsearch.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
-from mmsearch.signals import (
+from mmsearch.query.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
+from mmsearch.query.signals import (
     CF_SIGNAL,
     MODALITIES,
     PROFILE_PREFIX,
@@ -107,7 +107,7 @@ class SearchSettings(BaseModel):
         candidates: nearest neighbours fetched per signal; their union is scored on every signal.
         min_interactions: users with fewer training interactions are cold: no CF signal.
         profile: how a user's content profile is built: `mixed`, `same` or `crossed`
-            (see `mmsearch.signals`).
+            (see `mmsearch.query.signals`).
         max_profile_items: at most this many of the user's items feed the profile.
         rrf_k: the RRF constant.
         maxsim: score content signals with MaxSim on the per-photo / per-text multivector (best
@@ -161,7 +161,7 @@ class Searcher:
         models: loaded model folders (`indexers.runtime.load_model`), or single encoders (e.g. an
             `Index`'s `embedder.encoder`s); text and image inputs are embedded by every tower whose
             model has vectors in the store.
-        cf_model: the collection's CF model (`mmsearch.cf_store.load_collection_cf`), or None.
+        cf_model: the collection's CF model (`mmsearch.cf.collection.load_collection_cf`), or None.
         settings: engine settings.
 
     Raises:
@@ -236,7 +236,7 @@ class Searcher:
         threads: int | None = None,
         verify_models: bool = True,
     ) -> Searcher:
-        """Open the collection of an indexing config (`mmsearch.config.IndexConfig`) for searching.
+        """Open the collection of an indexing config (`mmsearch.indexing.config.IndexConfig`) for searching.
 
         Loads the config's model folders and the collection's CF model when one was fitted.
 
@@ -253,7 +253,7 @@ class Searcher:
             FingerprintMismatchError: a model differs from the one that wrote the collection.
         """
         from indexers.runtime import load_model
-        from mmsearch.cf_store import load_collection_cf
+        from mmsearch.cf.collection import load_collection_cf
         from mmsearch.storage import open_store
 
         store = open_store(config.store)

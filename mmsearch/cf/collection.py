@@ -31,7 +31,7 @@ from mmsearch.cf import CFModel, FitReport, fit, load_model, save_model
 from mmsearch.cf.config import ALSConfig, BPRConfig
 from mmsearch.cf.persist import SIDECAR
 from mmsearch.errors import ConfigError, SchemaMismatchError
-from mmsearch.interactions import Interactions
+from mmsearch.cf.interactions import Interactions
 from mmsearch.storage import CF_VECTOR, Store, StoreSettings, VectorUpdate
 
 CF_FOLDER = "cf"

@@ -1,4 +1,4 @@
-"""CF attached to a collection (`mmsearch.cf_store`): vectors written and cleared, dims, where the model lives."""
+"""CF attached to a collection (`mmsearch.cf.collection`): vectors written and cleared, dims, where the model lives."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mmsearch.cf import cf_config
-from mmsearch.cf_store import cf_folder, check_cf_dim, default_factors, fit_collection_cf, load_collection_cf
+from mmsearch.cf.collection import cf_folder, check_cf_dim, default_factors, fit_collection_cf, load_collection_cf
 from mmsearch.errors import ConfigError, InputError, SchemaMismatchError
-from mmsearch.interactions import Interactions
+from mmsearch.cf.interactions import Interactions
 from mmsearch.storage import Item, StoreSettings, open_store
 from tests.storage_support import CLIP_TEXT, unit_rows
 

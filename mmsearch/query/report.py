@@ -16,7 +16,7 @@ from typing import Any
 
 from mmsearch.errors import ImageDecodeError
 from mmsearch.fetch import is_url
-from mmsearch.results import SearchResponse
+from mmsearch.query.results import SearchResponse
 
 THUMB_PX = 160
 MAX_PHOTOS = 4

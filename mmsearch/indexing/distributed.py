@@ -8,7 +8,7 @@ readable on every worker: a shared file system, or copied beside the job).
 Ray Data, writing into a Qdrant server or cluster:
 
     import ray
-    from mmsearch.distributed import EmbedBatch, UpsertBatch
+    from mmsearch.indexing.distributed import EmbedBatch, UpsertBatch
 
     ds = ray.data.read_json("catalog.jsonl")                 # columns id, title, image, ...
     ds = ds.map_batches(EmbedBatch, fn_constructor_kwargs={"model_dir": "/models/clip"},
@@ -21,7 +21,7 @@ Ray Data, writing into a Qdrant server or cluster:
 
 Spark (`mapInPandas`; the output schema adds one array<float> column per tower and the error):
 
-    from mmsearch.distributed import embed_partitions
+    from mmsearch.indexing.distributed import embed_partitions
     schema = df.schema.add("clip.image", "array<float>").add("clip.text", "array<float>") \\
                       .add("embed_error", "string")
     out = df.mapInPandas(embed_partitions("/models/clip", text_column="title"), schema=schema)
