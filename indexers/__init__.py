@@ -9,7 +9,7 @@ from indexers.protocol import Encoder, EncoderSpec
 __all__ = ["Encoder", "EncoderSpec", "load_model"]
 
 
-def load_model(path, **kwargs):  # noqa: ANN001, ANN201 - thin lazy re-export
+def load_model(path, **kwargs):  # noqa: ANN001, ANN003, ANN201 - thin lazy re-export
     """Load a model folder written by `mmsearch export`; see `indexers.runtime.load_model`."""
     from indexers.runtime import load_model as _load
 

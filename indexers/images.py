@@ -10,7 +10,7 @@ import io
 import threading
 import warnings
 from pathlib import Path
-from typing import Union, cast
+from typing import cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -22,7 +22,7 @@ from mmsearch.errors import ImageDecodeError
 # header check refuses such a file before a single pixel is allocated.
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 
-ImageSource = Union[str, Path, bytes, bytearray, memoryview, Image.Image]
+ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image
 
 # `warnings.catch_warnings` swaps process-wide state; the lock keeps our own threads (an indexing
 # pool decoding in parallel) from restoring each other's filters. Only the header is parsed under

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Literal
@@ -10,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmsearch.errors import ModelError, ModelIntegrityError
+from mmsearch.files import sha256_file
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
@@ -150,11 +150,3 @@ class Manifest(_Frozen):
                     f"model file {str(path)!r} has sha256 {actual[:16]}..., the manifest says "
                     f"{expected[:16]}...: the file was changed after export; re-export the model"
                 )
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

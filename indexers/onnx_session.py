@@ -110,7 +110,7 @@ class OnnxSession:
             _warn_once(
                 "cuda-fallback",
                 "onnxruntime-gpu could not load CUDA (missing or mismatched CUDA/cuDNN libraries) "
-                "and runs on CPU; check `python -c \"import onnxruntime as o; "
+                'and runs on CPU; check `python -c "import onnxruntime as o; '
                 "o.preload_dlls(); print(o.get_device())\"`, or install 'mmsearch[cpu]'",
             )
         self.input_names = tuple(i.name for i in self._session.get_inputs())

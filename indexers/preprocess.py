@@ -84,8 +84,8 @@ def center_crop_or_pad(image: Image.Image, size: tuple[int, int], fill: int = 0)
         width, height = image.size
         if (crop_w, crop_h) == (width, height):
             return image
-    top = int(round((height - crop_h) / 2.0))
-    left = int(round((width - crop_w) / 2.0))
+    top = round((height - crop_h) / 2.0)
+    left = round((width - crop_w) / 2.0)
     return image.crop((left, top, left + crop_w, top + crop_h))
 
 
@@ -128,8 +128,9 @@ class ImagePreprocessor:
 
     def __init__(self, cfg: ImagePreprocess) -> None:
         if min(cfg.size) < 1 or cfg.resize_size < 1:
-            raise ConfigError(f"image preprocessing sizes must be positive: size={cfg.size}, "
-                              f"resize_size={cfg.resize_size}")
+            raise ConfigError(
+                f"image preprocessing sizes must be positive: size={cfg.size}, resize_size={cfg.resize_size}"
+            )
         if any(s == 0 for s in cfg.std):
             raise ConfigError(f"image preprocessing std {cfg.std} has a zero")
         self.cfg = cfg

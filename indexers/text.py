@@ -24,8 +24,7 @@ def validate_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, index: in
         raise TextInputError(f"{where} is empty: nothing to embed")
     if len(text) > max_chars:
         raise TextInputError(
-            f"{where} has {len(text):,} characters, over the limit of {max_chars:,}; "
-            "shorten it or raise max_chars"
+            f"{where} has {len(text):,} characters, over the limit of {max_chars:,}; shorten it or raise max_chars"
         )
     return text
 

@@ -6,7 +6,23 @@ Each subclass also inherits the builtin it refines, so callers that catch `Value
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+
+def listed(values: Iterable[object], limit: int = 10, *, quote: bool = True, empty: str = "none") -> str:
+    """The first `limit` values joined by commas, `" ..."` when there are more: for messages.
+
+    Args:
+        values: what to show.
+        limit: how many at most.
+        quote: show each value's repr (ids), not its str (names).
+        empty: what to say when there are none.
+    """
+    shown: Sequence[object] = values if isinstance(values, Sequence) else list(values)
+    if not shown:
+        return empty
+    head = ", ".join(repr(v) if quote else str(v) for v in shown[:limit])
+    return head + (" ..." if len(shown) > limit else "")
 
 
 class MmsearchError(Exception):
@@ -22,8 +38,7 @@ class UnknownNameError(ConfigError, KeyError):
 
     def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
         self.kind, self.name, self.known = kind, name, sorted(known)
-        shown = ", ".join(self.known[:40]) + (" ..." if len(self.known) > 40 else "")
-        super().__init__(f"unknown {kind} {name!r}; known: {shown}")
+        super().__init__(f"unknown {kind} {name!r}; known: {listed(self.known, 40, quote=False)}")
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message
         return self.args[0]

@@ -51,7 +51,7 @@ def is_url(ref: str) -> bool:
     return ref[:8].lower().startswith(("http://", "https://"))
 
 
-class _Retryable(Exception):
+class _RetryableError(Exception):
     """An attempt failed in a way another attempt may fix; carries the reason."""
 
 
@@ -81,14 +81,14 @@ def fetch(
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise FetchError(f"cannot fetch {url!r}: only http:// and https:// URLs are supported", url=url)
     attempts = s.retries + 1
-    last: _Retryable | None = None
+    last: _RetryableError | None = None
     for attempt in range(attempts):
         if attempt:
             delay = s.backoff_s * (2 ** (attempt - 1))
             sleep(delay * (1 + 0.25 * random.random()))
         try:
             return _attempt(url, s)
-        except _Retryable as e:
+        except _RetryableError as e:
             last = e
     status = getattr(last, "status", None)
     tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
@@ -112,26 +112,27 @@ def _attempt(url: str, s: FetchSettings) -> bytes:
     except urllib.error.HTTPError as e:
         e.close()
         if e.code in _RETRY_STATUS or e.code >= 500:
-            err = _Retryable(f"HTTP {e.code} {e.reason}")
+            err = _RetryableError(f"HTTP {e.code} {e.reason}")
             err.status = e.code  # type: ignore[attr-defined]
             raise err from e
         raise FetchError(f"fetching {url!r} failed: HTTP {e.code} {e.reason}", url=url, status=e.code) from e
     except urllib.error.URLError as e:
         # Connection refused or reset, DNS hiccups and connect timeouts all land here.
-        raise _Retryable(_describe(e.reason)) from e
+        raise _RetryableError(_describe(e.reason)) from e
     except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
-        raise _Retryable(_describe(e)) from e
+        raise _RetryableError(_describe(e)) from e
 
 
-def _read_capped(response: http.client.HTTPResponse, url: str, max_bytes: int, deadline: float,
-                 timeout_s: float) -> bytes:
+def _read_capped(
+    response: http.client.HTTPResponse, url: str, max_bytes: int, deadline: float, timeout_s: float
+) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while True:
         # urllib's timeout bounds each socket read; the deadline bounds the whole body, so a
         # server trickling one byte per second cannot hold a worker for ever.
         if time.monotonic() > deadline:
-            raise _Retryable(f"timed out after {timeout_s:g} s while reading the body")
+            raise _RetryableError(f"timed out after {timeout_s:g} s while reading the body")
         chunk = response.read1(_CHUNK)  # what has arrived (one recv), so the deadline is checked often
         if not chunk:
             return b"".join(chunks)

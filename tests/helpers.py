@@ -27,14 +27,14 @@ def copy_model(src: Path, dst: Path) -> Path:
     return dst
 
 
-def spy_on_encode(monkeypatch) -> list[str]:  # noqa: ANN001 - pytest's MonkeyPatch
+def spy_on_encode(monkeypatch) -> list[str]:
     """Record the ids of the items the indexing pipeline encodes, in order."""
     import mmsearch.indexing.pipeline as pipeline_mod
 
     encoded: list[str] = []
     real = pipeline_mod.encode
 
-    def spy(batch, embedders):  # noqa: ANN001, ANN202
+    def spy(batch, embedders):
         encoded.extend(p.work.item.id for p in batch)
         return real(batch, embedders)
 

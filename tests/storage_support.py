@@ -35,15 +35,17 @@ def catalogue(n: int = 30, seed: int = 0) -> list[Item]:
     rng = np.random.default_rng(seed)
     items = []
     for i in range(n):
-        items.append(Item(
-            id=f"i{i}",
-            vectors={
-                "clip.image": unit_rows(rng, 1 + i % 3, 8),
-                "clip.text": unit_rows(rng, 1, 8)[0],
-                "cf": rng.standard_normal(CF_DIM).astype(np.float32),
-            },
-            payload={"color": COLORS[i % 3], "price": float(i), "tags": [f"t{i % 2}", "all"], "rank": i},
-        ))
+        items.append(
+            Item(
+                id=f"i{i}",
+                vectors={
+                    "clip.image": unit_rows(rng, 1 + i % 3, 8),
+                    "clip.text": unit_rows(rng, 1, 8)[0],
+                    "cf": rng.standard_normal(CF_DIM).astype(np.float32),
+                },
+                payload={"color": COLORS[i % 3], "price": float(i), "tags": [f"t{i % 2}", "all"], "rank": i},
+            )
+        )
     return items
 
 
@@ -69,7 +71,7 @@ def qdrant_server_url() -> Iterator[str]:
         import docker
 
         docker.from_env().ping()
-    except Exception as e:  # any failure to reach the engine means: no Docker here
+    except Exception as e:  # noqa: BLE001 - any failure to reach the engine means: no Docker here
         pytest.skip(f"no Docker engine answers ({type(e).__name__}: {e})")
     with QdrantContainer(QDRANT_IMAGE) as qdrant:
         yield f"http://{qdrant.get_container_host_ip()}:{qdrant.get_exposed_port(6333)}"

@@ -96,9 +96,7 @@ def _runtime(folder: Path) -> tuple[Manifest, TextTokenizer, OnnxSession]:
 
 
 def _embed(tokenizer: TextTokenizer, session: OnnxSession, texts: list[str], batch: int) -> np.ndarray:
-    return np.concatenate(
-        [session.run(tokenizer.encode(texts[i : i + batch])) for i in range(0, len(texts), batch)]
-    )
+    return np.concatenate([session.run(tokenizer.encode(texts[i : i + batch])) for i in range(0, len(texts), batch)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,7 +126,7 @@ def _wordpiece() -> Tokenizer:
     return tok
 
 
-def _tiny_config(arch: str, vocab: int):  # noqa: ANN202 - a transformers config
+def _tiny_config(arch: str, vocab: int):
     import transformers
 
     size = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "hidden_size": 32}
@@ -146,8 +144,12 @@ def _tiny_config(arch: str, vocab: int):  # noqa: ANN202 - a transformers config
             vocab_size=vocab, embedding_size=32, max_position_embeddings=64, **size
         ),
         "modernbert": lambda: transformers.ModernBertConfig(
-            vocab_size=vocab, max_position_embeddings=64, pad_token_id=0, global_attn_every_n_layers=1,
-            local_attention=16, **size,
+            vocab_size=vocab,
+            max_position_embeddings=64,
+            pad_token_id=0,
+            global_attn_every_n_layers=1,
+            local_attention=16,
+            **size,
         ),
     }
     return configs[arch]()
@@ -168,8 +170,14 @@ def make_tiny_folder(
     # BERT's tokenizer emits token_type_ids, the others' do not; the graph's inputs follow.
     inputs = ["input_ids", "token_type_ids", "attention_mask"] if arch == "bert" else ["input_ids", "attention_mask"]
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=64, model_input_names=inputs,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
+        model_input_names=inputs,
     )
     torch.manual_seed(0)
     hf = AutoModel.from_config(_tiny_config(arch, tok.get_vocab_size()))
@@ -258,7 +266,7 @@ def test_minilm_truncation_changes_nothing_after_max_length(minilm_dir: Path) ->
 
 
 def test_minilm_token_ids_equal_the_hf_tokenizer(minilm_dir: Path, minilm_st: SentenceTransformer) -> None:
-    manifest, tokenizer, _ = _runtime(minilm_dir)
+    _manifest, tokenizer, _ = _runtime(minilm_dir)
     hf = minilm_st[0].tokenizer
     want = hf(TEXTS, truncation=True, max_length=256)["input_ids"]
     got = tokenizer.ids(TEXTS)
@@ -294,12 +302,20 @@ def test_minilm_manifest(minilm_dir: Path) -> None:
     assert manifest.opset == 18 and manifest.quantization is None
     assert set(manifest.towers) == {"text"}
     assert (tower.file, tower.output, tower.dim, tower.distance, tower.normalized) == (
-        "text.onnx", "text_embeds", 384, "cosine", True,
+        "text.onnx",
+        "text_embeds",
+        384,
+        "cosine",
+        True,
     )
     assert tower.sha256 == sha256_file(minilm_dir / "text.onnx")
     cfg = tower.tokenizer
     assert (cfg.file, cfg.context_length, cfg.pad_id, cfg.clean, cfg.trim_to_longest) == (
-        "tokenizer.json", 256, 0, "none", True,
+        "tokenizer.json",
+        256,
+        0,
+        "none",
+        True,
     )
     assert cfg.input_names == ("input_ids", "attention_mask", "token_type_ids")
     assert cfg.sha256 == sha256_file(minilm_dir / "tokenizer.json")
@@ -335,7 +351,7 @@ def test_minilm_padding_does_not_change_an_embedding(minilm_dir: Path) -> None:
 def _parity_with_st(src: Path, exported: Path) -> np.ndarray:
     st = SentenceTransformer(str(src), device="cpu")
     _, tokenizer, session = _runtime(exported)
-    texts = TEXTS[:8] + [LONG]
+    texts = [*TEXTS[:8], LONG]
     want = st.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     got = _embed(tokenizer, session, texts, batch=4)
     assert tokenizer.ids(texts) == [list(i) for i in st[0].tokenizer(texts, truncation=True)["input_ids"]]
@@ -520,8 +536,9 @@ def test_an_unsupported_head_module_is_refused(tiny_bert_src: Path) -> None:
 
 
 def test_a_default_prompt_is_refused(tiny_bert_src: Path) -> None:
-    st = SentenceTransformer(str(tiny_bert_src), device="cpu", prompts={"query": "query: "},
-                             default_prompt_name="query")
+    st = SentenceTransformer(
+        str(tiny_bert_src), device="cpu", prompts={"query": "query: "}, default_prompt_name="query"
+    )
     with pytest.raises(ConfigError, match="'query'"):
         read_pipeline(st)
 

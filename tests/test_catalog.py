@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from mmsearch.errors import CatalogError, DependencyError, InvalidRecordError
+from mmsearch.examples import example_catalog
 from mmsearch.indexing.catalog import (
     CatalogConfig,
     CatalogItem,
@@ -19,8 +21,6 @@ from mmsearch.indexing.catalog import (
     parse_record,
     read_catalog,
 )
-from mmsearch.errors import CatalogError, DependencyError, InvalidRecordError
-from mmsearch.examples import example_catalog
 
 
 def write_lines(path: Path, lines: list[str | bytes]) -> Path:
@@ -29,16 +29,30 @@ def write_lines(path: Path, lines: list[str | bytes]) -> Path:
 
 
 def test_a_valid_line_becomes_an_item_and_other_fields_become_payload(tmp_path):
-    line = {"id": 17, "title": "Red mug", "description": "  ", "reviews": ["ok", "", "great"],
-            "images": "a.png", "price": 9.5, "tags": ["x"], "meta": {"a": None}}
+    line = {
+        "id": 17,
+        "title": "Red mug",
+        "description": "  ",
+        "reviews": ["ok", "", "great"],
+        "images": "a.png",
+        "price": 9.5,
+        "tags": ["x"],
+        "meta": {"a": None},
+    }
     [rec] = read_catalog(write_lines(tmp_path / "c.jsonl", [json.dumps(line)]))
     assert rec.error is None and rec.line == 1
     item = rec.item
     assert item.id == "17" and item.title == "Red mug" and item.description is None
     assert item.reviews == ("ok", "great") and item.images == ("a.png",)
     assert item.payload == {"price": 9.5, "tags": ["x"], "meta": {"a": None}}
-    assert item.stored_payload() == {"title": "Red mug", "reviews": ["ok", "great"], "images": ["a.png"],
-                                     "price": 9.5, "tags": ["x"], "meta": {"a": None}}
+    assert item.stored_payload() == {
+        "title": "Red mug",
+        "reviews": ["ok", "great"],
+        "images": ["a.png"],
+        "price": 9.5,
+        "tags": ["x"],
+        "meta": {"a": None},
+    }
 
 
 def test_line_numbers_count_blank_lines_and_a_bom_is_ignored(tmp_path):
@@ -84,14 +98,27 @@ def test_reading_goes_on_after_bad_lines(tmp_path):
 
 
 def test_column_mapping_reads_a_file_without_rewriting_it(tmp_path):
-    line = {"sku": "S1", "name": "Lamp", "blurb": "Warm light", "pics": ["l.jpg"], "opinions": ["nice"],
-            "title": "kept?"}
-    cfg = CatalogConfig(columns=ColumnMapping(id="sku", title="name", description="blurb", images="pics",
-                                              reviews="opinions"), exclude=("title",))
+    line = {
+        "sku": "S1",
+        "name": "Lamp",
+        "blurb": "Warm light",
+        "pics": ["l.jpg"],
+        "opinions": ["nice"],
+        "title": "kept?",
+    }
+    cfg = CatalogConfig(
+        columns=ColumnMapping(id="sku", title="name", description="blurb", images="pics", reviews="opinions"),
+        exclude=("title",),
+    )
     [rec] = read_catalog(write_lines(tmp_path / "c.jsonl", [json.dumps(line)]), cfg)
     item = rec.item
     assert (item.id, item.title, item.description, item.images, item.reviews) == (
-        "S1", "Lamp", "Warm light", ("l.jpg",), ("nice",))
+        "S1",
+        "Lamp",
+        "Warm light",
+        ("l.jpg",),
+        ("nice",),
+    )
     assert item.payload == {}  # `title` was excluded, the mapped columns are not payload
 
 
@@ -126,10 +153,15 @@ def test_csv_cells_lists_numbers_and_empty_cells(tmp_path):
 
 def test_csv_bad_rows_are_reported_and_reading_goes_on(tmp_path):
     path = tmp_path / "c.tsv"
-    path.write_bytes(b"id\ttitle\n" b"a\tok\n" b"b\tcaf\xe9\n" b"c\n" b"d\tx\textra\n" b"\t\n" b"e\tfine\n")
+    path.write_bytes(b"id\ttitle\na\tok\nb\tcaf\xe9\nc\nd\tx\textra\n\t\ne\tfine\n")
     recs = list(read_catalog(path))
     assert [(r.line, r.item.id if r.item else r.error.kind) for r in recs] == [
-        (2, "a"), (3, "utf8"), (4, "json"), (5, "json"), (7, "e")]
+        (2, "a"),
+        (3, "utf8"),
+        (4, "json"),
+        (5, "json"),
+        (7, "e"),
+    ]
     assert recs[1].error.id == "b" and "bytes e9" in recs[1].error.reason
     assert "has 1 field(s), the header has 2" in recs[2].error.reason
     assert recs[3].error.id == "d"
@@ -170,8 +202,14 @@ def test_parquet_without_pyarrow_says_what_to_install(tmp_path):
 def test_parquet_rows_become_items(tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
-    table = pa.table({"id": ["a", None, "c"], "title": ["x", "y", None], "price": [1.0, float("nan"), 3.0],
-                      "images": [["i.png"], [], None]})
+    table = pa.table(
+        {
+            "id": ["a", None, "c"],
+            "title": ["x", "y", None],
+            "price": [1.0, float("nan"), 3.0],
+            "images": [["i.png"], [], None],
+        }
+    )
     pq.write_table(table, tmp_path / "c.parquet")
     recs = list(read_catalog(tmp_path / "c.parquet"))
     assert recs[0].item.images == ("i.png",) and recs[0].item.payload == {"price": 1.0}
@@ -180,8 +218,9 @@ def test_parquet_rows_become_items(tmp_path):
 
 
 def test_text_values_from_schema_and_payload_fields():
-    item = CatalogItem(id="a", title="T", reviews=("r1", "r2"),
-                       payload={"brand": "Acme", "tags": ["x", " "], "price": 3})
+    item = CatalogItem(
+        id="a", title="T", reviews=("r1", "r2"), payload={"brand": "Acme", "tags": ["x", " "], "price": 3}
+    )
     assert item.text_values("title") == ["T"] and item.text_values("description") == []
     assert item.text_values("reviews") == ["r1", "r2"]
     assert item.text_values("brand") == ["Acme"] and item.text_values("tags") == ["x"]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mmsearch.cf import ALSConfig, BPRConfig, CFModel, cf_config, fit, load_model, save_model
+from mmsearch.cf.interactions import Interactions
 from mmsearch.cf.persist import ARRAYS, SIDECAR
 from mmsearch.errors import ConfigError, InputError, ModelError, ModelIntegrityError, NotFoundError, UnknownNameError
-from mmsearch.cf.interactions import Interactions
 
 GROUP, N_GROUPS = 6, 6
 
@@ -35,8 +35,8 @@ def checkerboard() -> Interactions:
 # ALS with as many factors as groups learns one factor per group (more factors start fitting the
 # missing diagonal itself and blur the answer); BPR's ranking loss is robust to the factor count.
 CONFIGS = {
-    "als": dict(factors=N_GROUPS, iterations=30),
-    "bpr": dict(factors=8, iterations=200, learning_rate=0.05),
+    "als": {"factors": N_GROUPS, "iterations": 30},
+    "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05},
 }
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from mmsearch.cf import cf_config
 from mmsearch.cf.collection import cf_folder, check_cf_dim, default_factors, fit_collection_cf, load_collection_cf
-from mmsearch.errors import ConfigError, InputError, SchemaMismatchError
 from mmsearch.cf.interactions import Interactions
+from mmsearch.errors import ConfigError, InputError, SchemaMismatchError
 from mmsearch.storage import Item, StoreSettings, open_store
 from tests.storage_support import CLIP_TEXT, unit_rows
 
@@ -25,13 +25,14 @@ def _store(cf_dim: int):
 def _log(items: list[int], users: int = 4) -> Interactions:
     u = [f"u{k}" for k in range(users) for _ in items]
     i = [f"i{j}" for _ in range(users) for j in items]
-    return Interactions.from_arrays(u + ["u0"], i + ["ghost"])
+    return Interactions.from_arrays([*u, "u0"], [*i, "ghost"])
 
 
 def test_bpr_vectors_fill_cf_dim_with_the_bias(tmp_path: Path):
     with _store(cf_dim=5) as store:
-        model, summary = fit_collection_cf(store, _log([0, 1, 2, 3, 4, 5, 6, 7]),
-                                           cf_config("bpr", factors=4, iterations=3), tmp_path / "cf")
+        model, summary = fit_collection_cf(
+            store, _log([0, 1, 2, 3, 4, 5, 6, 7]), cf_config("bpr", factors=4, iterations=3), tmp_path / "cf"
+        )
         assert model.dim == 5 and summary.dim == 5 and summary.factors == 4
         got = store.retrieve(["i2"], with_vectors=["cf"])[0].vectors["cf"]
         np.testing.assert_allclose(got, model.item_vector("i2"), rtol=1e-6)
@@ -44,8 +45,9 @@ def test_refit_clears_the_cf_vector_of_items_left_without_interactions(tmp_path:
     with _store(cf_dim=3) as store:
         fit_collection_cf(store, _log(list(range(8))), cf_config("als", factors=3, iterations=2), tmp_path / "cf")
         assert all("cf" in it.vectors for it in store.retrieve([f"i{j}" for j in range(8)], with_vectors=["cf"]))
-        _, summary = fit_collection_cf(store, _log([0, 1, 2]), cf_config("als", factors=3, iterations=2),
-                                       tmp_path / "cf")
+        _, summary = fit_collection_cf(
+            store, _log([0, 1, 2]), cf_config("als", factors=3, iterations=2), tmp_path / "cf"
+        )
         assert summary.items_written == 3 and summary.items_cleared == 5
         stored = {it.id: it.vectors for it in store.retrieve([f"i{j}" for j in range(8)], with_vectors=True)}
         assert "cf" in stored["i1"] and "cf" not in stored["i6"] and "clip.text" in stored["i6"]
@@ -65,8 +67,9 @@ def test_factor_count_must_fit_the_store():
 
 def test_no_interaction_with_a_catalog_item_is_an_error(tmp_path: Path):
     with _store(cf_dim=3) as store, pytest.raises(InputError, match="no interactions"):
-        fit_collection_cf(store, Interactions.from_arrays(["u"], ["ghost"]), cf_config("als", factors=3),
-                          tmp_path / "cf")
+        fit_collection_cf(
+            store, Interactions.from_arrays(["u"], ["ghost"]), cf_config("als", factors=3), tmp_path / "cf"
+        )
 
 
 def test_where_the_model_lives(tmp_path: Path):

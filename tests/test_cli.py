@@ -8,7 +8,7 @@ from tests.conftest import TINY_CLIP_CFG
 from tests.helpers import make_image
 
 
-def _commands(group, prefix=()):  # noqa: ANN001, ANN202
+def _commands(group, prefix=()):
     for name, cmd in group.commands.items():
         yield (*prefix, name), cmd
         if hasattr(cmd, "commands"):
@@ -26,8 +26,9 @@ def test_embed_prints_json_vectors(tiny_clip_dir, tmp_path):
     image = tmp_path / "photo.jpg"
     make_image().save(image)
     result = CliRunner().invoke(
-        cli, ["embed", "--model", str(tiny_clip_dir), "--text", "a red bicycle", "--text", "ramen",
-              "--image", str(image)])
+        cli,
+        ["embed", "--model", str(tiny_clip_dir), "--text", "a red bicycle", "--text", "ramen", "--image", str(image)],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["family"] == "clip" and data["dim"] == 32
@@ -40,8 +41,14 @@ def test_embed_prints_json_vectors(tiny_clip_dir, tmp_path):
     ("args", "message"),
     [
         (["embed", "--model", "/nonexistent/model"], "error: nothing to embed"),
-        (["embed", "--model", "/nonexistent/model", "--text", "hi"], "error: model folder '/nonexistent/model' does not exist"),
-        (["export", "clip", "--arch", "ViT-Q-99", "--out", "{tmp}/m"], "error: unknown open_clip architecture 'ViT-Q-99'"),
+        (
+            ["embed", "--model", "/nonexistent/model", "--text", "hi"],
+            "error: model folder '/nonexistent/model' does not exist",
+        ),
+        (
+            ["export", "clip", "--arch", "ViT-Q-99", "--out", "{tmp}/m"],
+            "error: unknown open_clip architecture 'ViT-Q-99'",
+        ),
     ],
 )
 def test_library_errors_become_one_clean_line(args, message, tmp_path):
@@ -64,12 +71,26 @@ def test_export_clip_from_a_model_config_then_embed(tmp_path):
     cfg.write_text(json.dumps(TINY_CLIP_CFG))
     out = tmp_path / "clip"
     runner = CliRunner()
-    result = runner.invoke(cli, ["export", "clip", "--arch", "cli-tiny-clip", "--model-config", str(cfg),
-                                 "--weights", "none", "--out", str(out)])
+    result = runner.invoke(
+        cli,
+        [
+            "export",
+            "clip",
+            "--arch",
+            "cli-tiny-clip",
+            "--model-config",
+            str(cfg),
+            "--weights",
+            "none",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "weights: random" in result.output and (out / "manifest.json").is_file()
-    again = runner.invoke(cli, ["export", "clip", "--arch", "cli-tiny-clip", "--model-config", str(cfg),
-                                "--out", str(out)])
+    again = runner.invoke(
+        cli, ["export", "clip", "--arch", "cli-tiny-clip", "--model-config", str(cfg), "--out", str(out)]
+    )
     assert again.exit_code == 1 and "--overwrite" in again.output
     embedded = runner.invoke(cli, ["embed", "--model", str(out), "--text", "hello"])
     assert embedded.exit_code == 0 and json.loads(embedded.output)["dim"] == 32

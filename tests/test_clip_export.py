@@ -27,13 +27,13 @@ TEXTS = [
 ]
 
 
-def _torch():  # noqa: ANN202 - the module
+def _torch():
     import torch
 
     return torch
 
 
-def _open_clip():  # noqa: ANN202 - the module
+def _open_clip():
     from indexers.export.torch_compat import patch_torchvision
 
     patch_torchvision()
@@ -106,8 +106,12 @@ def test_manifest_hashes_match_the_files(tiny_clip_dir: Path, manifest: Manifest
     assert set(files) == {"image.onnx", "text.onnx", "tokenizer.json"}
     for name, digest in files.items():
         assert sha256_file(tiny_clip_dir / name) == digest
-    assert sorted(p.name for p in tiny_clip_dir.iterdir()) == ["image.onnx", "manifest.json", "text.onnx",
-                                                                "tokenizer.json"]
+    assert sorted(p.name for p in tiny_clip_dir.iterdir()) == [
+        "image.onnx",
+        "manifest.json",
+        "text.onnx",
+        "tokenizer.json",
+    ]
 
 
 def test_manifest_preprocess_is_open_clips(manifest: Manifest) -> None:
@@ -149,9 +153,7 @@ def test_graph_signatures(tiny_clip_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("batch", [1, 3, 5])
-def test_image_graph_dynamic_batch_matches_torch(
-    tiny_clip_dir: Path, tiny_model: nn.Module, batch: int
-) -> None:
+def test_image_graph_dynamic_batch_matches_torch(tiny_clip_dir: Path, tiny_model: nn.Module, batch: int) -> None:
     pixels = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
     got = run(tiny_clip_dir / "image.onnx", {"pixel_values": pixels})
     assert got.shape == (batch, 32)
@@ -170,9 +172,7 @@ def test_text_graph_dynamic_batch_matches_torch(
     np.testing.assert_allclose(got, torch_text(tiny_model, texts), atol=1e-5)
 
 
-def test_trimmed_input_equals_77_padding(
-    tiny_clip_dir: Path, tokenizer: TextTokenizer, tiny_model: nn.Module
-) -> None:
+def test_trimmed_input_equals_77_padding(tiny_clip_dir: Path, tokenizer: TextTokenizer, tiny_model: nn.Module) -> None:
     texts = ["a cat", "a dog on a sofa", "hi"]
     trimmed = tokenizer.encode(texts)["input_ids"]
     padded = _open_clip().tokenize(texts).numpy()
@@ -211,8 +211,15 @@ def test_real_images_through_open_clip_transform_match_torch(tiny_clip_dir: Path
 
     manifest = Manifest.load(tiny_clip_dir)
     pre = manifest.towers["image"].preprocess
-    pixels = parity_pixels({"size": pre.size, "mean": pre.mean, "std": pre.std,
-                            "interpolation": pre.interpolation, "resize_mode": pre.resize_mode})
+    pixels = parity_pixels(
+        {
+            "size": pre.size,
+            "mean": pre.mean,
+            "std": pre.std,
+            "interpolation": pre.interpolation,
+            "resize_mode": pre.resize_mode,
+        }
+    )
     assert pixels.shape == (len(parity_images()), 3, 32, 32)
     got = run(tiny_clip_dir / "image.onnx", {"pixel_values": pixels.numpy()})
     expected = torch_image(tiny_model, pixels.numpy())
@@ -243,13 +250,15 @@ def other_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Mo
 @pytest.fixture(scope="module")
 def int8_dir(models_dir: Path, other_weights: tuple[Path, nn.Module]) -> Path:
     out = models_dir / "clip-tiny-int8"
-    export_model("clip", out, architecture=TINY, model_cfg=TINY_CLIP_CFG, weights=str(other_weights[0]),
-                 quantize="int8")
+    export_model(
+        "clip", out, architecture=TINY, model_cfg=TINY_CLIP_CFG, weights=str(other_weights[0]), quantize="int8"
+    )
     return out
 
 
-def test_weights_file_is_loaded_and_recorded(int8_dir: Path, other_weights: tuple[Path, nn.Module],
-                                              tiny_model: nn.Module) -> None:
+def test_weights_file_is_loaded_and_recorded(
+    int8_dir: Path, other_weights: tuple[Path, nn.Module], tiny_model: nn.Module
+) -> None:
     path, model = other_weights
     manifest = Manifest.load(int8_dir)
     assert manifest.weights.kind == "file"
@@ -271,8 +280,7 @@ def test_int8_export_records_quantization(int8_dir: Path) -> None:
     q = manifest.quantization
     assert q is not None and q.method == "dynamic-int8"
     assert 0.98 < q.cosine_to_fp32_min <= q.cosine_to_fp32_mean <= 1.0 + 1e-6
-    assert sorted(p.name for p in int8_dir.iterdir()) == ["image.onnx", "manifest.json", "text.onnx",
-                                                          "tokenizer.json"]
+    assert sorted(p.name for p in int8_dir.iterdir()) == ["image.onnx", "manifest.json", "text.onnx", "tokenizer.json"]
     for tower in manifest.towers.values():
         ops = {n.op_type for n in onnx.load(str(int8_dir / tower.file)).graph.node}
         assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}, ops
@@ -287,8 +295,7 @@ def test_bidirectional_custom_text_model_pads_to_context(tmp_path: Path) -> None
     """Without the causal mask padding changes the output, so the model must get 77-wide input."""
     from indexers.export.clip import ClipExportConfig, load_clip
 
-    cfg = {**TINY_CLIP_CFG, "custom_text": True,
-           "text_cfg": {**TINY_CLIP_CFG["text_cfg"], "no_causal_mask": True}}
+    cfg = {**TINY_CLIP_CFG, "custom_text": True, "text_cfg": {**TINY_CLIP_CFG["text_cfg"], "no_causal_mask": True}}
     out = tmp_path / "bidi"
     manifest = export_model("clip", out, architecture="tiny-bidi", model_cfg=cfg)
     tok_cfg = manifest.towers["text"].tokenizer
@@ -315,8 +322,7 @@ def test_unknown_architecture_lists_known(tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("architecture", ["ViT-B-16-SigLIP", "coca_ViT-B-32", "roberta-ViT-B-32",
-                                          "nllb-clip-base"])
+@pytest.mark.parametrize("architecture", ["ViT-B-16-SigLIP", "coca_ViT-B-32", "roberta-ViT-B-32", "nllb-clip-base"])
 def test_architecture_without_bpe_tokenizer_is_refused(tmp_path: Path, architecture: str) -> None:
     with pytest.raises(ConfigError) as info:
         export_model("clip", tmp_path / "m", architecture=architecture)

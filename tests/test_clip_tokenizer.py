@@ -107,7 +107,7 @@ CORPUS = [
 ]
 
 
-def _open_clip():  # noqa: ANN202 - the module
+def _open_clip():
     from indexers.export.torch_compat import patch_torchvision
 
     patch_torchvision()
@@ -131,7 +131,7 @@ def tokenizer_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(path: Path, **overrides: object) -> TokenizerConfig:
-    fields = dict(sha256=sha256_file(path), context_length=77, pad_id=0, clean="clip", trim_to_longest=True)
+    fields = {"sha256": sha256_file(path), "context_length": 77, "pad_id": 0, "clean": "clip", "trim_to_longest": True}
     return TokenizerConfig(**{**fields, **overrides})
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mmsearch.errors import ConfigError
 from mmsearch.indexing.config import (
     DEFAULT_TEXT_FIELDS,
     IndexConfig,
@@ -13,7 +14,6 @@ from mmsearch.indexing.config import (
     parse_config,
     with_overrides,
 )
-from mmsearch.errors import ConfigError
 
 FULL = """
 [store]
@@ -123,8 +123,9 @@ def test_invalid_toml_and_missing_file(tmp_path):
 
 def test_overrides_replace_the_config_values(tmp_path):
     cfg = load_config(write(tmp_path, FULL))
-    out = with_overrides(cfg, collection="other", store_path="elsewhere", models=["m1", "m2"], batch_size=4,
-                         workers=1, device="cuda")
+    out = with_overrides(
+        cfg, collection="other", store_path="elsewhere", models=["m1", "m2"], batch_size=4, workers=1, device="cuda"
+    )
     assert out.store.collection == "other" and out.store.path == Path("elsewhere")
     assert out.store.payload_indexes == cfg.store.payload_indexes  # the rest is kept
     assert [e.model for e in out.encoders] == [Path("m1"), Path("m2")]
@@ -136,8 +137,11 @@ def test_overrides_replace_the_config_values(tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"batch_size": 0}, "batch_size"), ({"collection": "bad name!"}, "bad name!"),
-     ({"models": ["m", "m"]}, "listed twice")],
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"collection": "bad name!"}, "bad name!"),
+        ({"models": ["m", "m"]}, "listed twice"),
+    ],
 )
 def test_bad_overrides_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -35,8 +35,9 @@ def test_a_dict_batch_gets_one_vector_per_row_and_errors_for_bad_rows(tiny_clip_
         batch = {
             "id": np.array(["a", "b", "c", "d", "e"], dtype=object),
             "title": np.array(["red", None, "blue", "x" * 50, "green"], dtype=object),
-            "image": np.array(["p0.png", image_bytes("PNG", seed=42), None, "broken.png", srv.url + "/p.png"],
-                              dtype=object),
+            "image": np.array(
+                ["p0.png", image_bytes("PNG", seed=42), None, "broken.png", srv.url + "/p.png"], dtype=object
+            ),
         }
         out = EmbedBatch(tiny_clip_dir, base_dir=photos, max_chars=40, decode_workers=2)(batch)
     model = load_model(tiny_clip_dir)
@@ -73,8 +74,14 @@ def test_bad_batches_are_refused(tiny_clip_dir):
 
 def test_upsert_batch_writes_the_embedded_rows(tmp_path, tiny_clip_dir, photos):
     embed = EmbedBatch(tiny_clip_dir, base_dir=photos)
-    out = embed({"id": ["a", "b", "c"], "title": ["one", "two", None], "image": ["p1.png", "broken.png", "p2.png"],
-                 "price": np.array([1.5, 2.5, 3.5])})
+    out = embed(
+        {
+            "id": ["a", "b", "c"],
+            "title": ["one", "two", None],
+            "image": ["p1.png", "broken.png", "p2.png"],
+            "price": np.array([1.5, 2.5, 3.5]),
+        }
+    )
     writer = UpsertBatch({"backend": "memory", "collection": "dist"}, [tiny_clip_dir], payload_columns=["price"])
     try:
         assert int(writer({"id": out["id"], **{k: v for k, v in out.items() if k != "id"}})["written"][0]) == 2
@@ -90,8 +97,7 @@ def test_upsert_batch_writes_the_embedded_rows(tmp_path, tiny_clip_dir, photos):
 
 def test_encoder_specs_match_the_runtime_specs(tiny_clip_dir):
     model = load_model(tiny_clip_dir)
-    assert {s.modality: s for s in encoder_specs(tiny_clip_dir)} == {
-        "image": model.image.spec, "text": model.text.spec}
+    assert {s.modality: s for s in encoder_specs(tiny_clip_dir)} == {"image": model.image.spec, "text": model.text.spec}
 
 
 def test_embed_partitions_maps_pandas_frames(tiny_clip_dir, photos):
@@ -104,7 +110,10 @@ def test_embed_partitions_maps_pandas_frames(tiny_clip_dir, photos):
 
 
 def test_the_module_imports_no_engine():
-    code = "import sys, mmsearch.indexing.distributed; print([m for m in ('ray', 'pyspark', 'pandas') if m in sys.modules])"
+    code = (
+        "import sys, mmsearch.indexing.distributed; "
+        "print([m for m in ('ray', 'pyspark', 'pandas') if m in sys.modules])"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
@@ -114,10 +123,16 @@ def test_ray_data_map_batches_in_local_mode(tiny_clip_dir, photos):
 
     ray.init(num_cpus=1, include_dashboard=False, ignore_reinit_error=True)
     try:
-        ds = ray.data.from_items([{"id": f"r{i}", "title": f"t{i}", "image": str(photos / f"p{i}.png")}
-                                  for i in range(3)])
-        rows = ds.map_batches(EmbedBatch, fn_constructor_kwargs={"model_dir": str(tiny_clip_dir)},
-                              batch_size=2, concurrency=1, batch_format="numpy").take_all()
+        ds = ray.data.from_items(
+            [{"id": f"r{i}", "title": f"t{i}", "image": str(photos / f"p{i}.png")} for i in range(3)]
+        )
+        rows = ds.map_batches(
+            EmbedBatch,
+            fn_constructor_kwargs={"model_dir": str(tiny_clip_dir)},
+            batch_size=2,
+            concurrency=1,
+            batch_format="numpy",
+        ).take_all()
     finally:
         ray.shutdown()
     name = load_model(tiny_clip_dir).name

@@ -17,8 +17,13 @@ from tests.helpers import make_image
 needs_movielens = pytest.mark.skipif(
     importlib.util.find_spec("recbole") is None, reason="MovieLens-100k is read from the recbole wheel"
 )
-CLIP_TECHNIQUES = ["clip-tiny.image", "clip-tiny.text", "clip-tiny.text-image", "clip-tiny.image-text",
-                   "clip-tiny.mixed"]
+CLIP_TECHNIQUES = [
+    "clip-tiny.image",
+    "clip-tiny.text",
+    "clip-tiny.text-image",
+    "clip-tiny.image-text",
+    "clip-tiny.mixed",
+]
 
 
 def write_data(folder: Path) -> tuple[Path, Path]:
@@ -47,11 +52,36 @@ def write_data(folder: Path) -> tuple[Path, Path]:
 def test_eval_on_a_catalog_with_images_and_texts(tiny_clip_dir: Path, tmp_path: Path) -> None:
     log, catalog = write_data(tmp_path / "data")
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, [
-        "eval", "--interactions", str(log), "--catalog", str(catalog), "--model", str(tiny_clip_dir),
-        "--tune", "--weight-grid", "0,0.5,1", "--tune-fusion", "wsum-minmax", "--k", "5", "--k", "10",
-        "--tune-metric", "ndcg@5", "--als-factors", "4", "--bpr-factors", "4", "--out", str(out), "--json",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--interactions",
+            str(log),
+            "--catalog",
+            str(catalog),
+            "--model",
+            str(tiny_clip_dir),
+            "--tune",
+            "--weight-grid",
+            "0,0.5,1",
+            "--tune-fusion",
+            "wsum-minmax",
+            "--k",
+            "5",
+            "--k",
+            "10",
+            "--tune-metric",
+            "ndcg@5",
+            "--als-factors",
+            "4",
+            "--bpr-factors",
+            "4",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["data"]["items"] == 17  # the catalog's items, the one without interactions included
@@ -61,8 +91,10 @@ def test_eval_on_a_catalog_with_images_and_texts(tiny_clip_dir: Path, tmp_path: 
     assert names[:2] == ["random", "popular"] and names[2:7] == CLIP_TECHNIQUES
     assert names[7:9] == ["als", "bpr"]
     assert [n.split("+")[0] for n in names[9:]] == ["hybrid:als", "hybrid:bpr"]
-    assert all(set(r["test"]) == {f"{m}@{k}" for m in ("map", "ndcg", "recall", "precision", "coverage")
-                                  for k in (5, 10)} for r in split["strategies"])
+    assert all(
+        set(r["test"]) == {f"{m}@{k}" for m in ("map", "ndcg", "recall", "precision", "coverage") for k in (5, 10)}
+        for r in split["strategies"]
+    )
     hybrid = split["strategies"][9]
     assert hybrid["fusion"]["tuned"] is True and hybrid["fusion"]["tune_metric"] == "ndcg@5"
     labels = [t["label"] for t in split["tuning"][hybrid["name"]]]
@@ -79,8 +111,23 @@ def test_eval_on_a_catalog_with_images_and_texts(tiny_clip_dir: Path, tmp_path: 
 def test_eval_without_a_catalog_prints_the_table(tmp_path: Path) -> None:
     log, _ = write_data(tmp_path / "data")
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["eval", "--interactions", str(log), "--als-factors", "4", "--bpr-factors", "4",
-                                      "--split", "cold-items", "--out", str(out), "-q"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--interactions",
+            str(log),
+            "--als-factors",
+            "4",
+            "--bpr-factors",
+            "4",
+            "--split",
+            "cold-items",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "### cold-items split" in result.stdout
     rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| ")]
@@ -93,8 +140,11 @@ def test_eval_without_a_catalog_prints_the_table(tmp_path: Path) -> None:
     ("args", "code", "message"),
     [
         (["eval"], 2, "give --interactions FILE"),
-        (["eval", "--interactions", "{log}", "--catalog", "{catalog}"], 1,
-         "error: --catalog needs at least one --model"),
+        (
+            ["eval", "--interactions", "{log}", "--catalog", "{catalog}"],
+            1,
+            "error: --catalog needs at least one --model",
+        ),
         (["eval", "--interactions", "{log}", "--tune-metric", "ndcg@11"], 1, "unknown tune metric 'ndcg@11'"),
         (["eval", "--interactions", "{log}", "--weight-grid", "0,x"], 1, "--weight-grid '0,x'"),
         (["eval", "--interactions", "{missing}"], 1, "does not exist"),
@@ -112,17 +162,39 @@ def test_bad_usage_is_one_clean_line(args: list[str], code: int, message: str, t
 @needs_movielens
 def test_movielens_on_a_user_sample_with_a_small_text_model(tiny_clip_dir: Path, tmp_path: Path) -> None:
     began = time.perf_counter()
-    result = CliRunner().invoke(cli, [
-        "eval", "movielens", "--model", str(tiny_clip_dir), "--max-users", "40", "--split", "random",
-        "--weight-grid", "0,0.8,1", "--tune-fusion", "wsum-minmax", "--out", str(tmp_path), "-q",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "movielens",
+            "--model",
+            str(tiny_clip_dir),
+            "--max-users",
+            "40",
+            "--split",
+            "random",
+            "--weight-grid",
+            "0,0.8,1",
+            "--tune-fusion",
+            "wsum-minmax",
+            "--out",
+            str(tmp_path),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "eval.json").read_text())
     assert data["data"]["dataset"] == "MovieLens-100k" and data["data"]["items"] == 1682
     (split,) = data["splits"]
     assert split["users"] == {"validation": 40, "test": 40}
     assert [r["name"] for r in split["strategies"]] == [
-        "random", "popular", "clip-tiny.text", "als", "bpr", "hybrid:als+clip-tiny.text", "hybrid:bpr+clip-tiny.text",
+        "random",
+        "popular",
+        "clip-tiny.text",
+        "als",
+        "bpr",
+        "hybrid:als+clip-tiny.text",
+        "hybrid:bpr+clip-tiny.text",
     ]
     rows = {r["name"]: r["test"] for r in split["strategies"]}
     assert rows["als"]["ndcg@10"] > rows["random"]["ndcg@10"]
@@ -134,16 +206,24 @@ def test_movielens_on_a_user_sample_with_a_small_text_model(tiny_clip_dir: Path,
 @pytest.mark.slow
 def test_movielens_full_run_reproduces_the_readme_table(tmp_path: Path) -> None:
     began = time.perf_counter()
-    result = CliRunner().invoke(cli, ["eval", "movielens", "--cache", str(tmp_path / "cache"),
-                                      "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        cli, ["eval", "movielens", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    )
     seconds = time.perf_counter() - began
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "out" / "eval.json").read_text())
     random_split, cold = data["splits"]
     assert (random_split["split"], cold["split"]) == ("random", "cold-items")
     rows = {r["name"]: r for r in random_split["strategies"]}
-    assert list(rows) == ["random", "popular", "minilm.text", "als", "bpr", "hybrid:als+minilm.text",
-                          "hybrid:bpr+minilm.text"]
+    assert list(rows) == [
+        "random",
+        "popular",
+        "minilm.text",
+        "als",
+        "bpr",
+        "hybrid:als+minilm.text",
+        "hybrid:bpr+minilm.text",
+    ]
     ndcg = {name: r["test"]["ndcg@10"] for name, r in rows.items()}
     assert ndcg["random"] < ndcg["minilm.text"] < ndcg["popular"] < ndcg["bpr"] < ndcg["als"]
     assert rows["hybrid:als+minilm.text"]["fusion"]["tuned"] is True

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsearch.query import fusion
 from mmsearch.cf import ALSConfig, BPRConfig
+from mmsearch.cf.interactions import Interactions
 from mmsearch.errors import ConfigError, InputError, UnknownNameError
 from mmsearch.eval import runner as runner_module
 from mmsearch.eval.content import ItemVectors
@@ -44,7 +44,7 @@ from mmsearch.eval.strategies import (
     fuse_scores,
     user_profiles,
 )
-from mmsearch.cf.interactions import Interactions
+from mmsearch.query import fusion
 
 N_TOPICS, ITEMS_PER_TOPIC, USERS_PER_TOPIC, DIM = 2, 12, 10, 8
 SMALL_CF = (ALSConfig(factors=4, iterations=10), BPRConfig(factors=4, iterations=50))
@@ -272,8 +272,14 @@ def test_tuning_picks_the_only_weight_that_ranks_the_relevant_item_first() -> No
     grid = [fusion_spec("wsum-minmax", (w, 1 - w)) for w in np.round(np.linspace(0, 1, 11), 1)]
     relevant = [{2}]
     spec, trials, chosen = tune_fusion(
-        [cf, content], grid, np.array([0]), lambda u: np.ones((len(u), 3), dtype=bool), relevant,
-        ks=(1,), metric="ndcg@1", n_items=3,
+        [cf, content],
+        grid,
+        np.array([0]),
+        lambda u: np.ones((len(u), 3), dtype=bool),
+        relevant,
+        ks=(1,),
+        metric="ndcg@1",
+        n_items=3,
     )
     assert spec.weights == pytest.approx((0.5, 0.5))
     assert [t.value for t in trials] == [0.0] * 5 + [1.0] + [0.0] * 5
@@ -289,16 +295,19 @@ def test_hybrid_weights_come_from_validation_not_test() -> None:
     grid = [fusion_spec("wsum-minmax", (w, 1 - w)) for w in (1.0, 0.5, 0.0)]
     users = np.array([0, 1])
     validation, test = [{1}, {1}], [{0}, {0}]
-    spec, _, _ = tune_fusion(legs, grid, users, lambda u: np.ones((len(u), 3), dtype=bool), validation,
-                             ks=(1,), metric="ndcg@1", n_items=3)
+    spec, _, _ = tune_fusion(
+        legs, grid, users, lambda u: np.ones((len(u), 3), dtype=bool), validation, ks=(1,), metric="ndcg@1", n_items=3
+    )
     assert spec.weights == (0.0, 1.0)
-    ranked, _ = rank(users, lambda u: np.ones((len(u), 3), dtype=bool), 1, legs,
-                     [("hybrid", ("cf", "text"), spec)], rank_legs=False)
+    ranked, _ = rank(
+        users, lambda u: np.ones((len(u), 3), dtype=bool), 1, legs, [("hybrid", ("cf", "text"), spec)], rank_legs=False
+    )
     assert evaluate(ranked["hybrid"], test, ks=(1,)).values["ndcg@1"] == 0.0
 
 
-def test_the_runner_tunes_on_validation_relevance_only(log: Interactions, text_vectors: ItemVectors,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_runner_tunes_on_validation_relevance_only(
+    log: Interactions, text_vectors: ItemVectors, monkeypatch: pytest.MonkeyPatch
+) -> None:
     split = random_split(log, seed=5)
     seen = []
     real = runner_module.tune_fusion
@@ -352,8 +361,9 @@ def test_cold_split_ranks_cold_items_through_content_only(log: Interactions, tex
 
 
 def test_untuned_hybrid_uses_the_given_weight(log: Interactions, text_vectors: ItemVectors) -> None:
-    result = evaluate_split(random_split(log, seed=3), [text_vectors],
-                            settings(tune=False, cf_weight=0.3, scheme="rrf"))
+    result = evaluate_split(
+        random_split(log, seed=3), [text_vectors], settings(tune=False, cf_weight=0.3, scheme="rrf")
+    )
     row = result.row("hybrid:als+emb.text")
     assert row.fusion["weights"] == {"als": 0.3, "emb.text": 0.7}
     assert row.fusion["method"] == "rrf" and row.fusion["tuned"] is False
@@ -410,8 +420,12 @@ def test_markdown_table_json_and_png(random_result, tmp_path) -> None:  # type: 
 
     from mmsearch.eval.runner import EvalResult
 
-    result = EvalResult((random_result,), settings(), {"dataset": "topics", "users": 20, "items": 24,
-                                                       "interactions": 240}, {"evaluation": 1.0})
+    result = EvalResult(
+        (random_result,),
+        settings(),
+        {"dataset": "topics", "users": 20, "items": 24, "interactions": 240},
+        {"evaluation": 1.0},
+    )
     paths = write_outputs(result, tmp_path / "out")
     assert set(paths) == {"markdown", "json", "plot:random"}
     data = json.loads(paths["json"].read_text())
@@ -429,8 +443,10 @@ def test_markdown_table_json_and_png(random_result, tmp_path) -> None:  # type: 
 
 
 def test_series_equal_to_an_earlier_one_are_found() -> None:
-    panels = [Panel("a", [10, 20], {"x": [0.1, 0.2], "y": [0.3, 0.4], "z": [0.1, 0.2], "w": [0.0, math.nan]}),
-              Panel("b", [10, 20], {"x": [1.0, 1.0], "y": [0.5, 0.5], "z": [1.0, 1.0], "w": [0.0, math.nan]})]
+    panels = [
+        Panel("a", [10, 20], {"x": [0.1, 0.2], "y": [0.3, 0.4], "z": [0.1, 0.2], "w": [0.0, math.nan]}),
+        Panel("b", [10, 20], {"x": [1.0, 1.0], "y": [0.5, 0.5], "z": [1.0, 1.0], "w": [0.0, math.nan]}),
+    ]
     assert duplicate_series(panels) == {"z": "x"}
     panels[1] = Panel("b", [10, 20], {"x": [1.0, 1.0], "y": [0.5, 0.5], "z": [1.0, 0.9], "w": [0.0, math.nan]})
     assert duplicate_series(panels) == {}

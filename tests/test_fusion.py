@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mmsearch.query import fusion as F
 from mmsearch.errors import ConfigError, UnknownNameError
+from mmsearch.query import fusion as F
 
 NAN = math.nan
 # Leg A is a cosine, leg B an unbounded CF dot product.

@@ -34,8 +34,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_claiming(width: int, height: int) -> bytes:
     """A valid PNG header announcing width x height, with almost no pixel data behind it."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-            + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def two_halves_jpeg(orientation: int | None) -> bytes:
@@ -95,11 +99,15 @@ def test_text_file_named_jpg(tmp_path: Path) -> None:
     assert str(path) in message and "not an image" in message
 
 
-@pytest.mark.parametrize("blob", [
-    np.random.default_rng(1).integers(0, 256, 1000, dtype=np.uint8).tobytes(),
-    b"\x89PNG\r\n\x1a\n",  # a PNG signature and nothing else
-    b"\xff\xd8\xff",  # a JPEG start-of-image marker and nothing else
-], ids=["random-bytes", "png-signature-only", "jpeg-soi-only"])
+@pytest.mark.parametrize(
+    "blob",
+    [
+        np.random.default_rng(1).integers(0, 256, 1000, dtype=np.uint8).tobytes(),
+        b"\x89PNG\r\n\x1a\n",  # a PNG signature and nothing else
+        b"\xff\xd8\xff",  # a JPEG start-of-image marker and nothing else
+    ],
+    ids=["random-bytes", "png-signature-only", "jpeg-soi-only"],
+)
 def test_garbage_bytes(blob: bytes) -> None:
     message = decode_error(blob)
     assert f"<{len(blob):,} bytes>" in message
@@ -165,8 +173,9 @@ def test_pils_bomb_warning_becomes_an_error(monkeypatch: pytest.MonkeyPatch) -> 
 # --- unsupported sources ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("src", [123, None, np.zeros((4, 4, 3), np.uint8), ["a.jpg"]],
-                         ids=["int", "none", "ndarray", "list"])
+@pytest.mark.parametrize(
+    "src", [123, None, np.zeros((4, 4, 3), np.uint8), ["a.jpg"]], ids=["int", "none", "ndarray", "list"]
+)
 def test_unsupported_source_type(src: object) -> None:
     message = decode_error(src)
     assert f"<{type(src).__name__}>" in message and "expected a file path" in message
@@ -195,8 +204,11 @@ def test_home_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16", "1", "CMYK"])
 def test_mode_is_kept(mode: str) -> None:
-    image = noise().convert(mode) if mode != "I;16" else Image.fromarray(
-        np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 13)
+    image = (
+        noise().convert(mode)
+        if mode != "I;16"
+        else Image.fromarray(np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 13)
+    )
     fmt = "JPEG" if mode == "CMYK" else ("TIFF" if mode == "LA" else "PNG")
     got = load_image(encode(image, fmt))
     assert got.mode == image.mode

@@ -21,11 +21,11 @@ from http_support import Route, serve
 
 import mmsearch.indexing.pipeline as pipeline_mod
 from indexers.runtime import load_model
-from mmsearch.indexing.catalog import HASH_KEY, CatalogItem
 from mmsearch.cli import cli
 from mmsearch.cli.index_cmd import EXIT_ITEMS_SKIPPED
-from mmsearch.indexing.errorlog import ErrorLog, read_error_log
 from mmsearch.errors import ConfigError
+from mmsearch.indexing.catalog import HASH_KEY, CatalogItem
+from mmsearch.indexing.errorlog import ErrorLog, read_error_log
 from mmsearch.indexing.index import Index
 from mmsearch.storage import open_store
 
@@ -46,8 +46,10 @@ GOOD = ["g1", "g2", "g3", "g4", "g5"]
 
 @pytest.fixture(scope="module")
 def server():
-    routes = {"/good.png": Route(body=image_bytes("PNG", seed=4), content_type="image/png"),
-              "/slow.png": Route(body=image_bytes("PNG", seed=5), delay_s=3.0)}
+    routes = {
+        "/good.png": Route(body=image_bytes("PNG", seed=4), content_type="image/png"),
+        "/slow.png": Route(body=image_bytes("PNG", seed=5), delay_s=3.0),
+    }
     with serve(routes) as srv:
         yield srv
 
@@ -72,8 +74,16 @@ def make_catalog(folder: Path, url: str) -> tuple[Path, list[tuple[int, str | No
         if error:
             expected.append((len(lines), *error))
 
-    add({"id": "g1", "title": "red noise", "description": "first", "reviews": ["nice", "meh"],
-         "images": ["g1.png"], "price": 3.5})
+    add(
+        {
+            "id": "g1",
+            "title": "red noise",
+            "description": "first",
+            "reviews": ["nice", "meh"],
+            "images": ["g1.png"],
+            "price": 3.5,
+        }
+    )
     add({"id": "b-missing", "title": "x", "images": ["nope.png"]}, ("b-missing", "image"))
     add({"id": "g2", "title": "two photos", "images": ["g2a.jpg", "g2b.jpg"], "category": "two"})
     add({"id": "b-corrupt", "title": "x", "images": ["corrupt.png"]}, ("b-corrupt", "image"))
@@ -97,7 +107,8 @@ def make_catalog(folder: Path, url: str) -> tuple[Path, list[tuple[int, str | No
 
 def write_config(folder: Path, model: Path, store: Path) -> Path:
     path = folder / "index.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [store]
 path = "{store}"
 collection = "shop"
@@ -114,7 +125,9 @@ retries = 0
 [[encoders]]
 model = "{model}"
 text_fields = ["title", "description", "reviews"]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -122,14 +135,23 @@ def test_cli_skips_every_bad_item_logs_it_and_stores_every_good_one(tmp_path, ti
     catalog, expected = make_catalog(tmp_path / "cat", server.url)
     config = write_config(tmp_path, tiny_clip_dir, tmp_path / "store")
     log_path = tmp_path / "errors.jsonl"
-    result = CliRunner().invoke(cli, ["index", str(catalog), "--config", str(config), "--errors", str(log_path),
-                                      "--json"])
+    result = CliRunner().invoke(
+        cli, ["index", str(catalog), "--config", str(config), "--errors", str(log_path), "--json"]
+    )
     assert result.exit_code == EXIT_ITEMS_SKIPPED == 3, result.output
     summary = json.loads(result.stdout)
     assert (summary["records"], summary["indexed"], summary["new"], summary["unchanged"]) == (17, 5, 5, 0)
     assert summary["skipped"] == len(expected) == 12 and summary["failed"] == 0 and not summary["ok"]
-    assert summary["skipped_by_kind"] == {"duplicate": 1, "empty": 1, "fetch": 2, "id": 1, "image": 4,
-                                          "json": 1, "text": 1, "utf8": 1}
+    assert summary["skipped_by_kind"] == {
+        "duplicate": 1,
+        "empty": 1,
+        "fetch": 2,
+        "id": 1,
+        "image": 4,
+        "json": 1,
+        "text": 1,
+        "utf8": 1,
+    }
     assert summary["stored"] == 5 and summary["collection"] == "shop"
 
     errors = list(read_error_log(log_path))
@@ -173,8 +195,22 @@ def test_cli_exit_code_is_0_when_nothing_fails_and_the_text_summary(tmp_path, ti
     catalog = tmp_path / "c.jsonl"
     make_image(seed=9).save(tmp_path / "a.png")
     catalog.write_text('{"id": "a", "title": "A", "images": ["a.png"]}\n{"id": "b", "title": "B"}\n')
-    args = ["index", str(catalog), "--model", str(tiny_clip_dir), "--store", str(tmp_path / "s"),
-            "--collection", "c1", "--errors", str(tmp_path / "e.jsonl"), "--batch-size", "8", "--workers", "2"]
+    args = [
+        "index",
+        str(catalog),
+        "--model",
+        str(tiny_clip_dir),
+        "--store",
+        str(tmp_path / "s"),
+        "--collection",
+        "c1",
+        "--errors",
+        str(tmp_path / "e.jsonl"),
+        "--batch-size",
+        "8",
+        "--workers",
+        "2",
+    ]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "indexed 2 items (2 new, 0 changed), 0 unchanged, 0 skipped" in first.stdout
@@ -188,8 +224,9 @@ def test_cli_fatal_errors_exit_1_with_one_line(tmp_path, tiny_clip_dir):
     runner = CliRunner()
     no_model = runner.invoke(cli, ["index", str(tmp_path / "c.jsonl"), "--store", str(tmp_path / "s")])
     assert no_model.exit_code == 1 and "no encoders" in no_model.output
-    missing = runner.invoke(cli, ["index", str(tmp_path / "c.jsonl"), "--model", str(tiny_clip_dir),
-                                  "--store", str(tmp_path / "s")])
+    missing = runner.invoke(
+        cli, ["index", str(tmp_path / "c.jsonl"), "--model", str(tiny_clip_dir), "--store", str(tmp_path / "s")]
+    )
     assert missing.exit_code == 1 and "c.jsonl' does not exist" in missing.output
 
 
@@ -255,9 +292,15 @@ def test_add_takes_items_and_mappings_and_logs_bad_ones(tmp_path, index):
     make_image(seed=3).save(tmp_path / "p.png")
     log = ErrorLog()
     summary = index.add(
-        [CatalogItem(id="a", title="alpha"), {"id": "b", "title": "beta", "images": ["p.png"]}, {"title": "no id"},
-         "not a mapping"],
-        base_dir=tmp_path, errors=log)
+        [
+            CatalogItem(id="a", title="alpha"),
+            {"id": "b", "title": "beta", "images": ["p.png"]},
+            {"title": "no id"},
+            "not a mapping",
+        ],
+        base_dir=tmp_path,
+        errors=log,
+    )
     assert (summary.new, summary.skipped, summary.catalog) == (2, 2, None)
     assert [(e.line, e.kind) for e in log.errors] == [(3, "id"), (4, "json")]
     assert index.store.count() == 2

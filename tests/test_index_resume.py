@@ -27,11 +27,27 @@ def test_a_killed_run_resumes_without_duplicates_or_re_encoding(tmp_path, tiny_c
         for i in range(N_ITEMS):
             f.write(json.dumps({"id": f"k{i}", "title": f"item number {i}", "images": [f"{i % 8}.png"]}) + "\n")
     store = tmp_path / "store"
-    cmd = [sys.executable, "-c", "from mmsearch.cli import main; main()", "-v", "index", str(catalog),
-           "--model", str(tiny_clip_dir), "--store", str(store), "--batch-size", "8", "--workers", "2",
-           "--errors", str(tmp_path / "errors.jsonl")]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        sys.executable,
+        "-c",
+        "from mmsearch.cli import main; main()",
+        "-v",
+        "index",
+        str(catalog),
+        "--model",
+        str(tiny_clip_dir),
+        "--store",
+        str(store),
+        "--batch-size",
+        "8",
+        "--workers",
+        "2",
+        "--errors",
+        str(tmp_path / "errors.jsonl"),
+    ]
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     deadline = time.monotonic() + 120
     written = 0
     try:
@@ -69,10 +85,24 @@ def test_a_second_kill_during_the_resumed_run_also_resumes(tmp_path, tiny_clip_d
     """The same, twice over, through the CLI only (slow: three processes)."""
     make_image(seed=1).save(tmp_path / "a.png")
     catalog = tmp_path / "catalog.jsonl"
-    catalog.write_text("".join(json.dumps({"id": f"k{i}", "title": f"t{i}", "images": ["a.png"]}) + "\n"
-                               for i in range(N_ITEMS)), encoding="utf-8")
-    base = [sys.executable, "-c", "from mmsearch.cli import main; main()", "-v", "index", str(catalog),
-            "--model", str(tiny_clip_dir), "--store", str(tmp_path / "s"), "--batch-size", "8"]
+    catalog.write_text(
+        "".join(json.dumps({"id": f"k{i}", "title": f"t{i}", "images": ["a.png"]}) + "\n" for i in range(N_ITEMS)),
+        encoding="utf-8",
+    )
+    base = [
+        sys.executable,
+        "-c",
+        "from mmsearch.cli import main; main()",
+        "-v",
+        "index",
+        str(catalog),
+        "--model",
+        str(tiny_clip_dir),
+        "--store",
+        str(tmp_path / "s"),
+        "--batch-size",
+        "8",
+    ]
     for _ in range(2):
         proc = subprocess.Popen(base, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path)
         seen = 0

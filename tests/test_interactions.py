@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch.errors import InputError, UnknownNameError
 from mmsearch.cf.interactions import Interactions, read_interactions
+from mmsearch.errors import InputError, UnknownNameError
 
 
 def write(tmp_path: Path, text: str, name: str = "log.csv") -> Path:

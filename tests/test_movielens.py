@@ -45,7 +45,11 @@ def test_movies_and_users(ml) -> None:  # type: ignore[no-untyped-def]
     assert ml.item_texts()["1"] == toy.text
     first = ml.users[0]
     assert (first.user_id, first.age, first.gender, first.occupation, first.zip_code) == (
-        "1", 24, "M", "technician", "85711",
+        "1",
+        24,
+        "M",
+        "technician",
+        "85711",
     )
     with pytest.raises(NotFoundError, match="no movie '9999'"):
         ml.movie("9999")

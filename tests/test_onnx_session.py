@@ -31,12 +31,13 @@ def test_cuda_listed_but_not_loaded_warns_once(graph, monkeypatch, caplog):
 
     real = onnxruntime.InferenceSession
 
-    def fake_session(path, options, providers):  # noqa: ANN001, ANN202
+    def fake_session(path, options, providers):
         assert providers[0] == "CUDAExecutionProvider"
         return real(path, options, providers=["CPUExecutionProvider"])
 
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     monkeypatch.setattr(onnxruntime, "InferenceSession", fake_session)
     monkeypatch.setattr(onnx_session, "_warned", set())
     with caplog.at_level(logging.WARNING):

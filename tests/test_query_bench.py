@@ -6,8 +6,17 @@ from mmsearch.bench.query import QueryBenchConfig, format_result, run
 
 
 def test_query_bench_small(tiny_clip_dir, minilm_dir, tmp_path):
-    cfg = QueryBenchConfig(items=300, queries=3, warmup=1, candidates=20, users=20, cache=tmp_path,
-                           clip_model=tiny_clip_dir, text_model=minilm_dir, threads=1)
+    cfg = QueryBenchConfig(
+        items=300,
+        queries=3,
+        warmup=1,
+        candidates=20,
+        users=20,
+        cache=tmp_path,
+        clip_model=tiny_clip_dir,
+        text_model=minilm_dir,
+        threads=1,
+    )
     result = run(cfg)
     assert [r.kind for r in result.rows] == ["text", "image"]
     text, image = result.rows

@@ -35,15 +35,27 @@ def shop(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         v = {f"{clip.name}.text": rng.standard_normal((1, 32)).astype(np.float32)}
         if i % 4:  # every fourth item has no photo vector
             v[f"{clip.name}.image"] = clip.image.embed([str(root / photo)])
-        items.append(Item(f"sku{i}", v, {"title": f"product {i}", "price": float(i), "color": "red" if i % 2 else
-                                          "blue", "images": [photo]}))
-    settings = {"backend": "edge", "path": str(root / "data"), "collection": "shop", "cf_dim": 4,
-                "optimize_after": None}
+        items.append(
+            Item(
+                f"sku{i}",
+                v,
+                {"title": f"product {i}", "price": float(i), "color": "red" if i % 2 else "blue", "images": [photo]},
+            )
+        )
+    settings = {
+        "backend": "edge",
+        "path": str(root / "data"),
+        "collection": "shop",
+        "cf_dim": 4,
+        "optimize_after": None,
+    }
     with open_store(settings, encoders=[clip.image.spec, clip.text.spec]) as store:
         store.upsert(items)
     (root / "mmsearch.toml").write_text(
         f'[store]\nbackend = "edge"\npath = "data"\ncollection = "shop"\n\n'
-        f'[[encoders]]\nmodel = "{tiny_clip_dir.as_posix()}"\n', encoding="utf-8")
+        f'[[encoders]]\nmodel = "{tiny_clip_dir.as_posix()}"\n',
+        encoding="utf-8",
+    )
     lines = ["user,item,rating"]
     for u in range(USERS):
         for j in range(N):
@@ -60,8 +72,10 @@ def run(shop: Path, *args: str):
 
 @pytest.fixture(scope="module")
 def fitted(shop: Path) -> dict:
-    result = CliRunner().invoke(cli, ["cf", "fit", str(shop / "interactions.csv"), "-c", str(shop / "mmsearch.toml"),
-                                      "--iterations", "5", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        ["cf", "fit", str(shop / "interactions.csv"), "-c", str(shop / "mmsearch.toml"), "--iterations", "5", "--json"],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -80,8 +94,20 @@ def test_cf_fit_writes_item_factors_and_reports_unknown_ids(shop, fitted):
 
 
 def test_cf_fit_refuses_factors_that_do_not_fit_the_store(shop):
-    result = CliRunner().invoke(cli, ["cf", "fit", str(shop / "interactions.csv"), "-c", str(shop / "mmsearch.toml"),
-                                      "--algorithm", "bpr", "--factors", "4"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "cf",
+            "fit",
+            str(shop / "interactions.csv"),
+            "-c",
+            str(shop / "mmsearch.toml"),
+            "--algorithm",
+            "bpr",
+            "--factors",
+            "4",
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "error:" in result.output and "--factors 3" in result.output
 
@@ -99,8 +125,19 @@ def test_query_text_json(shop):
 
 
 def test_query_explain_table_filter_and_weights(shop):
-    result = run(shop, "query", "--text", "a red bag", "-w", "clip_image=1", "--filter", "price<10",
-                 "--filter", "color=red", "--explain")
+    result = run(
+        shop,
+        "query",
+        "--text",
+        "a red bag",
+        "-w",
+        "clip_image=1",
+        "--filter",
+        "price<10",
+        "--filter",
+        "color=red",
+        "--explain",
+    )
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.stdout.splitlines()[1:] if line.split()[0].isdigit()]
     assert rows and all(int(r[2][3:]) < 10 and int(r[2][3:]) % 2 == 1 for r in rows)
@@ -110,8 +147,18 @@ def test_query_explain_table_filter_and_weights(shop):
 
 def test_query_image_and_html_report(shop, tmp_path):
     out = tmp_path / "hits.html"
-    result = run(shop, "query", "--image", str(shop / "img" / "p1.png"), "--limit", "3", "--html", str(out),
-                 "--image-root", str(shop))
+    result = run(
+        shop,
+        "query",
+        "--image",
+        str(shop / "img" / "p1.png"),
+        "--limit",
+        "3",
+        "--html",
+        str(out),
+        "--image-root",
+        str(shop),
+    )
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
     assert page.count("data:image/jpeg;base64,") >= 3 and "clip-tiny.image" in page
@@ -162,11 +209,19 @@ def test_bad_input_exits_1_with_one_line(shop, fitted, args, needle):
 
 
 def test_filter_expressions():
-    f = parse_filters(["color=red", "size=M,L", "rank=3", "in_stock=true", "brand!=acme", "price<20", "w>=1.5",
-                       'sku="0042"'])
+    f = parse_filters(
+        ["color=red", "size=M,L", "rank=3", "in_stock=true", "brand!=acme", "price<20", "w>=1.5", 'sku="0042"']
+    )
     assert f == Filter(
-        must=(Match("color", "red"), MatchAny("size", ("M", "L")), Match("rank", 3), Match("in_stock", True),
-              Range("price", lt=20.0), Range("w", gte=1.5), Match("sku", "0042")),
+        must=(
+            Match("color", "red"),
+            MatchAny("size", ("M", "L")),
+            Match("rank", 3),
+            Match("in_stock", True),
+            Range("price", lt=20.0),
+            Range("w", gte=1.5),
+            Match("sku", "0042"),
+        ),
         must_not=(Match("brand", "acme"),),
     )
     assert parse_filters([]) is None

@@ -16,7 +16,7 @@ def test_unknown_name_lists_the_known_ones():
     reg: Registry[int] = Registry("widget")
 
     @reg.register("beta")
-    def _beta():  # noqa: ANN202
+    def _beta():
         return 2
 
     reg.add("alpha", 1)

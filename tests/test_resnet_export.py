@@ -57,8 +57,9 @@ def image_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("resnet-images")
     images = sample_images(5, seed=11)
     files = []
-    for i, (image, (mode, fmt)) in enumerate(zip(images, [("RGB", "JPEG"), ("RGBA", "PNG"), ("P", "PNG"),
-                                                          ("L", "PNG"), ("RGB", "PNG")])):
+    for i, (image, (mode, fmt)) in enumerate(
+        zip(images, [("RGB", "JPEG"), ("RGBA", "PNG"), ("P", "PNG"), ("L", "PNG"), ("RGB", "PNG")], strict=True)
+    ):
         path = folder / f"{i}.{fmt.lower()}"
         converted = image.convert(mode) if mode != "RGBA" else image.copy()
         if mode == "RGBA":
@@ -81,8 +82,13 @@ def test_manifest_fields_and_hashes(resnet_dir: Path) -> None:
     assert tower.normalized and tower.distance == "cosine" and tower.tokenizer is None
     assert tower.sha256 == sha256_file(resnet_dir / "image.onnx")
     assert tower.preprocess == ImagePreprocess(
-        size=(224, 224), resize_size=256, resize_mode="shortest", interpolation="bilinear",
-        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), convert_rgb="first",
+        size=(224, 224),
+        resize_size=256,
+        resize_mode="shortest",
+        interpolation="bilinear",
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        convert_rgb="first",
     )
     assert manifest.parity_tolerance == TOLERANCE
     assert 0 <= manifest.parity_max_abs_diff["image_embeds"] <= TOLERANCE
@@ -110,7 +116,7 @@ def test_dynamic_batch(resnet_dir: Path, batch: int) -> None:
     assert out.shape == (batch, 512) and out.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     for row in range(batch):  # a row does not depend on its neighbours in the batch
-        single = session.run({"pixel_values": pixels[row:row + 1]})
+        single = session.run({"pixel_values": pixels[row : row + 1]})
         np.testing.assert_allclose(single[0], out[row], atol=1e-5, rtol=0)
 
 
@@ -133,8 +139,7 @@ def test_bytes_and_paths_embed_alike(resnet_dir: Path, image_files: list[Path]) 
 # --- weights from a file -------------------------------------------------------------------------
 
 
-def test_weights_from_a_wrapped_headless_state_dict(tmp_path: Path, resnet_dir: Path,
-                                                     image_files: list[Path]) -> None:
+def test_weights_from_a_wrapped_headless_state_dict(tmp_path: Path, resnet_dir: Path, image_files: list[Path]) -> None:
     """A training checkpoint: {"state_dict": ...}, DataParallel's "module." prefix, no fc."""
     tv = import_torchvision()
     torch.manual_seed(123)
@@ -249,24 +254,23 @@ def test_int8_needs_calibration(tmp_path: Path) -> None:
 
 def test_calibration_path_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"calibration path .*nope.* does not exist"):
-        export_model("resnet", tmp_path / "m", architecture="resnet18", quantize="int8",
-                     calibration=tmp_path / "nope")
+        export_model("resnet", tmp_path / "m", architecture="resnet18", quantize="int8", calibration=tmp_path / "nope")
 
 
 def test_calibration_folder_without_images(tmp_path: Path) -> None:
     (tmp_path / "cal").mkdir()
     (tmp_path / "cal" / "readme.txt").write_text("no images here")
     with pytest.raises(ConfigError, match="no images"):
-        export_model("resnet", tmp_path / "m", architecture="resnet18", quantize="int8",
-                     calibration=tmp_path / "cal")
+        export_model("resnet", tmp_path / "m", architecture="resnet18", quantize="int8", calibration=tmp_path / "cal")
 
 
 # --- full-size architectures and int8 (slow) ------------------------------------------------------
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,dim", [("resnet50", 2048), ("mobilenet_v3_small", 576),
-                                      ("mobilenet_v3_large", 960), ("vgg16", 4096)])
+@pytest.mark.parametrize(
+    "arch,dim", [("resnet50", 2048), ("mobilenet_v3_small", 576), ("mobilenet_v3_large", 960), ("vgg16", 4096)]
+)
 def test_full_size_export_parity(tmp_path: Path, image_files: list[Path], arch: str, dim: int) -> None:
     manifest = export_model("resnet", tmp_path / arch, architecture=arch, weights="none")
     assert manifest.towers["image"].dim == dim
@@ -287,14 +291,17 @@ def test_static_int8_export(tmp_path: Path, image_files: list[Path]) -> None:
         image.save(buf, "JPEG", quality=90)
         (calibration / f"{i}.jpg").write_bytes(buf.getvalue())
     out = tmp_path / "int8"
-    manifest = export_model("resnet", out, architecture="resnet18", weights="none", quantize="int8",
-                            calibration=calibration)
+    manifest = export_model(
+        "resnet", out, architecture="resnet18", weights="none", quantize="int8", calibration=calibration
+    )
     q = manifest.quantization
     assert q is not None and q.method == "static-qdq-int8"
     assert 0.99 <= q.cosine_to_fp32_min <= q.cosine_to_fp32_mean <= 1.0
     tower = manifest.towers["image"]
     assert tower.file == "image.int8.onnx" and sorted(p.name for p in out.iterdir()) == [
-        "image.int8.onnx", "manifest.json"]
+        "image.int8.onnx",
+        "manifest.json",
+    ]
     Manifest.load(out, verify=True)
     int8 = runtime_embed(out, image_files)
     embedder, transform = torch_embedder("resnet18")

@@ -9,8 +9,11 @@ from mmsearch.errors import ConfigError, ImageDecodeError, ModelError, ModelInte
 from tests.helpers import copy_model, image_bytes, make_image
 
 TEXTS = [
-    "a red bicycle", "a bowl of ramen with an egg", "tacos al pastor, salsa verde y cilantro",
-    "a very long caption " * 30, "café crème ☕",
+    "a red bicycle",
+    "a bowl of ramen with an egg",
+    "tacos al pastor, salsa verde y cilantro",
+    "a very long caption " * 30,
+    "café crème ☕",
 ]
 
 
@@ -58,8 +61,12 @@ def test_empty_batches_give_empty_arrays(clip):
 
 @pytest.mark.parametrize(
     ("text", "pattern"),
-    [("", "text #1 is empty"), ("   \n\t", "text #1 is empty"), ("x" * 100_000, "100,000 characters"),
-     (None, "text #1 is a NoneType")],
+    [
+        ("", "text #1 is empty"),
+        ("   \n\t", "text #1 is empty"),
+        ("x" * 100_000, "100,000 characters"),
+        (None, "text #1 is a NoneType"),
+    ],
 )
 def test_bad_texts_are_named(clip, text, pattern):
     with pytest.raises(TextInputError, match=pattern):

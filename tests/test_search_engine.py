@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from indexers.runtime import load_model
-from mmsearch.query import fusion as F
 from mmsearch.cf import CFModel, cf_config
 from mmsearch.cf.collection import fit_collection_cf
+from mmsearch.cf.interactions import Interactions
 from mmsearch.errors import (
     ConfigError,
     ImageDecodeError,
@@ -25,7 +25,7 @@ from mmsearch.errors import (
     TextInputError,
     UnknownNameError,
 )
-from mmsearch.cf.interactions import Interactions
+from mmsearch.query import fusion as F
 from mmsearch.query.engine import Searcher, SearchSettings
 from mmsearch.storage import Item, Range, open_store
 from mmsearch.storage.filters import Filter
@@ -82,8 +82,9 @@ class World:
         )
 
     def searcher(self, **settings) -> Searcher:
-        return Searcher(self.store, [self.clip, self.minilm], self.cf,
-                        SearchSettings(candidates=K, min_interactions=2, **settings))
+        return Searcher(
+            self.store, [self.clip, self.minilm], self.cf, SearchSettings(candidates=K, min_interactions=2, **settings)
+        )
 
     def true_scores(self, vector: str, query: np.ndarray, *, maxsim: bool = False) -> np.ndarray:
         out = np.full(N, np.nan)
@@ -104,8 +105,17 @@ class World:
                 out[i] = float(pooled @ q / np.linalg.norm(pooled))
         return out
 
-    def reference(self, legs: list[tuple[str, np.ndarray]], weights, method: str = "wsum", *, limit: int = 10,
-                  allowed=None, maxsim: bool = False, k: int = 60):
+    def reference(
+        self,
+        legs: list[tuple[str, np.ndarray]],
+        weights,
+        method: str = "wsum",
+        *,
+        limit: int = 10,
+        allowed=None,
+        maxsim: bool = False,
+        k: int = 60,
+    ):
         """Candidates = union of each leg's exact top-max(K, limit); then fusion.py on their true scores."""
         full = np.column_stack([self.true_scores(v, q, maxsim=maxsim and v != "cf") for v, q in legs])
         if allowed is not None:
@@ -216,8 +226,9 @@ def test_filter_and_exclude_seen(world):
     allowed = np.array([i < 20 and i not in (1, 2, 3, 4) for i in range(N)])
     weights = {world.bert: 1, world.img: 1, world.txt: 1}
     got = world.searcher().search(text=TEXT, user="u0", weights=weights, filter=cheap, exclude_seen=True)
-    ids, _, _ = world.reference([(world.bert, q_bert), (world.img, q_clip), (world.txt, q_clip)], [1, 1, 1],
-                                allowed=allowed)
+    ids, _, _ = world.reference(
+        [(world.bert, q_bert), (world.img, q_clip), (world.txt, q_clip)], [1, 1, 1], allowed=allowed
+    )
     assert got.ids == ids
 
 
@@ -227,8 +238,7 @@ def test_more_like_this_item(world):
     assert {s.name: s.inputs for s in got.signals} == {world.txt: ("item",), "cf": ("item",)}
     v = world.vectors["i6"]
     allowed = np.arange(N) != 6
-    ids, _, _ = world.reference([(world.txt, v[world.txt]), ("cf", v["cf"])], [1, 1], limit=5,
-                                     allowed=allowed)
+    ids, _, _ = world.reference([(world.txt, v[world.txt]), ("cf", v["cf"])], [1, 1], limit=5, allowed=allowed)
     assert got.ids == ids
 
 
@@ -247,15 +257,17 @@ def test_known_answer_checkerboard_cf_through_the_engine(models, tmp_path):
     clip = models[0]
     n = 10
     rng = np.random.default_rng(1)
-    store = open_store({"path": tmp_path / "cb", "collection": "cb", "cf_dim": 4, "optimize_after": None},
-                       encoders=[clip.text.spec])
+    store = open_store(
+        {"path": tmp_path / "cb", "collection": "cb", "cf_dim": 4, "optimize_after": None}, encoders=[clip.text.spec]
+    )
     with store:
         store.upsert([Item(f"item{j}", {f"{clip.name}.text": _unit(rng, 1, 32)}) for j in range(n)])
         users = [f"user{i}" for i in range(n) for j in range(n) if j % 2 == i % 2 and j != i]
         items = [f"item{j}" for i in range(n) for j in range(n) if j % 2 == i % 2 and j != i]
         log = Interactions.from_arrays(users, items)
-        model, summary = fit_collection_cf(store, log, cf_config("als", factors=4, iterations=30, regularization=0.01),
-                                           tmp_path / "cf")
+        model, summary = fit_collection_cf(
+            store, log, cf_config("als", factors=4, iterations=30, regularization=0.01), tmp_path / "cf"
+        )
         assert summary.items_written == n and summary.items_cleared == 0
         searcher = Searcher(store, [clip], model, SearchSettings(min_interactions=1))
         for i in range(n):
@@ -350,8 +362,15 @@ def test_searcher_checks_models_and_cf_against_the_store(world):
         with pytest.raises(FingerprintMismatchError, match=world.txt):
             Searcher(other, [world.clip])
         assert Searcher(other, [world.minilm]).models == {}  # no vectors of its own there: unused
-    bad_cf = CFModel(config=cf_config("als", factors=3), user_ids=("u",), item_ids=("i1",),
-                     user_factors=np.ones((1, 3)), item_factors=np.ones((1, 3)), seen_indptr=[0, 1], seen_indices=[0])
+    bad_cf = CFModel(
+        config=cf_config("als", factors=3),
+        user_ids=("u",),
+        item_ids=("i1",),
+        user_factors=np.ones((1, 3)),
+        item_factors=np.ones((1, 3)),
+        seen_indptr=[0, 1],
+        seen_indices=[0],
+    )
     with pytest.raises(SchemaMismatchError, match="3 values"):
         Searcher(world.store, [], bad_cf)
     with pytest.raises(ConfigError, match="no CF model"):
@@ -362,8 +381,10 @@ def test_query_path_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, mmsearch.query.engine, mmsearch.cf.collection, mmsearch.query.report, mmsearch.cli.query_cmd, "
-            "mmsearch.cli.cf_cmd; print(','.join(m for m in ('torch', 'torchvision', 'open_clip', 'onnx', "
-            "'sentence_transformers', 'implicit') if m in sys.modules))")
+    code = (
+        "import sys, mmsearch.query.engine, mmsearch.cf.collection, mmsearch.query.report, mmsearch.cli.query_cmd, "
+        "mmsearch.cli.cf_cmd; print(','.join(m for m in ('torch', 'torchvision', 'open_clip', 'onnx', "
+        "'sentence_transformers', 'implicit') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"query path imported: {out.stdout.strip()}"

@@ -31,8 +31,15 @@ def _by_name():
 def test_signal_names_kinds_and_aliases():
     sigs = _by_name()
     assert list(sigs) == [
-        "clip-b32.image", "clip-b32.text", "minilm.text", "resnet50.image",
-        "profile:clip-b32.image", "profile:clip-b32.text", "profile:minilm.text", "profile:resnet50.image", "cf",
+        "clip-b32.image",
+        "clip-b32.text",
+        "minilm.text",
+        "resnet50.image",
+        "profile:clip-b32.image",
+        "profile:clip-b32.text",
+        "profile:minilm.text",
+        "profile:resnet50.image",
+        "cf",
     ]
     assert "clip_image" in sigs["clip-b32.image"].aliases and "clip-b32_image" in sigs["clip-b32.image"].aliases
     assert {"bert", "minilm", "bert_text"} <= set(sigs["minilm.text"].aliases)
@@ -81,11 +88,15 @@ def test_resolve_refuses_unknown_duplicate_and_all_zero():
 
 
 def test_default_weights_share_equally_per_kind():
-    sigs = [s for s in collection_signals(SCHEMA) if s.name in ("clip-b32.image", "minilm.text", "cf",
-                                                                   "profile:minilm.text")]
+    sigs = [
+        s
+        for s in collection_signals(SCHEMA)
+        if s.name in ("clip-b32.image", "minilm.text", "cf", "profile:minilm.text")
+    ]
     w = default_weights(sigs)
-    assert w == pytest.approx({"clip-b32.image": 1 / 6, "minilm.text": 1 / 6, "profile:minilm.text": 1 / 3,
-                               "cf": 1 / 3})
+    assert w == pytest.approx(
+        {"clip-b32.image": 1 / 6, "minilm.text": 1 / 6, "profile:minilm.text": 1 / 3, "cf": 1 / 3}
+    )
 
 
 def test_content_queries_route_each_embedding_to_its_own_model():
@@ -93,7 +104,7 @@ def test_content_queries_route_each_embedding_to_its_own_model():
     image = {"clip-b32": np.array([0.0, 1.0]), "resnet50": np.array([2.0, 0.0])}
     got = content_queries(SCHEMA, text=text, image=image)
     # CLIP: text and image share the space, so both reach both vectors, averaged.
-    np.testing.assert_allclose(got["clip-b32.image"][0], [2 ** -0.5, 2 ** -0.5], rtol=1e-6)
+    np.testing.assert_allclose(got["clip-b32.image"][0], [2**-0.5, 2**-0.5], rtol=1e-6)
     assert got["clip-b32.image"][1] == ("text", "image") and got["clip-b32.text"][1] == ("text", "image")
     np.testing.assert_allclose(got["minilm.text"][0], [0, 0.6, 0.8], rtol=1e-6)
     assert got["minilm.text"][1] == ("text",) and got["resnet50.image"][1] == ("image",)
@@ -109,8 +120,11 @@ def test_item_query_falls_back_to_the_other_clip_modality():
 
 
 def test_profile_techniques_of_the_study():
-    rows = {"clip-b32.image": np.array([[1.0, 0.0], [1.0, 0.0]]), "clip-b32.text": np.array([[0.0, 1.0]]),
-            "minilm.text": np.array([[0.0, 0.0, 2.0]])}
+    rows = {
+        "clip-b32.image": np.array([[1.0, 0.0], [1.0, 0.0]]),
+        "clip-b32.text": np.array([[0.0, 1.0]]),
+        "minilm.text": np.array([[0.0, 0.0, 2.0]]),
+    }
     same = profile_queries(SCHEMA, rows, "same")  # techniques 1 and 2: each modality's own mean
     np.testing.assert_allclose(same["clip-b32.image"], [1, 0])
     np.testing.assert_allclose(same["clip-b32.text"], [0, 1])
@@ -118,7 +132,7 @@ def test_profile_techniques_of_the_study():
     np.testing.assert_allclose(crossed["clip-b32.image"], [0, 1])
     np.testing.assert_allclose(crossed["clip-b32.text"], [1, 0])
     mixed = profile_queries(SCHEMA, rows, "mixed")  # technique 5: both, against both
-    np.testing.assert_allclose(mixed["clip-b32.image"], [2 ** -0.5, 2 ** -0.5], rtol=1e-6)
+    np.testing.assert_allclose(mixed["clip-b32.image"], [2**-0.5, 2**-0.5], rtol=1e-6)
     np.testing.assert_allclose(mixed["clip-b32.text"], mixed["clip-b32.image"])
     for technique in ("same", "crossed", "mixed"):  # one-modality models always use their own mean
         np.testing.assert_allclose(profile_queries(SCHEMA, rows, technique)["minilm.text"], [0, 0, 1])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmsearch.cf.interactions import Interactions
 from mmsearch.errors import ConfigError, InputError
 from mmsearch.eval.splits import Split, cold_item_split, random_split, temporal_split
-from mmsearch.cf.interactions import Interactions
 
 
 def random_table(n_users: int = 60, n_items: int = 50, n: int = 1000, seed: int = 0) -> Interactions:
@@ -22,7 +22,7 @@ def random_table(n_users: int = 60, n_items: int = 50, n: int = 1000, seed: int 
 
 
 def pairs(table: Interactions) -> set[tuple[int, int]]:
-    return set(zip(table.users.tolist(), table.items.tolist()))
+    return set(zip(table.users.tolist(), table.items.tolist(), strict=True))
 
 
 def assert_partition(table: Interactions, split: Split) -> None:
@@ -41,8 +41,8 @@ def test_random_split_sizes_and_partition() -> None:
     assert (len(split.train), len(split.validation), len(split.test)) == (800, 100, 100)
     assert_partition(table, split)
     # Rows keep their input order inside each part.
-    position = {p: r for r, p in enumerate(zip(table.users.tolist(), table.items.tolist()))}
-    rows = [position[p] for p in zip(split.test.users.tolist(), split.test.items.tolist())]
+    position = {p: r for r, p in enumerate(zip(table.users.tolist(), table.items.tolist(), strict=True))}
+    rows = [position[p] for p in zip(split.test.users.tolist(), split.test.items.tolist(), strict=True)]
     assert rows == sorted(rows)
 
 
@@ -84,10 +84,13 @@ def test_temporal_split_hand_made() -> None:
 def test_temporal_split_respects_time_per_user() -> None:
     table = random_table(n_users=30, n_items=80, n=1500)
     split = temporal_split(table, n_test=2, n_validation=1)
-    ts = {p: float(t) for p, t in zip(zip(table.users.tolist(), table.items.tolist()), table.timestamps)}
+    ts = {
+        p: float(t)
+        for p, t in zip(zip(table.users.tolist(), table.items.tolist(), strict=True), table.timestamps, strict=True)
+    }
     for user in range(table.n_users):
         times = [
-            [ts[(u, i)] for u, i in zip(part.users.tolist(), part.items.tolist()) if u == user]
+            [ts[(u, i)] for u, i in zip(part.users.tolist(), part.items.tolist(), strict=True) if u == user]
             for part in (split.train, split.validation, split.test)
         ]
         if times[2]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from click.testing import CliRunner
 
 from mmsearch.bench.store import StoreBenchConfig, format_result, run
@@ -14,8 +13,9 @@ pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed: pip 
 
 def test_tiny_benchmark_figures(tmp_path) -> None:
     lines: list[str] = []
-    result = run(StoreBenchConfig(items=300, dim=16, queries=8, memory_queries=4, batch=100, path=tmp_path),
-                 log=lines.append)
+    result = run(
+        StoreBenchConfig(items=300, dim=16, queries=8, memory_queries=4, batch=100, path=tmp_path), log=lines.append
+    )
     edge, memory = result.backends
     assert (edge.backend, edge.items, edge.multi_items) == ("edge", 300, 30)
     assert (memory.backend, memory.items, memory.knn_queries) == ("memory", 300, 4)
@@ -28,8 +28,23 @@ def test_tiny_benchmark_figures(tmp_path) -> None:
 
 
 def test_cli_prints_the_table(tmp_path) -> None:
-    result = CliRunner().invoke(cli, ["bench", "store", "--items", "200", "--dim", "8", "--queries", "3",
-                                      "--memory-items", "0", "--path", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "store",
+            "--items",
+            "200",
+            "--dim",
+            "8",
+            "--queries",
+            "3",
+            "--memory-items",
+            "0",
+            "--path",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.output.splitlines()]
     assert ["backend", "items"] in [r[:2] for r in rows]

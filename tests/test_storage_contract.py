@@ -75,8 +75,7 @@ def store(opener: Opener):
 def _snapshot(store) -> dict:
     """Everything stored, to prove a refused batch changed nothing."""
     return {
-        it.id: (it.payload, {k: v.copy() for k, v in it.vectors.items()})
-        for it in store.iter_items(with_vectors=True)
+        it.id: (it.payload, {k: v.copy() for k, v in it.vectors.items()}) for it in store.iter_items(with_vectors=True)
     }
 
 
@@ -154,8 +153,9 @@ def test_update_encoder_key_replaces_pooled_and_multi(store) -> None:
 def test_update_of_missing_item_writes_nothing(store) -> None:
     before = _snapshot(store)
     with pytest.raises(ItemNotFoundError, match="'ghost'"):
-        store.update_vectors([VectorUpdate("i1", {"cf": np.zeros(CF_DIM)}),
-                              VectorUpdate("ghost", {"cf": np.ones(CF_DIM)})])
+        store.update_vectors(
+            [VectorUpdate("i1", {"cf": np.zeros(CF_DIM)}), VectorUpdate("ghost", {"cf": np.ones(CF_DIM)})]
+        )
     assert _same(before, _snapshot(store))
 
 
@@ -178,8 +178,9 @@ def test_count_with_filters(store) -> None:
     assert store.count(Filter(must=(HasItemId(("i1", "i2", "zz")),))) == 2
     assert store.count(Filter(must_not=(Match("color", "red"),))) == 20
     assert store.count(Filter(should=(Match("rank", 3), Match("rank", 4)))) == 2
-    nested = Filter(must=(Filter(should=(Match("color", "red"), Match("color", "blue"))),),
-                    must_not=(Range("price", lt=15),))
+    nested = Filter(
+        must=(Filter(should=(Match("color", "red"), Match("color", "blue"))),), must_not=(Range("price", lt=15),)
+    )
     assert store.count(nested) == 10
 
 
@@ -238,15 +239,18 @@ def test_query_with_filter_payload_and_threshold(store) -> None:
     assert [h.id for h in hits] == [w[0] for w in want]
     assert all(h.payload["color"] == "green" and "item_id" not in h.payload for h in hits)
     cut = want[1][1] - 1e-4
-    assert [h.id for h in store.query("clip.text", q, limit=4, filter=where(color="green"), score_threshold=cut)] \
-        == [w[0] for w in want[:2]]
+    assert [h.id for h in store.query("clip.text", q, limit=4, filter=where(color="green"), score_threshold=cut)] == [
+        w[0] for w in want[:2]
+    ]
 
 
 def test_query_batch_equals_single_queries(store) -> None:
     rng = np.random.default_rng(4)
-    qs = [NearestQuery("clip.image", rng.standard_normal(8), limit=3),
-          NearestQuery("clip.text.multi", rng.standard_normal((2, 8)), limit=4, filter=where(color="red")),
-          NearestQuery("cf", rng.standard_normal(CF_DIM), limit=2, exact=True)]
+    qs = [
+        NearestQuery("clip.image", rng.standard_normal(8), limit=3),
+        NearestQuery("clip.text.multi", rng.standard_normal((2, 8)), limit=4, filter=where(color="red")),
+        NearestQuery("cf", rng.standard_normal(CF_DIM), limit=2, exact=True),
+    ]
     batch = store.query_batch(qs)
     single = [store.query(q.vector, q.query, limit=q.limit, filter=q.filter, exact=q.exact) for q in qs]
     assert [[h.id for h in r] for r in batch] == [[h.id for h in r] for r in single]
@@ -286,8 +290,11 @@ BAD_BATCHES = {
     "inf": ([Item("i3", {"clip.text": np.array([1, 0, 0, 0, 0, 0, 0, np.inf])})], NonFiniteVectorError, "inf"),
     "float64 overflow": ([Item("i3", {"cf": np.array([1e300, 0, 0, 0])})], NonFiniteVectorError, "inf"),
     "unknown vector": ([Item("n1", GOOD), Item("i3", {"clip.audio": np.ones(8)})], UnknownVectorError, "'clip.audio'"),
-    "multivector name": ([Item("i3", {"clip.image.multi": np.ones((2, 8))})], UnknownVectorError,
-                         "pass the rows under 'clip.image'"),
+    "multivector name": (
+        [Item("i3", {"clip.image.multi": np.ones((2, 8))})],
+        UnknownVectorError,
+        "pass the rows under 'clip.image'",
+    ),
     "duplicate ids": ([Item("i3", GOOD), Item("n1", GOOD), Item("i3", GOOD)], DuplicateIdError, "'i3'"),
     "empty batch": ([], EmptyBatchError, "no items"),
     "id not a string": ([Item(7, GOOD)], InvalidItemError, "7"),  # type: ignore[arg-type]
@@ -295,8 +302,11 @@ BAD_BATCHES = {
     "reserved payload key": ([Item("i3", GOOD, {"item_id": "x"})], InvalidItemError, "'item_id'"),
     "payload not json": ([Item("i3", GOOD, {"when": object()})], InvalidItemError, "JSON"),
     "zero row under cosine": ([Item("i3", {"clip.image": np.zeros((1, 8))})], InvalidItemError, "all zeros"),
-    "rows cancel out": ([Item("i3", {"clip.image": np.stack([np.eye(8)[0], -np.eye(8)[0]])})], InvalidItemError,
-                        "zero vector"),
+    "rows cancel out": (
+        [Item("i3", {"clip.image": np.stack([np.eye(8)[0], -np.eye(8)[0]])})],
+        InvalidItemError,
+        "zero vector",
+    ),
     "3-d array": ([Item("i3", {"clip.image": np.ones((1, 2, 8))})], InvalidItemError, "shape"),
     "no rows": ([Item("i3", {"clip.image": np.ones((0, 8))})], InvalidItemError, "0 rows"),
     "cf with rows": ([Item("i3", {"cf": np.ones((2, CF_DIM))})], InvalidItemError, "2 rows"),
@@ -325,8 +335,13 @@ def test_bad_update_batch_is_refused_and_nothing_is_lost(store, case: str) -> No
         "duplicate ids": [VectorUpdate("i1", {"cf": np.ones(CF_DIM)}), VectorUpdate("i1", {"cf": np.zeros(CF_DIM)})],
         "empty batch": [],
     }[case]
-    error = {"wrong dimension": VectorDimensionError, "nan": NonFiniteVectorError, "unknown vector": UnknownVectorError,
-             "duplicate ids": DuplicateIdError, "empty batch": EmptyBatchError}[case]
+    error = {
+        "wrong dimension": VectorDimensionError,
+        "nan": NonFiniteVectorError,
+        "unknown vector": UnknownVectorError,
+        "duplicate ids": DuplicateIdError,
+        "empty batch": EmptyBatchError,
+    }[case]
     before = _snapshot(store)
     with pytest.raises(error):
         store.update_vectors(updates)
@@ -355,13 +370,14 @@ def test_adding_an_encoder_keeps_the_others(store) -> None:
     assert store.add_encoders([*ENCODERS, MINILM]) == ["minilm.text", "minilm.text.multi"]
     assert store.add_encoders([MINILM]) == []
     assert "minilm.text.multi" in store.vector_names and store.schema.get("minilm.text.multi").indexed is False
-    assert _same(before, {k: (p, {n: v for n, v in vs.items()}) for k, (p, vs) in _snapshot(store).items()})
+    assert _same(before, {k: (p, dict(vs.items())) for k, (p, vs) in _snapshot(store).items()})
     rows = unit_rows(np.random.default_rng(9), 2, 6)
     store.update_vectors([VectorUpdate("i4", {"minilm.text": rows})])
     assert store.query("minilm.text", rows[0], limit=1)[0].id == "i4"
     assert store.query("minilm.text.multi", rows, limit=1)[0].score == pytest.approx(2.0, abs=1e-4)
-    np.testing.assert_array_equal(store.retrieve(["i4"], with_vectors=["clip.image"])[0].vectors["clip.image"],
-                                  before["i4"][1]["clip.image"])
+    np.testing.assert_array_equal(
+        store.retrieve(["i4"], with_vectors=["clip.image"])[0].vectors["clip.image"], before["i4"][1]["clip.image"]
+    )
 
 
 def test_closed_store_refuses_work(opener: Opener) -> None:
@@ -429,11 +445,13 @@ def test_backends_agree(tmp_path) -> None:
     stores = [Opener("edge", tmp_path), Opener("memory", tmp_path)]
     results = []
     rng = np.random.default_rng(21)
-    queries = [NearestQuery("clip.image", rng.standard_normal(8), limit=10),
-               NearestQuery("clip.text", rng.standard_normal(8), limit=10, filter=Filter(must=(Range("price", gt=5),))),
-               NearestQuery("clip.image.multi", rng.standard_normal((3, 8)), limit=10),
-               NearestQuery("clip.text.multi", rng.standard_normal((2, 8)), limit=10, filter=where(color="red")),
-               NearestQuery("cf", rng.standard_normal(CF_DIM), limit=10)]
+    queries = [
+        NearestQuery("clip.image", rng.standard_normal(8), limit=10),
+        NearestQuery("clip.text", rng.standard_normal(8), limit=10, filter=Filter(must=(Range("price", gt=5),))),
+        NearestQuery("clip.image.multi", rng.standard_normal((3, 8)), limit=10),
+        NearestQuery("clip.text.multi", rng.standard_normal((2, 8)), limit=10, filter=where(color="red")),
+        NearestQuery("cf", rng.standard_normal(CF_DIM), limit=10),
+    ]
     try:
         for op in stores:
             s = op()
@@ -443,13 +461,16 @@ def test_backends_agree(tmp_path) -> None:
             s.delete_where(Filter(must=(Range("price", gte=55),)))
             s.optimize()
             hits = s.query_batch(queries)
-            results.append({
-                "count": s.count(), "red": s.count(where(color="red")),
-                "scroll": [it.id for it in s.scroll(limit=13).items],
-                "ids": [[h.id for h in r] for r in hits],
-                "scores": np.array([[h.score for h in r] for r in hits]),
-                "i5": s.retrieve(["i5"], with_vectors=True)[0],
-            })
+            results.append(
+                {
+                    "count": s.count(),
+                    "red": s.count(where(color="red")),
+                    "scroll": [it.id for it in s.scroll(limit=13).items],
+                    "ids": [[h.id for h in r] for r in hits],
+                    "scores": np.array([[h.score for h in r] for r in hits]),
+                    "i5": s.retrieve(["i5"], with_vectors=True)[0],
+                }
+            )
     finally:
         for op in stores:
             op.close_all()

@@ -28,8 +28,13 @@ def _settings(tmp_path: Path, **kw) -> dict:
 
 
 def _child(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(proc: subprocess.Popen, word: str, timeout: float = 60) -> None:
@@ -52,13 +57,16 @@ CHILD_PRELUDE = """
 
 
 def test_data_survives_a_killed_writer(tmp_path: Path) -> None:
-    proc = _child(CHILD_PRELUDE.format(path=str(tmp_path)) + """
+    proc = _child(
+        CHILD_PRELUDE.format(path=str(tmp_path))
+        + """
     store = open_store(settings, encoders=ENCODERS)
     store.upsert(catalogue(150, seed=2)[:100])
     store.upsert(catalogue(150, seed=2)[100:])
     print("written", flush=True)
     time.sleep(120)
-    """)
+    """
+    )
     try:
         _wait_for(proc, "written")
         os.kill(proc.pid, signal.SIGKILL)
@@ -90,11 +98,14 @@ def test_second_opener_in_this_process_is_refused(tmp_path: Path) -> None:
 def test_second_opener_in_another_process_is_refused(tmp_path: Path) -> None:
     with open_store(_settings(tmp_path), encoders=ENCODERS) as s:
         s.upsert(catalogue(5))
-    proc = _child(CHILD_PRELUDE.format(path=str(tmp_path)) + """
+    proc = _child(
+        CHILD_PRELUDE.format(path=str(tmp_path))
+        + """
     store = open_store(settings)
     print("open", flush=True)
     time.sleep(120)
-    """)
+    """
+    )
     try:
         _wait_for(proc, "open")
         with pytest.raises(StoreLockedError, match="already open"):
@@ -121,8 +132,10 @@ def test_multivectors_skip_hnsw_also_when_added_later(tmp_path: Path) -> None:
         assert config[name]["multivector_config"]["comparator"] == "max_sim"
     for name in ("clip.image", "minilm.text", "cf"):
         assert "hnsw_config" not in config[name], name  # the global graph settings apply
-    assert json.loads((tmp_path / "c" / "mmsearch.json").read_text())["vectors"]["minilm.text"]["fingerprint"] \
+    assert (
+        json.loads((tmp_path / "c" / "mmsearch.json").read_text())["vectors"]["minilm.text"]["fingerprint"]
         == MINILM.fingerprint
+    )
 
 
 def test_crash_between_adding_a_vector_and_recording_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,8 +167,9 @@ def test_quantization_is_configured_and_queries_rescore(tmp_path: Path) -> None:
         s.upsert(catalogue(40))
         s.optimize()
         q = np.random.default_rng(1).standard_normal(8)
-        approx, exact = s.query_batch([NearestQuery("clip.image", q, limit=5),
-                                       NearestQuery("clip.image", q, limit=5, exact=True)])
+        approx, exact = s.query_batch(
+            [NearestQuery("clip.image", q, limit=5), NearestQuery("clip.image", q, limit=5, exact=True)]
+        )
         assert [h.id for h in approx] == [h.id for h in exact]
         np.testing.assert_allclose([h.score for h in approx], [h.score for h in exact], atol=1e-5)
     config = _edge_vector_config(tmp_path)
@@ -179,7 +193,7 @@ def test_optimize_builds_an_hnsw_graph_with_high_recall(tmp_path: Path) -> None:
         queries = data[rng.integers(0, n, 30)] + 0.3 * rng.standard_normal((30, dim))
         approx = s.query_batch([NearestQuery("m.image", q, limit=10) for q in queries])
         exact = s.query_batch([NearestQuery("m.image", q, limit=10, exact=True) for q in queries])
-    recall = np.mean([len({h.id for h in a} & {h.id for h in e}) / 10 for a, e in zip(approx, exact)])
+    recall = np.mean([len({h.id for h in a} & {h.id for h in e}) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall >= 0.98
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmsearch.query import fusion as F
 from mmsearch.errors import ConfigError, InputError, UnknownVectorError, VectorDimensionError
+from mmsearch.query import fusion as F
 from mmsearch.storage import (
     Const,
     Dbsf,
@@ -77,8 +77,11 @@ def loaded(opener: Opener):
     store = opener()
     store.upsert(items)
     rng = np.random.default_rng(11)
-    queries = {"clip.image": unit_rows(rng, 1, 8)[0], "clip.text": unit_rows(rng, 1, 8)[0],
-               "cf": rng.standard_normal(CF_DIM).astype(np.float32)}
+    queries = {
+        "clip.image": unit_rows(rng, 1, 8)[0],
+        "clip.text": unit_rows(rng, 1, 8)[0],
+        "cf": rng.standard_normal(CF_DIM).astype(np.float32),
+    }
     return store, vectors, queries
 
 
@@ -92,8 +95,7 @@ def test_formula_on_rescored_candidates_equals_numpy_weighted_sum(loaded):
     weights = np.array([0.5, 0.3, 0.2])
     matrix = np.column_stack([_true_scores(vectors, n, q[n]) for n in names])
     params = [F.affine(matrix[:, j]) for j in range(3)]
-    formula = weighted_sum_formula(weights, [p.shift for p in params], [p.scale for p in params],
-                                   renormalize_by=names)
+    formula = weighted_sum_formula(weights, [p.shift for p in params], [p.scale for p in params], renormalize_by=names)
     everyone = Filter(must=(HasItemId(tuple(_ids(range(N)))),))
     prefetch = tuple(Prefetch(n, q[n], limit=N, filter=everyone, exact=True) for n in names)
     hits = store.hybrid_query(HybridQuery(prefetch, formula, limit=8))
@@ -124,8 +126,10 @@ def test_formula_defaults_replace_absent_scores(loaded):
     top_a = F.ranks(a[:, None])[:, 0] < 5
     top_b = np.nan_to_num(F.ranks(b[:, None])[:, 0], nan=-1)
     top_b = (top_b >= 0) & (top_b < 5)
-    prefetch = (Prefetch("clip.image", q["clip.image"], limit=5, exact=True),
-                Prefetch("clip.text", q["clip.text"], limit=5, exact=True))
+    prefetch = (
+        Prefetch("clip.image", q["clip.image"], limit=5, exact=True),
+        Prefetch("clip.text", q["clip.text"], limit=5, exact=True),
+    )
     formula = Formula(Sum((Score(0), Score(1))), defaults={0: -1.0, 1: -2.0})
     hits = store.hybrid_query(HybridQuery(prefetch, formula, limit=N))
     union = top_a | top_b
@@ -179,10 +183,13 @@ def test_maxsim_rescoring_of_pooled_candidates(loaded):
     query_rows = unit_rows(np.random.default_rng(5), 2, 8)
     pooled = _true_scores(vectors, "clip.image", query_rows[0])
     candidates = np.flatnonzero(F.ranks(pooled[:, None])[:, 0] < 10)
-    hits = store.hybrid_query(HybridQuery(
-        (Prefetch("clip.image", query_rows[0], limit=10, exact=True),),
-        Rescore("clip.image.multi", query_rows), limit=4,
-    ))
+    hits = store.hybrid_query(
+        HybridQuery(
+            (Prefetch("clip.image", query_rows[0], limit=10, exact=True),),
+            Rescore("clip.image.multi", query_rows),
+            limit=4,
+        )
+    )
     want = {f"i{r}": maxsim(query_rows, vectors[f"i{r}"]["clip.image"]) for r in candidates}
     best = sorted(want, key=lambda k: -want[k])[:4]
     assert [h.id for h in hits] == best

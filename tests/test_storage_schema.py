@@ -17,7 +17,7 @@ from tests.storage_support import CLIP_IMAGE, CLIP_TEXT, ENCODERS, MINILM
 
 
 def test_point_ids_are_fixed_forever() -> None:
-    assert ITEM_NAMESPACE == uuid.uuid5(uuid.NAMESPACE_URL, ITEM_NAMESPACE_URL)
+    assert uuid.uuid5(uuid.NAMESPACE_URL, ITEM_NAMESPACE_URL) == ITEM_NAMESPACE
     # Known answers: changing either would orphan every stored point.
     assert point_id("sku-1") == str(uuid.uuid5(ITEM_NAMESPACE, "sku-1"))
     assert point_id("sku-1") == "4a25288a-4faa-5299-a5aa-0d43958c3eb9"
@@ -38,10 +38,17 @@ def test_vector_naming_scheme() -> None:
     assert encoder_vectors(CLIP_IMAGE, index_multivector=True)[1].indexed is True
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("model", "clip/b32", "'clip/b32'"), ("model", "", "''"), ("modality", "audio", "'audio'"),
-    ("distance", "manhattan", "'manhattan'"), ("dim", 0, "0"), ("fingerprint", "", "fingerprint"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("model", "clip/b32", "'clip/b32'"),
+        ("model", "", "''"),
+        ("modality", "audio", "'audio'"),
+        ("distance", "manhattan", "'manhattan'"),
+        ("dim", 0, "0"),
+        ("fingerprint", "", "fingerprint"),
+    ],
+)
 def test_bad_encoder_specs(field: str, value: object, needle: str) -> None:
     with pytest.raises(ConfigError) as e:
         encoder_vectors(dataclasses.replace(CLIP_IMAGE, **{field: value}))
@@ -99,7 +106,7 @@ def test_record_round_trip_and_damage() -> None:
 
 def test_pool_is_the_renormalised_mean() -> None:
     rows = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
-    np.testing.assert_allclose(pool(rows), [2 ** -0.5, 2 ** -0.5, 0], atol=1e-7)
+    np.testing.assert_allclose(pool(rows), [2**-0.5, 2**-0.5, 0], atol=1e-7)
     np.testing.assert_allclose(pool(np.array([[3.0, 4.0]], np.float32)), [0.6, 0.8], atol=1e-7)
     assert pool(np.array([[1, 0], [-1, 0]], np.float32)) is None
 

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from mmsearch.errors import ConfigError, DependencyError, InvalidFilterError
 from mmsearch.storage import Filter, HasItemId, Match, MatchAny, Range, StoreSettings, load_settings, where
@@ -28,19 +29,22 @@ def test_overrides_and_round_trip_keep_the_api_key() -> None:
     assert "s3cr3t" not in repr(s)
 
 
-@pytest.mark.parametrize("fields,needle", [
-    ({"backend": "edge", "colour": 1}, "colour"),
-    ({"backend": "cloud"}, "cloud"),
-    ({"backend": "server"}, "needs a url"),
-    ({"backend": "server", "url": "http://x", "path": "p"}, "not a path"),
-    ({"backend": "edge", "url": "http://x"}, "url only apply"),
-    ({"backend": "memory", "shard_number": 2}, "shard_number only apply"),
-    ({"collection": "a/b"}, "'a/b'"),
-    ({"quantization": "pq"}, "pq"),
-    ({"hnsw": {"m": 2}}, "m"),
-    ({"hnsw": {"ef_search": 3}}, "ef_search"),
-    ({"payload_indexes": {"color": "string"}}, "string"),
-])
+@pytest.mark.parametrize(
+    "fields,needle",
+    [
+        ({"backend": "edge", "colour": 1}, "colour"),
+        ({"backend": "cloud"}, "cloud"),
+        ({"backend": "server"}, "needs a url"),
+        ({"backend": "server", "url": "http://x", "path": "p"}, "not a path"),
+        ({"backend": "edge", "url": "http://x"}, "url only apply"),
+        ({"backend": "memory", "shard_number": 2}, "shard_number only apply"),
+        ({"collection": "a/b"}, "'a/b'"),
+        ({"quantization": "pq"}, "pq"),
+        ({"hnsw": {"m": 2}}, "m"),
+        ({"hnsw": {"ef_search": 3}}, "ef_search"),
+        ({"payload_indexes": {"color": "string"}}, "string"),
+    ],
+)
 def test_bad_settings_name_the_bad_value(fields: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings(fields)
@@ -48,23 +52,26 @@ def test_bad_settings_name_the_bad_value(fields: dict, needle: str) -> None:
 
 
 def test_settings_are_frozen() -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         StoreSettings().backend = "memory"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda: Match("color", 1.5), "1.5"),
-    (lambda: Match("", "x"), "''"),
-    (lambda: MatchAny("color", ()), "non-empty"),
-    (lambda: MatchAny("color", "red"), "'red'"),
-    (lambda: MatchAny("color", ("red", 1)), "mix types"),
-    (lambda: Range("price"), "no bounds"),
-    (lambda: Range("price", gt=float("nan")), "nan"),
-    (lambda: Range("price", lt="3"), "'3'"),
-    (lambda: HasItemId("sku-1"), "'sku-1'"),
-    (lambda: Filter(), "empty filter"),
-    (lambda: Filter(must=("color",)), "'color'"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda: Match("color", 1.5), "1.5"),
+        (lambda: Match("", "x"), "''"),
+        (lambda: MatchAny("color", ()), "non-empty"),
+        (lambda: MatchAny("color", "red"), "'red'"),
+        (lambda: MatchAny("color", ("red", 1)), "mix types"),
+        (lambda: Range("price"), "no bounds"),
+        (lambda: Range("price", gt=float("nan")), "nan"),
+        (lambda: Range("price", lt="3"), "'3'"),
+        (lambda: HasItemId("sku-1"), "'sku-1'"),
+        (lambda: Filter(), "empty filter"),
+        (lambda: Filter(must=("color",)), "'color'"),
+    ],
+)
 def test_bad_filters(make, needle: str) -> None:
     with pytest.raises(InvalidFilterError) as e:
         make()
@@ -87,18 +94,23 @@ def test_importing_storage_loads_no_engine() -> None:
     assert out.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("backend,module,needle", [
-    ("edge", "qdrant_edge", "pip install qdrant-edge-py"),
-    ("memory", "qdrant_client", "pip install 'qdrant-client"),
-])
-def test_missing_engine_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str,
-                                           module: str, needle: str) -> None:
+@pytest.mark.parametrize(
+    "backend,module,needle",
+    [
+        ("edge", "qdrant_edge", "pip install qdrant-edge-py"),
+        ("memory", "qdrant_client", "pip install 'qdrant-client"),
+    ],
+)
+def test_missing_engine_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str, module: str, needle: str
+) -> None:
     from mmsearch.storage import open_store
 
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
     with pytest.raises(DependencyError, match=needle):
-        open_store({"backend": backend, "path": tmp_path / "s"} if backend == "edge" else {"backend": backend},
-                   encoders=[])
+        open_store(
+            {"backend": backend, "path": tmp_path / "s"} if backend == "edge" else {"backend": backend}, encoders=[]
+        )
 
 
 def test_docker_files_pin_one_qdrant_image() -> None:

@@ -6,6 +6,7 @@ then times `runs` forward passes per batch size after one warm-up.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -80,8 +81,13 @@ def _clip_cases(root: Path, quantize: bool) -> list[_Case]:
 
     out = root / "clip"
     manifest = export_model("clip", out, architecture="ViT-B-32", weights="none", overwrite=True)
-    q = export_model("clip", root / "clip-int8", architecture="ViT-B-32", weights="none",
-                     quantize="int8", overwrite=True) if quantize else None
+    q = (
+        export_model(
+            "clip", root / "clip-int8", architecture="ViT-B-32", weights="none", quantize="int8", overwrite=True
+        )
+        if quantize
+        else None
+    )
     model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
     ids = np.zeros((1, 77), dtype=np.int64)
     ids[0, :20] = np.arange(1, 21)
@@ -92,14 +98,24 @@ def _clip_cases(root: Path, quantize: bool) -> list[_Case]:
 
     cos = q.quantization.cosine_to_fp32_mean if q and q.quantization else None
     return [
-        _Case("clip ViT-B-32 image",
-              lambda b: (lambda x=torch.from_numpy(_images(b)): model.encode_image(x, normalize=True)),
-              lambda b: {"pixel_values": _images(b)},
-              out / manifest.towers["image"].file, q and root / "clip-int8" / q.towers["image"].file, cos),
-        _Case("clip ViT-B-32 text (77 tokens)",
-              lambda b: (lambda x=torch.from_numpy(text_feeds(b)["input_ids"]): model.encode_text(x, normalize=True)),
-              text_feeds,
-              out / manifest.towers["text"].file, q and root / "clip-int8" / q.towers["text"].file, cos),
+        _Case(
+            "clip ViT-B-32 image",
+            lambda b: functools.partial(model.encode_image, torch.from_numpy(_images(b)), normalize=True),
+            lambda b: {"pixel_values": _images(b)},
+            out / manifest.towers["image"].file,
+            q and root / "clip-int8" / q.towers["image"].file,
+            cos,
+        ),
+        _Case(
+            "clip ViT-B-32 text (77 tokens)",
+            lambda b: functools.partial(
+                model.encode_text, torch.from_numpy(text_feeds(b)["input_ids"]), normalize=True
+            ),
+            text_feeds,
+            out / manifest.towers["text"].file,
+            q and root / "clip-int8" / q.towers["text"].file,
+            cos,
+        ),
     ]
 
 
@@ -108,16 +124,26 @@ def _resnet_case(root: Path, quantize: bool) -> _Case:
     manifest = export_model("resnet", root / "resnet", architecture="resnet50", weights="none", overwrite=True)
     q = None
     if quantize:
-        q = export_model("resnet", root / "resnet-int8", architecture="resnet50", weights="none",
-                         quantize="int8", calibration=_calibration_folder(root), overwrite=True)
+        q = export_model(
+            "resnet",
+            root / "resnet-int8",
+            architecture="resnet50",
+            weights="none",
+            quantize="int8",
+            calibration=_calibration_folder(root),
+            overwrite=True,
+        )
     net = tv.models.resnet50()
     net.fc = torch.nn.Identity()
     net.eval()
-    return _Case("resnet50", lambda b: (lambda x=torch.from_numpy(_images(b)): net(x)),
-                 lambda b: {"pixel_values": _images(b)},
-                 root / "resnet" / manifest.towers["image"].file,
-                 q and root / "resnet-int8" / q.towers["image"].file,
-                 q.quantization.cosine_to_fp32_mean if q and q.quantization else None)
+    return _Case(
+        "resnet50",
+        lambda b: functools.partial(net, torch.from_numpy(_images(b))),
+        lambda b: {"pixel_values": _images(b)},
+        root / "resnet" / manifest.towers["image"].file,
+        q and root / "resnet-int8" / q.towers["image"].file,
+        q.quantization.cosine_to_fp32_mean if q and q.quantization else None,
+    )
 
 
 def _minilm_case(root: Path, quantize: bool, model_dir: str) -> _Case:
@@ -126,7 +152,11 @@ def _minilm_case(root: Path, quantize: bool, model_dir: str) -> _Case:
     from indexers.text import TextTokenizer
 
     manifest = export_model("bert", root / "minilm", model=model_dir, overwrite=True)
-    q = export_model("bert", root / "minilm-int8", model=model_dir, quantize="int8", overwrite=True) if quantize else None
+    q = (
+        export_model("bert", root / "minilm-int8", model=model_dir, quantize="int8", overwrite=True)
+        if quantize
+        else None
+    )
     st = SentenceTransformer(model_dir, device="cpu")
     tower = manifest.towers["text"]
     tok = TextTokenizer(root / "minilm" / tower.tokenizer.file, tower.tokenizer)
@@ -139,9 +169,14 @@ def _minilm_case(root: Path, quantize: bool, model_dir: str) -> _Case:
         batch = {k: torch.from_numpy(v) for k, v in feeds(b).items()}
         return lambda: st(batch)
 
-    return _Case("minilm-l6 text", torch_fn, feeds, root / "minilm" / tower.file,
-                 q and root / "minilm-int8" / q.towers["text"].file,
-                 q.quantization.cosine_to_fp32_mean if q and q.quantization else None)
+    return _Case(
+        "minilm-l6 text",
+        torch_fn,
+        feeds,
+        root / "minilm" / tower.file,
+        q and root / "minilm-int8" / q.towers["text"].file,
+        q.quantization.cosine_to_fp32_mean if q and q.quantization else None,
+    )
 
 
 def run(

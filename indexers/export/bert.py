@@ -92,7 +92,6 @@ class BertExportConfig(ExportOptions):
         overwrite: replace an existing, non-empty output folder.
     """
 
-
     model: str = DEFAULT_MODEL
     max_length: int | None = Field(default=None, ge=2)
 
@@ -171,9 +170,7 @@ def local_folder(source: ModelSource) -> Path | None:
         return Path(source.name)
     from huggingface_hub import try_to_load_from_cache
 
-    cached = try_to_load_from_cache(
-        source.name, "modules.json", cache_dir=os.environ.get("SENTENCE_TRANSFORMERS_HOME")
-    )
+    cached = try_to_load_from_cache(source.name, "modules.json", cache_dir=os.environ.get("SENTENCE_TRANSFORMERS_HOME"))
     return Path(cached).parent if isinstance(cached, str) else None
 
 
@@ -325,11 +322,9 @@ def read_pipeline(st: Any) -> Pipeline:
     if unknown:
         raise ConfigError(f"pooling mode {unknown[0]!r} is not supported; supported: {', '.join(POOLING_MODES)}")
     head = modules[2:]
-    for module, kind in zip(head, kinds[2:]):
+    for module, kind in zip(head, kinds[2:], strict=True):
         if kind not in _HEAD_MODULES:
-            raise ConfigError(
-                f"module {kind} after pooling is not supported; supported: {', '.join(_HEAD_MODULES)}"
-            )
+            raise ConfigError(f"module {kind} after pooling is not supported; supported: {', '.join(_HEAD_MODULES)}")
         names = {getattr(module, a, "sentence_embedding") for a in ("module_input_name", "module_output_name")}
         if names != {"sentence_embedding"}:
             raise ConfigError(f"module {kind} reads or writes {sorted(names)}; only sentence_embedding is supported")
@@ -397,7 +392,7 @@ def check_token_ids(tokenizer: Any, run_time: Any, texts: Sequence[str], max_len
     """
     expected = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     got = run_time.ids(texts)
-    for i, (want, have) in enumerate(zip(expected, got)):
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
         if list(want) != list(have):
             raise ExportError(
                 f"the saved tokenizer gives other ids than the model's tokenizer for text #{i} "

@@ -62,7 +62,7 @@ PARITY_TEXTS = (
     "a photo of a cat",
     "A red double-decker bus driving down a busy London street at dusk.",
     "Two dogs playing frisbee on the beach!!",
-    "naïve café – “quoted” text & <html> entities",
+    "naïve café – “quoted” text & <html> entities",  # noqa: RUF001 - odd punctuation on purpose
     "東京の夜景",
     "a diagram 🚀 of 3 rockets, 42 stars and 1,000 lights",
     " ".join(["a very long caption that keeps going"] * 20),
@@ -83,7 +83,6 @@ class ClipExportConfig(ExportOptions):
         quantize: `int8` adds dynamic int8 quantization after the fp32 parity check.
         overwrite: replace an existing, non-empty output folder.
     """
-
 
     architecture: str = "ViT-B-32"
     weights: str = "none"
@@ -223,9 +222,7 @@ def resolve_weights(architecture: str, weights: str) -> _Weights:
     if not downloaded:
         raise WeightsError(f"open_clip has no download location for {architecture!r} weights {weights!r}")
     downloaded = Path(downloaded)
-    return _Weights(
-        WeightsSource(kind="pretrained", name=weights, sha256=sha256_file(downloaded)), downloaded, tag_cfg
-    )
+    return _Weights(WeightsSource(kind="pretrained", name=weights, sha256=sha256_file(downloaded)), downloaded, tag_cfg)
 
 
 def _load_checkpoint(model: nn.Module, path: Path, architecture: str) -> None:
@@ -313,7 +310,10 @@ def _warn_quick_gelu(config: ClipExportConfig, cfg: Mapping[str, Any], weights: 
             "pretrained %r was trained with quick_gelu=%s but architecture %r has quick_gelu=%s; open_clip "
             "loads it anyway, as does this export, and the embeddings come out degraded: pick the "
             "architecture that matches (e.g. the -quickgelu variant for OpenAI weights)",
-            config.weights, tag_quick, config.architecture, not tag_quick,
+            config.weights,
+            tag_quick,
+            config.architecture,
+            not tag_quick,
         )
 
 
@@ -369,8 +369,11 @@ def parity_images() -> list[Any]:
     rng = np.random.default_rng(0)
     gradient = np.linspace(0, 255, 320, dtype=np.float32)
     images = [
-        Image.fromarray(np.stack([np.tile(gradient, (200, 1)), np.tile(gradient[::-1], (200, 1)),
-                                  np.full((200, 320), 96.0)], axis=-1).astype(np.uint8)),
+        Image.fromarray(
+            np.stack(
+                [np.tile(gradient, (200, 1)), np.tile(gradient[::-1], (200, 1)), np.full((200, 320), 96.0)], axis=-1
+            ).astype(np.uint8)
+        ),
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)),
         Image.fromarray((np.indices((240, 180)).sum(axis=0) // 20 % 2 * 255).astype(np.uint8)).convert("RGB"),
         Image.fromarray(rng.integers(0, 256, (17, 29, 3), dtype=np.uint8)),
@@ -431,7 +434,7 @@ def _reference_ids(texts: list[str], context_length: int) -> torch.Tensor:
     return SimpleTokenizer(context_length=context_length)(texts)
 
 
-def check_tokenizer(tokenizer: Any, texts: list[str], context_length: int) -> None:  # noqa: ANN401
+def check_tokenizer(tokenizer: Any, texts: list[str], context_length: int) -> None:
     """Raise ExportError if `tokenizer` (a TextTokenizer) and open_clip disagree on any text."""
     reference = _reference_ids(texts, context_length)
     for text, ids, ref in zip(texts, tokenizer.ids(texts), reference.tolist(), strict=True):
@@ -519,8 +522,7 @@ def export_clip(config: ClipExportConfig, out_dir: Path) -> Manifest:
             expected = {
                 "image": loaded.model.encode_image(pixels, normalize=True).numpy(),
                 # Reference: open_clip's own path, 77-wide padding; ONNX gets the trimmed feeds.
-                "text": loaded.model.encode_text(_reference_ids(texts, loaded.context_length),
-                                                 normalize=True).numpy(),
+                "text": loaded.model.encode_text(_reference_ids(texts, loaded.context_length), normalize=True).numpy(),
             }
         image_feeds = {"pixel_values": pixels.numpy()}
         text_feeds = tokenizer.encode(texts)
@@ -562,8 +564,13 @@ def export_clip(config: ClipExportConfig, out_dir: Path) -> Manifest:
             toolchain=toolchain_versions("open_clip_torch", "tokenizers", "ftfy", "onnxscript"),
         )
         manifest.write(tmp)
-        log.info("clip %s exported to %s in %.1fs; parity %s", loaded.architecture, out_dir,
-                 time.perf_counter() - started, diffs)
+        log.info(
+            "clip %s exported to %s in %.1fs; parity %s",
+            loaded.architecture,
+            out_dir,
+            time.perf_counter() - started,
+            diffs,
+        )
     return manifest
 
 

@@ -21,7 +21,7 @@ EOT = "<end_of_text>"
 END_OF_WORD = "</w>"
 
 
-def _simple_tokenizer(bpe_path: str | None) -> Any:  # noqa: ANN401 - open_clip's SimpleTokenizer
+def _simple_tokenizer(bpe_path: str | None) -> Any:
     from indexers.export.torch_compat import patch_torchvision
 
     patch_torchvision()
@@ -41,8 +41,8 @@ def _split_pattern(pattern: str) -> str:
             f"open_clip's tokenizer regex {pattern!r} does not start with {prefix!r}: this open_clip "
             "version changed its tokenizer and the tokenizer.json conversion needs updating"
         )
-    # open_clip compiles it with IGNORECASE; that changes what matches (e.g. `'ſ` is `'s`).
-    return "(?i)" + pattern[len(prefix):]
+    # open_clip compiles it with IGNORECASE; that changes what matches (e.g. `'ſ` is `'s`).  # noqa: RUF003
+    return "(?i)" + pattern[len(prefix) :]
 
 
 def build_clip_tokenizer(bpe_path: str | None = None):  # noqa: ANN201 - tokenizers.Tokenizer
@@ -68,15 +68,15 @@ def build_clip_tokenizer(bpe_path: str | None = None):  # noqa: ANN201 - tokeniz
         if token not in vocab:
             raise ExportError(f"open_clip's vocabulary has no {token!r} token")
 
-    tokenizer = Tokenizer(
-        models.BPE(vocab=vocab, merges=merges, end_of_word_suffix=END_OF_WORD, fuse_unk=False)
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, end_of_word_suffix=END_OF_WORD, fuse_unk=False))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_split_pattern(simple.pat.pattern)), behavior="removed", invert=True),
+            # Each piece becomes its UTF-8 bytes spelled in GPT-2's printable byte alphabet, the
+            # alphabet open_clip's vocabulary is written in (its `bytes_to_unicode`).
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
     )
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(_split_pattern(simple.pat.pattern)), behavior="removed", invert=True),
-        # Each piece becomes its UTF-8 bytes spelled in GPT-2's printable byte alphabet, the
-        # alphabet open_clip's vocabulary is written in (its `bytes_to_unicode`).
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
     tokenizer.add_special_tokens([AddedToken(SOT, special=True), AddedToken(EOT, special=True)])
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{SOT} $A {EOT}",

@@ -59,7 +59,7 @@ def quantize_tower(
         prepared = Path(tmp) / "prepared.onnx"
         try:
             quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        except Exception as e:  # pre-processing is an optimisation; quantize the raw graph instead
+        except Exception as e:  # noqa: BLE001 - pre-processing is an optimisation; quantize the raw graph instead
             log.info("quant_pre_process skipped for %s: %s", fp32_path.name, e)
             prepared = Path(fp32_path)
         try:
@@ -95,7 +95,9 @@ def quantize_tower(
     if record.cosine_to_fp32_mean < WARN_COSINE:
         log.warning(
             "int8 %s drifts from fp32: mean cosine %.4f, min %.4f; prefer the fp32 model if ranking matters",
-            fp32_path.name, record.cosine_to_fp32_mean, record.cosine_to_fp32_min,
+            fp32_path.name,
+            record.cosine_to_fp32_mean,
+            record.cosine_to_fp32_min,
         )
     return record
 

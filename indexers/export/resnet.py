@@ -99,10 +99,14 @@ for _name, _dim, _enum in (
 ):
     ARCHITECTURES.add(_name, CnnSpec(_name, _dim, _enum, _strip_fc, ("fc.",)))
 ARCHITECTURES.add("vgg16", CnnSpec("vgg16", 4096, "VGG16_Weights", _strip_vgg, ("classifier.6.",)))
-ARCHITECTURES.add("mobilenet_v3_small", CnnSpec(
-    "mobilenet_v3_small", 576, "MobileNet_V3_Small_Weights", _strip_mobilenet, ("classifier.",)))
-ARCHITECTURES.add("mobilenet_v3_large", CnnSpec(
-    "mobilenet_v3_large", 960, "MobileNet_V3_Large_Weights", _strip_mobilenet, ("classifier.",)))
+ARCHITECTURES.add(
+    "mobilenet_v3_small",
+    CnnSpec("mobilenet_v3_small", 576, "MobileNet_V3_Small_Weights", _strip_mobilenet, ("classifier.",)),
+)
+ARCHITECTURES.add(
+    "mobilenet_v3_large",
+    CnnSpec("mobilenet_v3_large", 960, "MobileNet_V3_Large_Weights", _strip_mobilenet, ("classifier.",)),
+)
 
 
 class ResnetExportConfig(ExportOptions):
@@ -118,7 +122,6 @@ class ResnetExportConfig(ExportOptions):
         calibration: images, or folders of images, whose activations set the int8 ranges.
         overwrite: replace an existing model folder.
     """
-
 
     architecture: str = "resnet50"
     weights: str = "none"
@@ -190,8 +193,10 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
-    if not isinstance(obj, Mapping) or not obj or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     ):
         raise WeightsError(
             f"weights file {str(path)!r} holds a {type(obj).__name__}, not a state_dict of tensors; "
@@ -199,19 +204,19 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         )
     state = dict(obj)
     if all(k.startswith("module.") for k in state):  # saved from DataParallel / DDP
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
-def _load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], spec: CnnSpec, arch: str,
-               source: str) -> None:
+def _load_into(
+    model: torch.nn.Module, state: Mapping[str, torch.Tensor], spec: CnnSpec, arch: str, source: str
+) -> None:
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches are raised even with strict=False
         first = [line.strip() for line in str(e).splitlines() if "size mismatch" in line][:2]
         raise WeightsError(
-            f"weights {source} do not fit {arch}: {'; '.join(first) or e}; "
-            "is it a state_dict of another architecture?"
+            f"weights {source} do not fit {arch}: {'; '.join(first) or e}; is it a state_dict of another architecture?"
         ) from e
     missing = [k for k in result.missing_keys if not k.startswith(spec.head_keys)]
     if missing or result.unexpected_keys:
@@ -257,8 +262,9 @@ def build_model(spec: CnnSpec, arch: str, weights: str) -> tuple[torch.nn.Module
             raise WeightsError(f"cannot load torchvision weights {tag} into {arch}: {e}") from e
         transform = tag.transforms()
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(tag.url).name
-        source = WeightsSource(kind="pretrained", name=str(tag),
-                               sha256=sha256_file(cached) if cached.is_file() else None)
+        source = WeightsSource(
+            kind="pretrained", name=str(tag), sha256=sha256_file(cached) if cached.is_file() else None
+        )
     bad = [n for n, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
     if bad:
         raise WeightsError(
@@ -345,9 +351,7 @@ def calibration_files(calibration: Sequence[Path] | Path | None) -> list[Path]:
         else:
             raise ConfigError(f"calibration path {str(path)!r} does not exist")
     if not files:
-        raise ConfigError(
-            f"no images ({', '.join(IMAGE_SUFFIXES)}) found in calibration {[str(p) for p in paths]}"
-        )
+        raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in calibration {[str(p) for p in paths]}")
     if len(files) > MAX_CALIBRATION_IMAGES:
         step = len(files) / MAX_CALIBRATION_IMAGES
         files = [files[int(i * step)] for i in range(MAX_CALIBRATION_IMAGES)]
@@ -359,7 +363,7 @@ def calibration_feeds(files: Sequence[Path], preprocess: ImagePreprocess) -> lis
     preprocessor = ImagePreprocessor(preprocess)
     feeds = []
     for start in range(0, len(files), CALIBRATION_BATCH):
-        images = [load_image(p) for p in files[start:start + CALIBRATION_BATCH]]
+        images = [load_image(p) for p in files[start : start + CALIBRATION_BATCH]]
         feeds.append({"pixel_values": preprocessor.batch(images)})
     return feeds
 
@@ -442,8 +446,9 @@ def export_resnet(config: ResnetExportConfig, out_dir: Path) -> Manifest:
     return manifest
 
 
-def _quantize(fp32: Path, out: Path, files: Sequence[Path], preprocess: ImagePreprocess,
-              check: dict[str, np.ndarray]) -> tuple[Path, Quantization]:
+def _quantize(
+    fp32: Path, out: Path, files: Sequence[Path], preprocess: ImagePreprocess, check: dict[str, np.ndarray]
+) -> tuple[Path, Quantization]:
     from indexers.export.quantize import quantize_tower
 
     record = quantize_tower(

@@ -83,8 +83,7 @@ def make_catalog(folder: Path, n: int, size: int) -> Path:
     catalog = folder / "catalog.jsonl"
     with open(catalog, "w", encoding="utf-8") as f:
         for i, p in enumerate(photos):
-            f.write(json.dumps({"id": f"item-{i:05d}", "title": f"item {i}",
-                                "images": [f"photos/{p.name}"]}) + "\n")
+            f.write(json.dumps({"id": f"item-{i:05d}", "title": f"item {i}", "images": [f"photos/{p.name}"]}) + "\n")
     return catalog
 
 
@@ -110,9 +109,18 @@ def export_default_model(folder: Path) -> Path:
     return out
 
 
-def run(items: int = 1000, *, model: Path | None = None, batch_size: int = 32, workers: int | None = None,
-        threads: int | None = None, device: str = "auto", image_size: int = 320, rounds: int = 1,
-        log: Callable[[str], None] = print) -> IndexBenchResult:
+def run(
+    items: int = 1000,
+    *,
+    model: Path | None = None,
+    batch_size: int = 32,
+    workers: int | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    image_size: int = 320,
+    rounds: int = 1,
+    log: Callable[[str], None] = print,
+) -> IndexBenchResult:
     """Alternate raw, pipeline, raw, pipeline... (`rounds` pipeline runs, each into a new collection).
 
     Each pipeline run is compared with the mean of the raw runs on either side of it; the result
@@ -130,15 +138,20 @@ def run(items: int = 1000, *, model: Path | None = None, batch_size: int = 32, w
         log(f"generating {items} photos of {image_size}x{image_size} px...")
         catalog = make_catalog(folder / "catalog", items, image_size)
         paths = sorted((folder / "catalog" / "photos").iterdir())
-        settings = IndexSettings(batch_size=batch_size, threads=threads, device=device,  # type: ignore[arg-type]
-                                 **({"workers": workers} if workers else {}))
+        settings = IndexSettings(
+            batch_size=batch_size,
+            threads=threads,
+            device=device,  # type: ignore[arg-type]
+            **({"workers": workers} if workers else {}),
+        )
         encoders = (EncoderConfig(model=model, text_fields=()),)
         raws: list[tuple[float, float]] = []  # (items per wall s, items per cpu s)
         pipes: list[tuple[float, float, float, float]] = []  # (per wall s, per cpu s, seconds, encoder busy)
         key, on = "", "cpu"
         for r in range(rounds):
-            config = IndexConfig(store=StoreSettings(path=folder / "store", collection=f"bench-{r}"),
-                                 index=settings, encoders=encoders)
+            config = IndexConfig(
+                store=StoreSettings(path=folder / "store", collection=f"bench-{r}"), index=settings, encoders=encoders
+            )
             with Index.open(config) as index:
                 encoder = index.embedders[0].encoder
                 key, on = index.embedders[0].key, ("cuda" if encoder.session.on_cuda else "cpu")
@@ -152,8 +165,10 @@ def run(items: int = 1000, *, model: Path | None = None, batch_size: int = 32, w
                 if summary.indexed != items:
                     raise RuntimeError(f"the pipeline indexed {summary.indexed} of {items} items: {summary}")
                 pipes.append((items / summary.seconds, items / cpu, summary.seconds, summary.encoder_busy))
-                log(f"pipeline: {pipes[-1][0]:.1f} items/s ({pipes[-1][1]:.1f} per CPU s, {summary.seconds:.1f} s, "
-                    f"encoder busy {100 * summary.encoder_busy:.1f}% of it)")
+                log(
+                    f"pipeline: {pipes[-1][0]:.1f} items/s ({pipes[-1][1]:.1f} per CPU s, {summary.seconds:.1f} s, "
+                    f"encoder busy {100 * summary.encoder_busy:.1f}% of it)"
+                )
                 raws.append(raw_rate(encoder, paths, batch_size))
                 log(f"raw encoder: {raws[-1][0]:.1f} items/s ({raws[-1][1]:.1f} per CPU s)")
         # Each pipeline run against the mean of the raw runs just before and just after it.
@@ -162,17 +177,29 @@ def run(items: int = 1000, *, model: Path | None = None, batch_size: int = 32, w
         cpu_ratios = [p[1] / a[1] for p, a in zip(pipes, around, strict=True)]
         mid = sorted(range(rounds), key=lambda i: wall_ratios[i])[rounds // 2]
         return IndexBenchResult(
-            model=key, device=on, items=items, batch_size=batch_size, workers=settings.workers,
-            raw_items_per_s=round(around[mid][0], 2), pipeline_items_per_s=round(pipes[mid][0], 2),
-            ratio=round(wall_ratios[mid], 3), pipeline_seconds=round(pipes[mid][2], 2),
-            raw_items_per_cpu_s=round(around[mid][1], 2), pipeline_items_per_cpu_s=round(pipes[mid][1], 2),
-            cpu_ratio=round(sorted(cpu_ratios)[rounds // 2], 3), encoder_busy=pipes[mid][3], rounds=rounds,
-            wall_ratios=tuple(round(r, 3) for r in wall_ratios), cpu_ratios=tuple(round(r, 3) for r in cpu_ratios),
+            model=key,
+            device=on,
+            items=items,
+            batch_size=batch_size,
+            workers=settings.workers,
+            raw_items_per_s=round(around[mid][0], 2),
+            pipeline_items_per_s=round(pipes[mid][0], 2),
+            ratio=round(wall_ratios[mid], 3),
+            pipeline_seconds=round(pipes[mid][2], 2),
+            raw_items_per_cpu_s=round(around[mid][1], 2),
+            pipeline_items_per_cpu_s=round(pipes[mid][1], 2),
+            cpu_ratio=round(sorted(cpu_ratios)[rounds // 2], 3),
+            encoder_busy=pipes[mid][3],
+            rounds=rounds,
+            wall_ratios=tuple(round(r, 3) for r in wall_ratios),
+            cpu_ratios=tuple(round(r, 3) for r in cpu_ratios),
         )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="mmsearch bench index", description="mmsearch index end to end vs the encoder alone")
+    parser = argparse.ArgumentParser(
+        prog="mmsearch bench index", description="mmsearch index end to end vs the encoder alone"
+    )
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: resnet18, random weights)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -183,13 +210,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="pipeline runs, each between two raw runs")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
-    result = run(args.items, model=args.model, batch_size=args.batch_size, workers=args.workers,
-                 threads=args.threads, device=args.device, image_size=args.image_size, rounds=args.rounds)
-    print(f"pipeline {result.pipeline_items_per_s:.1f} items/s vs raw encoder {result.raw_items_per_s:.1f} "
-          f"items/s: {100 * result.ratio:.1f}% ({result.model}, {result.device}, batch {result.batch_size}, "
-          f"median of {result.rounds} round(s))")
-    print(f"per CPU second: pipeline {result.pipeline_items_per_cpu_s:.1f} vs raw {result.raw_items_per_cpu_s:.1f}: "
-          f"{100 * result.cpu_ratio:.1f}% (what the pipeline reaches when every core is busy)")
+    result = run(
+        args.items,
+        model=args.model,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+        image_size=args.image_size,
+        rounds=args.rounds,
+    )
+    print(
+        f"pipeline {result.pipeline_items_per_s:.1f} items/s vs raw encoder {result.raw_items_per_s:.1f} "
+        f"items/s: {100 * result.ratio:.1f}% ({result.model}, {result.device}, batch {result.batch_size}, "
+        f"median of {result.rounds} round(s))"
+    )
+    print(
+        f"per CPU second: pipeline {result.pipeline_items_per_cpu_s:.1f} vs raw {result.raw_items_per_cpu_s:.1f}: "
+        f"{100 * result.cpu_ratio:.1f}% (what the pipeline reaches when every core is busy)"
+    )
     print(f"the encoder was busy {100 * result.encoder_busy:.1f}% of the pipeline's wall time")
     if args.json:
         print(json.dumps(asdict(result)))

@@ -35,8 +35,28 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 CF_DIM = 64
-_TEXT_WORDS = ("red", "blue", "green", "leather", "wooden", "vintage", "small", "large", "striped", "shiny",
-               "bicycle", "chair", "dress", "lamp", "backpack", "sneaker", "teapot", "guitar", "sofa", "watch")
+_TEXT_WORDS = (
+    "red",
+    "blue",
+    "green",
+    "leather",
+    "wooden",
+    "vintage",
+    "small",
+    "large",
+    "striped",
+    "shiny",
+    "bicycle",
+    "chair",
+    "dress",
+    "lamp",
+    "backpack",
+    "sneaker",
+    "teapot",
+    "guitar",
+    "sofa",
+    "watch",
+)
 
 
 def default_cache() -> Path:
@@ -110,8 +130,11 @@ class QueryBenchResult:
     rows: list[LatencyRow]
 
     def to_json(self) -> dict[str, Any]:
-        return {"config": self.config, "build_s": self.build_s,
-                "rows": [{**asdict(r), "ratio": r.ratio} for r in self.rows]}
+        return {
+            "config": self.config,
+            "build_s": self.build_s,
+            "rows": [{**asdict(r), "ratio": r.ratio} for r in self.rows],
+        }
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -153,10 +176,10 @@ def _models(cfg: QueryBenchConfig) -> tuple[Path, Path]:
     if cfg.clip_model is None and not (clip_dir / "manifest.json").is_file():
         from indexers.export import export_model
 
-        print(f"exporting CLIP ViT-B-32 (random weights{', int8' if suffix else ''}) into {clip_dir} (once)",
-              flush=True)
-        export_model("clip", clip_dir, architecture="ViT-B-32", weights="none", quantize=cfg.quantize,
-                     overwrite=True)
+        print(
+            f"exporting CLIP ViT-B-32 (random weights{', int8' if suffix else ''}) into {clip_dir} (once)", flush=True
+        )
+        export_model("clip", clip_dir, architecture="ViT-B-32", weights="none", quantize=cfg.quantize, overwrite=True)
     if cfg.text_model is None and not (text_dir / "manifest.json").is_file():
         from indexers.export import export_model
         from mmsearch.datasets.shipped import shipped_minilm
@@ -279,8 +302,9 @@ def run(cfg: QueryBenchConfig) -> QueryBenchResult:
     catalogue = _Catalogue(cfg, clip, text_model, rng)
     store, build_s = _open_or_build(cfg, clip, text_model, catalogue)
     try:
-        searcher = Searcher(store, [clip, text_model], catalogue.cf_model(cfg.users),
-                            SearchSettings(candidates=cfg.candidates))
+        searcher = Searcher(
+            store, [clip, text_model], catalogue.cf_model(cfg.users), SearchSettings(candidates=cfg.candidates)
+        )
         n = cfg.queries + cfg.warmup
         texts = _texts(np.random.default_rng(cfg.seed + 1), n)
         images = [str(p) for p in _images(np.random.default_rng(cfg.seed + 2), n, cfg.cache / "query-images")]
@@ -291,6 +315,7 @@ def run(cfg: QueryBenchConfig) -> QueryBenchResult:
         }
         rows = []
         for kind in ("text", "image"):
+
             def inputs(i: int, kind: str = kind) -> dict[str, Any]:
                 return {"text": texts[i]} if kind == "text" else {"image": images[i]}
 
@@ -312,6 +337,7 @@ def run(cfg: QueryBenchConfig) -> QueryBenchResult:
             img_vec = f"{clip.name}.image"
             enc_t, _ = _time_all(encode, cfg.queries, cfg.warmup)
             hyb_t, responses = _time_all(hybrid, cfg.queries, cfg.warmup)
+
             def baseline(i: int, img_vec: str = img_vec, encode_clip: Callable[[int], np.ndarray] = encode_clip) -> Any:
                 return store.query(img_vec, encode_clip(i), limit=cfg.limit)
 
@@ -320,19 +346,21 @@ def run(cfg: QueryBenchConfig) -> QueryBenchResult:
 
             base_t, _ = _time_all(baseline, cfg.queries, cfg.warmup)
             knn_t, _ = _time_all(knn, cfg.queries, cfg.warmup)
-            rows.append(LatencyRow(
-                kind=kind,
-                signals=[s.name for s in responses[0].signals],
-                queries=cfg.queries,
-                candidates_p50=float(statistics.median(r.candidates for r in responses)),
-                encode_p50_ms=_pct(enc_t, 50),
-                hybrid_p50_ms=_pct(hyb_t, 50),
-                hybrid_p95_ms=_pct(hyb_t, 95),
-                search_p50_ms=_pct(hyb_t, 50) - _pct(enc_t, 50),
-                baseline_p50_ms=_pct(base_t, 50),
-                baseline_p95_ms=_pct(base_t, 95),
-                knn_p50_ms=_pct(knn_t, 50),
-            ))
+            rows.append(
+                LatencyRow(
+                    kind=kind,
+                    signals=[s.name for s in responses[0].signals],
+                    queries=cfg.queries,
+                    candidates_p50=float(statistics.median(r.candidates for r in responses)),
+                    encode_p50_ms=_pct(enc_t, 50),
+                    hybrid_p50_ms=_pct(hyb_t, 50),
+                    hybrid_p95_ms=_pct(hyb_t, 95),
+                    search_p50_ms=_pct(hyb_t, 50) - _pct(enc_t, 50),
+                    baseline_p50_ms=_pct(base_t, 50),
+                    baseline_p95_ms=_pct(base_t, 95),
+                    knn_p50_ms=_pct(knn_t, 50),
+                )
+            )
     finally:
         store.close()
     return QueryBenchResult(config=json.loads(cfg.model_dump_json()), build_s=build_s, rows=rows)
@@ -343,10 +371,15 @@ def format_result(result: QueryBenchResult) -> str:
     c = result.config
     store = f"store built in {result.build_s:.0f} s" if result.build_s else "store reused from the cache"
     lines = [
-        (f"items {c['items']:,}, {c['queries']} queries each, candidates {c['candidates']}/signal, Qdrant Edge, CPU, "
-         f"{c['threads']} onnxruntime thread(s), towers {'int8' if c['quantize'] == 'int8' else 'fp32'}; {store}"),
-        (f"{'query':<6} {'signals':<52} {'p50 ms':>7} {'p95 ms':>7} {'encode':>7} {'search':>7} "
-         f"{'base p50':>8} {'kNN':>6} {'ratio':>6}"),
+        (
+            f"items {c['items']:,}, {c['queries']} queries each, candidates {c['candidates']}/signal, "
+            f"Qdrant Edge, CPU, "
+            f"{c['threads']} onnxruntime thread(s), towers {'int8' if c['quantize'] == 'int8' else 'fp32'}; {store}"
+        ),
+        (
+            f"{'query':<6} {'signals':<52} {'p50 ms':>7} {'p95 ms':>7} {'encode':>7} {'search':>7} "
+            f"{'base p50':>8} {'kNN':>6} {'ratio':>6}"
+        ),
     ]
     for r in result.rows:
         lines.append(
@@ -354,8 +387,10 @@ def format_result(result: QueryBenchResult) -> str:
             f"{r.encode_p50_ms:>7.1f} {r.search_p50_ms:>7.1f} {r.baseline_p50_ms:>8.1f} {r.knn_p50_ms:>6.2f} "
             f"{r.ratio:>5.2f}x"
         )
-    lines.append("p50/p95: encode + hybrid search end to end; encode: every tower the query runs; search: p50 - "
-                 "encode; base: CLIP encode + one kNN on the image vector; kNN: that kNN alone; ratio: p50 / base p50")
+    lines.append(
+        "p50/p95: encode + hybrid search end to end; encode: every tower the query runs; search: p50 - "
+        "encode; base: CLIP encode + one kNN on the image vector; kNN: that kNN alone; ratio: p50 / base p50"
+    )
     return "\n".join(lines)
 
 

@@ -30,11 +30,12 @@ from indexers.protocol import EncoderSpec
 from mmsearch.storage import HnswSettings, Item, NearestQuery, Store, StoreSettings, open_store
 
 
-
 def bench_encoders(dim: int) -> list[EncoderSpec]:
     """Stand-in encoder specs for the synthetic catalogue (no model is loaded)."""
-    return [EncoderSpec("bench", "bert", "text", dim, "cosine", f"bench-text-{dim}"),
-            EncoderSpec("bench", "clip", "image", dim, "cosine", f"bench-image-{dim}")]
+    return [
+        EncoderSpec("bench", "bert", "text", dim, "cosine", f"bench-text-{dim}"),
+        EncoderSpec("bench", "clip", "image", dim, "cosine", f"bench-image-{dim}"),
+    ]
 
 
 class StoreBenchConfig(BaseModel):
@@ -154,8 +155,15 @@ def _pct(values: Sequence[float], p: float) -> float:
     return float(np.percentile(np.asarray(values), p))
 
 
-def _measure(store: Store, data: _Data, n_items: int, n_queries: int, explicit_index: bool, batch: int,
-             log: Callable[[str], None]) -> tuple[BackendFigures, list[list[str]]]:
+def _measure(
+    store: Store,
+    data: _Data,
+    n_items: int,
+    n_queries: int,
+    explicit_index: bool,
+    batch: int,
+    log: Callable[[str], None],
+) -> tuple[BackendFigures, list[list[str]]]:
     kind = store.backend_kind
     t0 = time.perf_counter()
     for start in range(0, n_items, batch):
@@ -175,15 +183,24 @@ def _measure(store: Store, data: _Data, n_items: int, n_queries: int, explicit_i
     maxsim_ms, _ = _latencies(store, maxsim)
     log(f"{kind}: MaxSim p50 {_pct(maxsim_ms, 50):.2f} ms")
     figures = BackendFigures(
-        backend=kind, items=n_items, multi_items=min(n_items, data.n_multi),
-        upsert_items_per_s=n_items / upsert_s, index_build_s=build_s,
-        knn_queries=len(knn), knn_p50_ms=_pct(knn_ms, 50), knn_p95_ms=_pct(knn_ms, 95),
-        maxsim_queries=len(maxsim), maxsim_p50_ms=_pct(maxsim_ms, 50), maxsim_p95_ms=_pct(maxsim_ms, 95),
+        backend=kind,
+        items=n_items,
+        multi_items=min(n_items, data.n_multi),
+        upsert_items_per_s=n_items / upsert_s,
+        index_build_s=build_s,
+        knn_queries=len(knn),
+        knn_p50_ms=_pct(knn_ms, 50),
+        knn_p95_ms=_pct(knn_ms, 95),
+        maxsim_queries=len(maxsim),
+        maxsim_p50_ms=_pct(maxsim_ms, 50),
+        maxsim_p95_ms=_pct(maxsim_ms, 95),
     )
     if explicit_index:
         exact_ms, exact_ids = _latencies(store, exact)
         figures.exact_knn_p50_ms = _pct(exact_ms, 50)
-        figures.recall_at_10 = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(knn_ids, exact_ids)]))
+        figures.recall_at_10 = float(
+            np.mean([len(set(a) & set(e)) / 10 for a, e in zip(knn_ids, exact_ids, strict=True)])
+        )
         dt, _ = _timed(lambda: store.query_batch(knn))
         figures.batch_knn_queries_per_s = len(knn) / dt
         return figures, exact_ids
@@ -205,8 +222,7 @@ def run(config: StoreBenchConfig | None = None, log: Callable[[str], None] = lam
     result = StoreBenchResult(config=json.loads(cfg.model_dump_json()))
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-") as tmp:
         path = cfg.path or Path(tmp)
-        edge_settings = StoreSettings(backend="edge", path=path, collection="bench", hnsw=cfg.hnsw,
-                                      optimize_after=None)
+        edge_settings = StoreSettings(backend="edge", path=path, collection="bench", hnsw=cfg.hnsw, optimize_after=None)
         with open_store(edge_settings, encoders=bench_encoders(cfg.dim)) as store:
             edge, edge_exact_ids = _measure(store, data, cfg.items, cfg.queries, True, cfg.batch, log)
         result.backends.append(edge)
@@ -219,12 +235,15 @@ def run(config: StoreBenchConfig | None = None, log: Callable[[str], None] = lam
                 mem, mem_ids = _measure(store, data, n_mem, nq, False, cfg.batch, log)
             result.backends.append(mem)
             if n_mem == cfg.items:
-                result.top10_agreement = float(np.mean([a == b for a, b in zip(edge_exact_ids[:nq], mem_ids)]))
+                result.top10_agreement = float(
+                    np.mean([a == b for a, b in zip(edge_exact_ids[:nq], mem_ids, strict=True)])
+                )
     return result
 
 
 def format_result(result: StoreBenchResult) -> str:
     """A plain-text table of the figures."""
+
     def f(v: float | None, fmt: str = "{:.2f}") -> str:
         return "-" if v is None else fmt.format(v)
 
@@ -239,8 +258,10 @@ def format_result(result: StoreBenchResult) -> str:
             f"{b.knn_p50_ms:>8.2f} {b.knn_p95_ms:>8.2f} {f(b.exact_knn_p50_ms):>9} {b.maxsim_p50_ms:>10.2f} "
             f"{b.maxsim_p95_ms:>10.2f} {f(b.recall_at_10, '{:.3f}'):>9} {f(b.batch_knn_queries_per_s, '{:.0f}'):>9}"
         )
-    lines.append("latencies in ms, one query at a time (kNN: top-10 by the pooled vector, HNSW on Edge; "
-                 "MaxSim: 2-row query vs the multivector subset, exact scan)")
+    lines.append(
+        "latencies in ms, one query at a time (kNN: top-10 by the pooled vector, HNSW on Edge; "
+        "MaxSim: 2-row query vs the multivector subset, exact scan)"
+    )
     if result.top10_agreement is not None:
         lines.append(f"local mode top-10 identical to Edge exact search on {result.top10_agreement:.1%} of queries")
     return "\n".join(lines)

@@ -29,9 +29,9 @@ from typing import Any
 
 from mmsearch.cf import CFModel, FitReport, fit, load_model, save_model
 from mmsearch.cf.config import ALSConfig, BPRConfig
+from mmsearch.cf.interactions import Interactions
 from mmsearch.cf.persist import SIDECAR
 from mmsearch.errors import ConfigError, SchemaMismatchError
-from mmsearch.cf.interactions import Interactions
 from mmsearch.storage import CF_VECTOR, Store, StoreSettings, VectorUpdate
 
 CF_FOLDER = "cf"
@@ -184,8 +184,9 @@ def fit_collection_cf(
     return model, _summary(model, report, config, catalog, len(cold), saved)
 
 
-def _summary(model: CFModel, report: FitReport, config: ALSConfig | BPRConfig, catalog: list[str], cleared: int,
-             folder: Path) -> CFFitSummary:
+def _summary(
+    model: CFModel, report: FitReport, config: ALSConfig | BPRConfig, catalog: list[str], cleared: int, folder: Path
+) -> CFFitSummary:
     align = report.catalog
     unknown_items = align.unknown_items if align is not None else ()
     return CFFitSummary(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -54,7 +54,7 @@ class BPRConfig(_CFBase):
     num_threads: int = Field(1, ge=0, description="0 = every core (faster, not reproducible)")
 
 
-CFConfig = Annotated[Union[ALSConfig, BPRConfig], Field(discriminator="algorithm")]
+CFConfig = Annotated[ALSConfig | BPRConfig, Field(discriminator="algorithm")]
 _ADAPTER: TypeAdapter[ALSConfig | BPRConfig] = TypeAdapter(CFConfig)
 
 

@@ -23,14 +23,14 @@ import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from mmsearch.errors import InputError, UnknownNameError
+from mmsearch.errors import InputError, UnknownNameError, listed
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -98,12 +98,9 @@ class AlignReport:
     rows_dropped: int
 
     def summary(self) -> str:
-        def listed(ids: tuple[str, ...]) -> str:
-            return ", ".join(map(repr, ids[:MAX_EXAMPLES])) + (" ..." if len(ids) > MAX_EXAMPLES else "")
-
         return (
-            f"{len(self.unknown_users)} unknown users ({listed(self.unknown_users)}), "
-            f"{len(self.unknown_items)} unknown items ({listed(self.unknown_items)}), "
+            f"{len(self.unknown_users)} unknown users ({listed(self.unknown_users, MAX_EXAMPLES)}), "
+            f"{len(self.unknown_items)} unknown items ({listed(self.unknown_items, MAX_EXAMPLES)}), "
             f"{self.rows_dropped} interactions dropped"
         )
 
@@ -452,7 +449,7 @@ def parse_timestamp(text: str) -> float:
     except ValueError:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     if not math.isfinite(value):
         raise ValueError(f"timestamp {text!r} is not finite")

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mmsearch.cf.config import ALSConfig, BPRConfig
-from mmsearch.errors import ConfigError, ModelError, NotFoundError
+from mmsearch.errors import ConfigError, ModelError, NotFoundError, listed
 from mmsearch.ranking import top_k
 
 
@@ -29,10 +29,6 @@ class Recommendation(NamedTuple):
 
     item_ids: list[str]
     scores: np.ndarray
-
-
-def _listed(ids: Sequence[str], limit: int = 5) -> str:
-    return ", ".join(repr(x) for x in ids[:limit]) + (" ..." if len(ids) > limit else "")
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,7 +131,7 @@ class CFModel:
         except KeyError:
             raise NotFoundError(
                 f"user {user_id!r} is unknown to the {self.algorithm} model, which knows "
-                f"{self.n_users} users ({_listed(self.user_ids)}); users without training "
+                f"{self.n_users} users ({listed(self.user_ids, 5)}); users without training "
                 f"interactions are cold: check is_cold() and fall back to content signals"
             ) from None
 
@@ -145,7 +141,7 @@ class CFModel:
         except KeyError:
             raise NotFoundError(
                 f"item {item_id!r} is unknown to the {self.algorithm} model, which knows "
-                f"{self.n_items} items ({_listed(self.item_ids)}); items without training "
+                f"{self.n_items} items ({listed(self.item_ids, 5)}); items without training "
                 f"interactions are reachable through content signals only"
             ) from None
 

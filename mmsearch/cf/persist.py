@@ -8,44 +8,21 @@ code; the sha256 catches a factors file that does not belong to its sidecar.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from mmsearch.cf.config import parse_cf_config
 from mmsearch.cf.model import CFModel
 from mmsearch.errors import ConfigError, ModelError, ModelIntegrityError
+from mmsearch.files import sha256_file, write_atomic
 
 FORMAT = "mmsearch-cf"
 FORMAT_VERSION = 1
 SIDECAR = "cf_model.json"
 ARRAYS = "cf_factors.npz"
 _ARRAY_NAMES = ("user_factors", "item_factors", "seen_indptr", "seen_indices")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    # Write beside the target, then rename: a crash never leaves a half-written file in place.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: CFModel, folder: str | Path) -> Path:
@@ -57,7 +34,7 @@ def save_model(model: CFModel, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     arrays_path = folder / ARRAYS
-    _atomic_write(arrays_path, lambda f: np.savez(f, **{name: getattr(model, name) for name in _ARRAY_NAMES}))
+    write_atomic(arrays_path, lambda f: np.savez(f, **{name: getattr(model, name) for name in _ARRAY_NAMES}))
     sidecar = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -66,10 +43,10 @@ def save_model(model: CFModel, folder: str | Path) -> Path:
         "user_ids": list(model.user_ids),
         "item_ids": list(model.item_ids),
         "info": model.info,
-        "arrays": {"file": ARRAYS, "sha256": _sha256(arrays_path)},
+        "arrays": {"file": ARRAYS, "sha256": sha256_file(arrays_path)},
     }
     text = json.dumps(sidecar, ensure_ascii=False, indent=1).encode("utf-8")
-    _atomic_write(folder / SIDECAR, lambda f: f.write(text))
+    write_atomic(folder / SIDECAR, lambda f: f.write(text))
     return folder
 
 
@@ -101,7 +78,7 @@ def load_model(folder: str | Path) -> CFModel:
     if not arrays_path.is_file():
         raise ModelIntegrityError(f"{folder}: {ARRAYS} is missing")
     expected = sidecar.get("arrays", {}).get("sha256")
-    actual = _sha256(arrays_path)
+    actual = sha256_file(arrays_path)
     if actual != expected:
         raise ModelIntegrityError(f"{arrays_path} has sha256 {actual}, but {SIDECAR} records {expected}")
     try:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmsearch.cf.config import ALSConfig, BPRConfig
+from mmsearch.cf.interactions import AlignReport, Interactions
 from mmsearch.cf.model import CFModel
 from mmsearch.errors import DependencyError, InputError
-from mmsearch.cf.interactions import AlignReport, Interactions
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,29 @@ def bench() -> None:
 @click.option("--batch", "batches", type=int, multiple=True, default=(1, 32), show_default=True)
 @click.option("--threads", type=int, default=None, help="Threads for torch and onnxruntime (default: all cores).")
 @click.option("--runs", type=int, default=3, show_default=True, help="Timed runs per cell, after a warm-up.")
-@click.option("--only", multiple=True, type=click.Choice(["clip", "resnet", "bert"]),
-              default=("clip", "resnet", "bert"), show_default=True)
-@click.option("--bert-model", default=None,
-              help="sentence-transformers folder or hub name for the bert row (default: the shipped MiniLM).")
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(["clip", "resnet", "bert"]),
+    default=("clip", "resnet", "bert"),
+    show_default=True,
+)
+@click.option(
+    "--bert-model",
+    default=None,
+    help="sentence-transformers folder or hub name for the bert row (default: the shipped MiniLM).",
+)
 @click.option("--no-int8", is_flag=True, help="Skip the int8 exports.")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON at the end.")
-def bench_encoders(batches: tuple[int, ...], threads: int | None, runs: int, only: tuple[str, ...],
-                   bert_model: str | None, no_int8: bool, as_json: bool) -> None:
+def bench_encoders(
+    batches: tuple[int, ...],
+    threads: int | None,
+    runs: int,
+    only: tuple[str, ...],
+    bert_model: str | None,
+    no_int8: bool,
+    as_json: bool,
+) -> None:
     """Items/s for PyTorch eager vs ONNX fp32 vs ONNX int8 (ViT-B-32, ResNet-50, MiniLM-L6).
 
     \b
@@ -43,8 +58,15 @@ def bench_encoders(batches: tuple[int, ...], threads: int | None, runs: int, onl
 
     bert_model = bert_model or (str(shipped_minilm()) if shipped_minilm() else None)
     click.echo(HEADER, err=as_json)
-    rows = run(batches, threads=threads, runs=runs, quantize=not no_int8, only=only, bert_model=bert_model,
-               log=lambda line: click.echo(line, err=as_json))
+    rows = run(
+        batches,
+        threads=threads,
+        runs=runs,
+        quantize=not no_int8,
+        only=only,
+        bert_model=bert_model,
+        log=lambda line: click.echo(line, err=as_json),
+    )
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
 
@@ -62,9 +84,20 @@ def bench_encoders(batches: tuple[int, ...], threads: int | None, runs: int, onl
 @click.option("--uniform", is_flag=True, help="Uniform random vectors instead of clustered ones (worst case).")
 @click.option("--path", type=click.Path(path_type=Path), default=None, help="Edge store folder (default: temporary).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON too.")
-def bench_store(items: int, dim: int, multi_items: int | None, queries: int, memory_items: int | None,
-                memory_queries: int, hnsw_m: int, ef_construct: int, ef: int, uniform: bool,
-                path: Path | None, as_json: bool) -> None:
+def bench_store(
+    items: int,
+    dim: int,
+    multi_items: int | None,
+    queries: int,
+    memory_items: int | None,
+    memory_queries: int,
+    hnsw_m: int,
+    ef_construct: int,
+    ef: int,
+    uniform: bool,
+    path: Path | None,
+    as_json: bool,
+) -> None:
     """Store figures: upsert rate, HNSW build, kNN and MaxSim p50/p95, recall@10; Edge vs local mode.
 
     \b
@@ -77,15 +110,29 @@ def bench_store(items: int, dim: int, multi_items: int | None, queries: int, mem
     from mmsearch.storage import HnswSettings
 
     cfg = StoreBenchConfig(
-        items=items, dim=dim, multi_items=multi_items, queries=queries, memory_items=memory_items,
-        memory_queries=memory_queries, path=path, uniform=uniform,
+        items=items,
+        dim=dim,
+        multi_items=multi_items,
+        queries=queries,
+        memory_items=memory_items,
+        memory_queries=memory_queries,
+        path=path,
+        uniform=uniform,
         hnsw=HnswSettings(m=hnsw_m, ef_construct=ef_construct, ef=ef),
     )
     result = run(cfg, log=lambda line: click.echo(line, err=as_json))
     click.echo(format_result(result), err=as_json)
     if as_json:
-        click.echo(json.dumps({"config": result.config, "backends": [asdict(b) for b in result.backends],
-                               "top10_agreement": result.top10_agreement}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "config": result.config,
+                    "backends": [asdict(b) for b in result.backends],
+                    "top10_agreement": result.top10_agreement,
+                },
+                indent=2,
+            )
+        )
 
 
 _PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}

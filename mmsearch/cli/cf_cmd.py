@@ -24,28 +24,70 @@ def cf() -> None:
 @click.argument("interactions", type=click.Path(dir_okay=False))
 @store_options
 @click.option("--algorithm", type=click.Choice(["als", "bpr"]), default="als", show_default=True)
-@click.option("--factors", type=click.IntRange(min=1), default=None,
-              help="Latent factors (default: what fills the store's cf vector: cf_dim for ALS, cf_dim - 1 for BPR).")
-@click.option("--iterations", type=click.IntRange(min=1), default=None,
-              help="Training iterations (default 15 for ALS, 100 for BPR).")
+@click.option(
+    "--factors",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Latent factors (default: what fills the store's cf vector: cf_dim for ALS, cf_dim - 1 for BPR).",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training iterations (default 15 for ALS, 100 for BPR).",
+)
 @click.option("--regularization", type=click.FloatRange(min=0), default=None, help="L2 penalty (default 0.01).")
-@click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="ALS: confidence scale of observed interactions (default 1).")
-@click.option("--weighting", type=click.Choice(["linear", "log1p", "binary"]), default=None,
-              help="ALS: how interaction weights become confidences (default linear).")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="BPR: SGD learning rate (default 0.01).")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="ALS: confidence scale of observed interactions (default 1).",
+)
+@click.option(
+    "--weighting",
+    type=click.Choice(["linear", "log1p", "binary"]),
+    default=None,
+    help="ALS: how interaction weights become confidences (default linear).",
+)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="BPR: SGD learning rate (default 0.01).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=0), default=None,
-              help="Training threads (0 = every core; default 1).")
-@click.option("--column", "columns", multiple=True, metavar="ROLE=NAME",
-              help="Map a log column: --column user=customer --column item=sku --column weight=qty (repeatable).")
-@click.option("--duplicates", type=click.Choice(["sum", "max", "last"]), default="sum", show_default=True,
-              help="How repeated (user, item) rows merge their weights.")
+@click.option(
+    "--threads", type=click.IntRange(min=0), default=None, help="Training threads (0 = every core; default 1)."
+)
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="ROLE=NAME",
+    help="Map a log column: --column user=customer --column item=sku --column weight=qty (repeatable).",
+)
+@click.option(
+    "--duplicates",
+    type=click.Choice(["sum", "max", "last"]),
+    default="sum",
+    show_default=True,
+    help="How repeated (user, item) rows merge their weights.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def cf_fit(interactions: str, config_path: str | None, store_path: str | None, collection: str | None,
-           models: tuple[str, ...], cf_path: str | None, algorithm: str, columns: tuple[str, ...], duplicates: str,
-           as_json: bool, seed: int, **options: Any) -> None:
+def cf_fit(
+    interactions: str,
+    config_path: str | None,
+    store_path: str | None,
+    collection: str | None,
+    models: tuple[str, ...],
+    cf_path: str | None,
+    algorithm: str,
+    columns: tuple[str, ...],
+    duplicates: str,
+    as_json: bool,
+    seed: int,
+    **options: Any,
+) -> None:
     """Train CF on an interaction log (user, item, optional weight or rating, optional timestamp).
 
     Item factors go into the `cf` vector of the collection's items (their other vectors stay);
@@ -59,8 +101,8 @@ def cf_fit(interactions: str, config_path: str | None, store_path: str | None, c
     """
     from mmsearch.cf import cf_config
     from mmsearch.cf.collection import cf_folder, default_factors, fit_collection_cf
-    from mmsearch.errors import ConfigError
     from mmsearch.cf.interactions import read_interactions
+    from mmsearch.errors import ConfigError
     from mmsearch.storage import CF_VECTOR, open_store
 
     mapping = {}
@@ -80,8 +122,14 @@ def cf_fit(interactions: str, config_path: str | None, store_path: str | None, c
         settings = cf_config(algorithm, seed=seed, **given)
         _, summary = fit_collection_cf(store, log, settings, folder)
     if as_json:
-        click.echo(json.dumps({"read": {"rows_read": read.rows_read, "rows_kept": read.rows_kept,
-                                        "skipped": dict(read.skipped)}, **summary.to_json()}))
+        click.echo(
+            json.dumps(
+                {
+                    "read": {"rows_read": read.rows_read, "rows_kept": read.rows_kept, "skipped": dict(read.skipped)},
+                    **summary.to_json(),
+                }
+            )
+        )
         return
     if read.rows_skipped:
         click.echo(f"note: {read.summary()}", err=True)

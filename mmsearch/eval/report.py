@@ -64,6 +64,7 @@ def markdown_table(
     if missing:
         raise ConfigError(f"k {missing} not measured; the run measured k = {measured}")
     columns = [f"{m}@{k}" for m in metrics for k in ks]
+
     def finite(value: float) -> float:
         return value if math.isfinite(value) else -1.0
 
@@ -118,9 +119,7 @@ def format_report(result: EvalResult, *, metrics: Sequence[str] = METRICS, digit
     data = result.data
     parts = []
     name = data.get("dataset") or "evaluation"
-    parts.append(
-        f"## {name}: {data['users']} users, {data['items']} items, {data['interactions']} interactions"
-    )
+    parts.append(f"## {name}: {data['users']} users, {data['items']} items, {data['interactions']} interactions")
     for split in result.splits:
         parts.append(f"### {SPLIT_TITLES.get(split.kind, split.kind)}")
         parts.append(markdown_table(split, metrics=metrics, digits=digits))
@@ -154,8 +153,11 @@ def plot_split(split: SplitResult, path: str | Path, *, metrics: Sequence[str] =
     _check_metrics(metrics)
     ks = sorted({int(key.split("@")[1]) for r in split.strategies for key in r.metrics})
     panels = [
-        Panel(f"{LABELS[m]}@k" if m != "precision" else "Precision@k", ks,
-              {r.name: [r.metrics.get(f"{m}@{k}", math.nan) for k in ks] for r in split.strategies})
+        Panel(
+            f"{LABELS[m]}@k" if m != "precision" else "Precision@k",
+            ks,
+            {r.name: [r.metrics.get(f"{m}@{k}", math.nan) for k in ks] for r in split.strategies},
+        )
         for m in metrics
     ]
     return line_chart(panels, path, title=title or SPLIT_TITLES.get(split.kind, split.kind))

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mmsearch.cf import ALSConfig, BPRConfig, fit
+from mmsearch.cf.interactions import Interactions
 from mmsearch.errors import ConfigError, InputError, UnknownNameError
 from mmsearch.eval.content import ItemVectors
 from mmsearch.eval.metrics import (
@@ -52,7 +53,6 @@ from mmsearch.eval.strategies import (
     fuse_scores,
     hybrid_name,
 )
-from mmsearch.cf.interactions import Interactions
 from mmsearch.ranking import top_k_rows
 
 SPLITS: tuple[str, ...] = ("random", "temporal", "cold-items")
@@ -165,11 +165,20 @@ class EvalSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ks": list(self.ks), "splits": list(self.splits), "seed": self.seed, "fractions": list(self.fractions),
-            "cf": [c.model_dump() for c in self.cf], "tune": self.tune, "cf_weight": self.cf_weight,
-            "scheme": self.scheme, "weight_grid": list(self.weight_grid), "schemes": list(self.schemes),
-            "tune_metric": self.tune_metric, "fusion_depth": self.fusion_depth,
-            "tune_depths": list(self.tune_depths), "max_users": self.max_users,
+            "ks": list(self.ks),
+            "splits": list(self.splits),
+            "seed": self.seed,
+            "fractions": list(self.fractions),
+            "cf": [c.model_dump() for c in self.cf],
+            "tune": self.tune,
+            "cf_weight": self.cf_weight,
+            "scheme": self.scheme,
+            "weight_grid": list(self.weight_grid),
+            "schemes": list(self.schemes),
+            "tune_metric": self.tune_metric,
+            "fusion_depth": self.fusion_depth,
+            "tune_depths": list(self.tune_depths),
+            "max_users": self.max_users,
         }
 
 
@@ -197,8 +206,13 @@ class StrategyResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "description": self.description, "test": self.metrics,
-            "validation": self.validation, "n_users": self.n_users, "seconds": round(self.seconds, 3),
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "test": self.metrics,
+            "validation": self.validation,
+            "n_users": self.n_users,
+            "seconds": round(self.seconds, 3),
             "fusion": self.fusion,
         }
 
@@ -286,8 +300,12 @@ class SplitResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "split": self.kind, "summary": self.summary, "candidates": self.candidates, "sizes": self.sizes,
-            "users": self.users, "tune_metric": self.tune_metric,
+            "split": self.kind,
+            "summary": self.summary,
+            "candidates": self.candidates,
+            "sizes": self.sizes,
+            "users": self.users,
+            "tune_metric": self.tune_metric,
             "strategies": [r.to_dict() for r in self.strategies],
             "tuning": {name: [vars(t) for t in trials] for name, trials in self.tuning.items()},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
@@ -317,7 +335,8 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "data": self.data, "settings": self.settings.to_dict(),
+            "data": self.data,
+            "settings": self.settings.to_dict(),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "splits": [s.to_dict() for s in self.splits],
         }
@@ -450,8 +469,15 @@ def tune_fusion(
     for key, _, spec in outputs:
         report = evaluate(ranked[key], relevant, ks=ks, n_items=n_items)
         reports.append(report.values)
-        trials.append(TuningTrial(spec.label(names), spec.scheme, spec.depth,
-                                  dict(zip(names, spec.weights, strict=True)), report.values[metric]))
+        trials.append(
+            TuningTrial(
+                spec.label(names),
+                spec.scheme,
+                spec.depth,
+                dict(zip(names, spec.weights, strict=True)),
+                report.values[metric],
+            )
+        )
     values = np.array([np.nan_to_num(t.value, nan=-1.0) for t in trials])
     best = int(np.argmax(values))  # argmax returns the first of equal maxima
     return grid[best], trials, reports[best]
@@ -471,8 +497,15 @@ PER_USER = {
 
 
 def compare_paired(
-    name_a: str, ranked_a: np.ndarray, name_b: str, ranked_b: np.ndarray, relevant: Any, metric: str,
-    *, seed: int = 0, resamples: int = 2000,
+    name_a: str,
+    ranked_a: np.ndarray,
+    name_b: str,
+    ranked_b: np.ndarray,
+    relevant: Any,
+    metric: str,
+    *,
+    seed: int = 0,
+    resamples: int = 2000,
 ) -> Comparison:
     """Paired comparison of two rankings of the same users on `metric` (`map@k`, `ndcg@k`, `recall@k`, `precision@k`).
 
@@ -494,9 +527,15 @@ def compare_paired(
     else:
         ci = (float("nan"), float("nan"))
     return Comparison(
-        name_a, name_b, metric, float(a[keep].mean()) if keep.any() else float("nan"),
-        float(b[keep].mean()) if keep.any() else float("nan"), float(diff.mean()) if diff.size else float("nan"),
-        ci, int((diff > 0).sum()), int((diff < 0).sum()),
+        name_a,
+        name_b,
+        metric,
+        float(a[keep].mean()) if keep.any() else float("nan"),
+        float(b[keep].mean()) if keep.any() else float("nan"),
+        float(diff.mean()) if diff.size else float("nan"),
+        ci,
+        int((diff > 0).sum()),
+        int((diff < 0).sum()),
     )
 
 
@@ -523,8 +562,12 @@ def _learn(
 
 def _grid(settings: EvalSettings) -> list[FusionSpec]:
     """Every fusion the tuner tries, in tie-breaking order: scheme, then pool depth, then CF weight."""
-    return [fusion_spec(s, _pair(w), depth) for s in settings.schemes
-            for depth in dict.fromkeys(settings.tune_depths) for w in settings.weight_grid]
+    return [
+        fusion_spec(s, _pair(w), depth)
+        for s in settings.schemes
+        for depth in dict.fromkeys(settings.tune_depths)
+        for w in settings.weight_grid
+    ]
 
 
 def evaluate_split(
@@ -557,8 +600,10 @@ def evaluate_split(
             raise InputError(f"the {split.kind} split has an empty {part} part; use more interactions")
     timings: dict[str, float] = {}
     content, cf = _learn(split, vectors, settings, timings, say)
-    baselines: list[Strategy] = [RandomStrategy(n_items, train.n_users, settings.seed),
-                                 PopularStrategy.from_train(train)]
+    baselines: list[Strategy] = [
+        RandomStrategy(n_items, train.n_users, settings.seed),
+        PopularStrategy.from_train(train),
+    ]
     singles = baselines + content + cf
     cold_only = split.kind == "cold-items"
     val_users = eval_users(split.validation, settings.max_users, settings.seed + 1)
@@ -576,9 +621,7 @@ def evaluate_split(
     began = time.perf_counter()
     say(f"{split.kind}: ranking {len(val_users)} validation users with {len(singles)} strategies")
     val_ranked, _ = rank(val_users, val_candidates, max(ks), singles, chunk_users=settings.chunk_users)
-    validation = {
-        s.name: evaluate(val_ranked[s.name], val_relevant, ks=ks, n_items=n_items).values for s in singles
-    }
+    validation = {s.name: evaluate(val_ranked[s.name], val_relevant, ks=ks, n_items=n_items).values for s in singles}
     _timed(timings, "validation", began)
 
     hybrids: list[HybridStrategy] = []
@@ -594,16 +637,27 @@ def evaluate_split(
                 began = time.perf_counter()
                 say(f"{split.kind}: tuning {name} over {len(_grid(settings))} fusions on validation")
                 spec, trials, chosen = tune_fusion(
-                    legs, _grid(settings), val_users, val_candidates, val_relevant, ks=ks, metric=metric,
-                    n_items=n_items, chunk_users=settings.chunk_users,
+                    legs,
+                    _grid(settings),
+                    val_users,
+                    val_candidates,
+                    val_relevant,
+                    ks=ks,
+                    metric=metric,
+                    n_items=n_items,
+                    chunk_users=settings.chunk_users,
                 )
                 _timed(timings, f"tune {name}", began)
                 tuning[name] = trials
                 validation[name] = chosen
             else:
                 spec = fusion_spec(settings.scheme, _pair(settings.cf_weight), settings.fusion_depth)
-            params = {**spec.to_dict(names), "tuned": settings.tune, "tune_metric": metric,
-                      "content_leg_chosen_on": "validation"}
+            params = {
+                **spec.to_dict(names),
+                "tuned": settings.tune,
+                "tune_metric": metric,
+                "content_leg_chosen_on": "validation",
+            }
             hybrids.append(HybridStrategy(name, legs, spec, params=params))
 
     began = time.perf_counter()
@@ -613,8 +667,9 @@ def evaluate_split(
     _timed(timings, "test", began)
     if not settings.tune:
         # Untuned hybrids still get a validation row, for comparison with the tuned ones.
-        val_hybrid, _ = rank(val_users, val_candidates, max(ks), singles, fused, rank_legs=False,
-                             chunk_users=settings.chunk_users)
+        val_hybrid, _ = rank(
+            val_users, val_candidates, max(ks), singles, fused, rank_legs=False, chunk_users=settings.chunk_users
+        )
         for h in hybrids:
             validation[h.name] = evaluate(val_hybrid[h.name], val_relevant, ks=ks, n_items=n_items).values
 
@@ -624,15 +679,34 @@ def evaluate_split(
         fusion_info = None
         if isinstance(s, HybridStrategy):
             fusion_info = {**s.params, "validation_" + metric: validation[s.name][metric]}
-        rows.append(StrategyResult(s.name, s.kind, s.description, report.values, validation[s.name],
-                                   report.n_users, seconds[s.name], fusion_info))
+        rows.append(
+            StrategyResult(
+                s.name,
+                s.kind,
+                s.description,
+                report.values,
+                validation[s.name],
+                report.n_users,
+                seconds[s.name],
+                fusion_info,
+            )
+        )
     comparisons = []
     singles_rows = [r for r in rows if r.kind != "hybrid"]
     if hybrids and singles_rows:
         best_single = max(singles_rows, key=lambda r: np.nan_to_num(r.metrics[metric], nan=-1.0))
         for h in hybrids:
-            comparisons.append(compare_paired(h.name, test_ranked[h.name], best_single.name,
-                                              test_ranked[best_single.name], test_relevant, metric, seed=settings.seed))
+            comparisons.append(
+                compare_paired(
+                    h.name,
+                    test_ranked[h.name],
+                    best_single.name,
+                    test_ranked[best_single.name],
+                    test_relevant,
+                    metric,
+                    seed=settings.seed,
+                )
+            )
     return SplitResult(
         kind=split.kind,
         summary=split.summary(),

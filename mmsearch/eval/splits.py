@@ -22,8 +22,8 @@ from functools import cached_property
 
 import numpy as np
 
-from mmsearch.errors import ConfigError, InputError
 from mmsearch.cf.interactions import Interactions
+from mmsearch.errors import ConfigError, InputError
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
@@ -85,8 +85,8 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
 
 def _cut(n: int, fractions: tuple[float, float, float]) -> tuple[int, int]:
     """Validation and test sizes for n things (rounded; train takes the rest)."""
-    n_val = int(round(n * fractions[1]))
-    n_test = int(round(n * fractions[2]))
+    n_val = round(n * fractions[1])
+    n_test = round(n * fractions[2])
     return n_val, min(n_test, n - n_val)
 
 
@@ -95,9 +95,7 @@ def _parts(table: Interactions, labels: np.ndarray) -> tuple[Interactions, Inter
     return table.select(labels == 0), table.select(labels == 1), table.select(labels == 2)
 
 
-def random_split(
-    interactions: Interactions, fractions: Sequence[float] = DEFAULT_FRACTIONS, *, seed: int = 0
-) -> Split:
+def random_split(interactions: Interactions, fractions: Sequence[float] = DEFAULT_FRACTIONS, *, seed: int = 0) -> Split:
     """Shuffle the rows with `seed` and cut them into train, validation and test.
 
     Sizes: validation round(n * f_val), test round(n * f_test), train the rest.
@@ -119,9 +117,7 @@ def random_split(
     return Split("random", train, validation, test, seed=seed)
 
 
-def temporal_split(
-    interactions: Interactions, *, n_test: int = 1, n_validation: int = 1, min_train: int = 1
-) -> Split:
+def temporal_split(interactions: Interactions, *, n_test: int = 1, n_validation: int = 1, min_train: int = 1) -> Split:
     """Per user, the latest `n_test` interactions to test, the `n_validation` before them to
     validation, the rest to train.
 

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from mmsearch.query import fusion
 from mmsearch.errors import ConfigError, InputError, UnknownNameError
 from mmsearch.eval.content import ItemVectors
+from mmsearch.query import fusion
 from mmsearch.ranking import top_k
 
 if TYPE_CHECKING:
@@ -218,10 +218,24 @@ def content_strategies(train: Interactions, vectors: Sequence[ItemVectors]) -> l
         text, image = towers["text"], towers["image"]
         if text.dim != image.dim:
             continue  # not one space after all: crossing would be meaningless
-        out.append(VectorStrategy(f"{model}.text-image", profiles[text.name], image.vectors, image.present,
-                                  CONTENT_TECHNIQUES["text-image"]))
-        out.append(VectorStrategy(f"{model}.image-text", profiles[image.name], text.vectors, text.present,
-                                  CONTENT_TECHNIQUES["image-text"]))
+        out.append(
+            VectorStrategy(
+                f"{model}.text-image",
+                profiles[text.name],
+                image.vectors,
+                image.present,
+                CONTENT_TECHNIQUES["text-image"],
+            )
+        )
+        out.append(
+            VectorStrategy(
+                f"{model}.image-text",
+                profiles[image.name],
+                text.vectors,
+                text.present,
+                CONTENT_TECHNIQUES["image-text"],
+            )
+        )
         items, present = _mixed_items(text, image)
         users = _mixed_users(profiles[text.name], profiles[image.name])
         out.append(VectorStrategy(f"{model}.mixed", users, items, present, CONTENT_TECHNIQUES["mixed"]))
@@ -249,16 +263,22 @@ class CFStrategy:
     description: str = ""
 
     @classmethod
-    def from_model(cls, model: CFModel, user_ids: Sequence[str], item_ids: Sequence[str],
-                   name: str | None = None) -> CFStrategy:
+    def from_model(
+        cls, model: CFModel, user_ids: Sequence[str], item_ids: Sequence[str], name: str | None = None
+    ) -> CFStrategy:
         """Map `model` onto an interaction table's user and item ids."""
         index = model.user_index
         user_rows = np.fromiter((index.get(u, -1) for u in user_ids), dtype=np.int64, count=len(user_ids))
         item_rows = model.item_positions(list(item_ids))
         config = model.config
         what = {"als": "implicit ALS", "bpr": "BPR"}[model.algorithm]
-        return cls(model, user_rows, item_rows, name or model.algorithm,
-                   description=f"{what}, {config.factors} factors, {config.iterations} iterations")
+        return cls(
+            model,
+            user_rows,
+            item_rows,
+            name or model.algorithm,
+            description=f"{what}, {config.factors} factors, {config.iterations} iterations",
+        )
 
     def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         users = _users(users, len(self.user_rows))
@@ -267,8 +287,9 @@ class CFStrategy:
         out = np.full((len(users), len(self.item_rows)), np.nan)
         known = rows >= 0
         if known.any() and known_items.any():
-            block = self.model.user_factors[rows[known]].astype(np.float64) @ \
-                self.model.item_factors[self.item_rows[known_items]].T.astype(np.float64)
+            block = self.model.user_factors[rows[known]].astype(np.float64) @ self.model.item_factors[
+                self.item_rows[known_items]
+            ].T.astype(np.float64)
             sub = np.full((int(known.sum()), len(self.item_rows)), np.nan)
             sub[:, known_items] = block
             out[known] = sub
@@ -315,8 +336,9 @@ class FusionSpec:
             raise ConfigError(f"fusion weights {list(self.weights)} must be finite, >= 0, with one above 0")
         if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, int) or self.rrf_k < 1:
             raise ConfigError(f"RRF k={self.rrf_k!r} must be a positive integer")
-        if self.depth is not None and (isinstance(self.depth, bool) or not isinstance(self.depth, int)
-                                       or self.depth < 1):
+        if self.depth is not None and (
+            isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1
+        ):
             raise ConfigError(f"fusion depth {self.depth!r} must be a positive integer or None")
 
     @property
@@ -383,8 +405,12 @@ def fuse_scores(leg_scores: Sequence[np.ndarray], candidates: np.ndarray, spec: 
             pooled = [cols[top_k(stacked[row, cols, j], spec.depth)] for j in range(stacked.shape[2])]
             cols = np.unique(np.concatenate(pooled))
         fused = fusion.fuse(
-            stacked[row, cols], weights, spec.method,  # type: ignore[arg-type]
-            normalization=spec.normalization, k=spec.rrf_k, missing=spec.missing,  # type: ignore[arg-type]
+            stacked[row, cols],
+            weights,
+            spec.method,  # type: ignore[arg-type]
+            normalization=spec.normalization,
+            k=spec.rrf_k,
+            missing=spec.missing,  # type: ignore[arg-type]
         )
         out[row, cols] = fused.scores
     return out

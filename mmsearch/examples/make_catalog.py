@@ -50,8 +50,20 @@ def mug(d: ImageDraw.ImageDraw, c: tuple[int, int, int], v: int) -> None:
 
 
 def tshirt(d: ImageDraw.ImageDraw, c: tuple[int, int, int], v: int) -> None:
-    body = [(30, 22), (40, 16), (56, 16), (66, 22), (84, 36), (74, 46), (66, 40), (66, 84), (30, 84),
-            (30, 40), (22, 46), (12, 36)]
+    body = [
+        (30, 22),
+        (40, 16),
+        (56, 16),
+        (66, 22),
+        (84, 36),
+        (74, 46),
+        (66, 40),
+        (66, 84),
+        (30, 84),
+        (30, 40),
+        (22, 46),
+        (12, 36),
+    ]
     d.polygon(body, fill=c, outline=_shade(c, 0.6))
     if v == 0:
         d.arc((40, 8, 56, 24), 0, 180, fill=_shade(c, 0.6), width=2)
@@ -119,13 +131,16 @@ def forest(d: ImageDraw.ImageDraw, c: tuple[int, int, int], v: int) -> None:
 PRODUCTS: dict[str, tuple[Draw, str, tuple[str, ...], float]] = {
     # kind: (drawing, category, description phrases, base price)
     "ball": (ball, "toys", ("A bouncy rubber ball for kids and dogs.", "Soft play ball, easy to grip."), 6.0),
-    "mug": (mug, "kitchen",
-            ("Ceramic coffee mug, 350 ml, dishwasher safe.", "Stoneware mug for tea and coffee."), 9.5),
+    "mug": (mug, "kitchen", ("Ceramic coffee mug, 350 ml, dishwasher safe.", "Stoneware mug for tea and coffee."), 9.5),
     "t-shirt": (tshirt, "apparel", ("Cotton crew-neck t-shirt, regular fit.", "Soft organic cotton tee."), 15.0),
     "lamp": (lamp, "home", ("Table lamp with a fabric shade and a warm LED bulb.", "Bedside lamp, 40 cm tall."), 29.0),
     "hat": (hat, "apparel", ("Wool felt hat with a wide brim.", "Classic fedora hat with a ribbon band."), 22.0),
-    "notebook": (notebook, "stationery",
-                 ("A5 spiral notebook, 80 lined pages.", "Hardcover notebook with dotted pages."), 4.5),
+    "notebook": (
+        notebook,
+        "stationery",
+        ("A5 spiral notebook, 80 lined pages.", "Hardcover notebook with dotted pages."),
+        4.5,
+    ),
 }
 PRODUCT_COLORS = {
     "ball": ("red", "green", "blue", "yellow", "orange"),
@@ -148,9 +163,15 @@ TEXT_ONLY = [
     ("Gift wrapping", "We wrap your order in recycled paper with a ribbon.", "services", 3.0),
 ]
 REVIEWS = [
-    "Exactly as pictured, great colour.", "Arrived quickly and well packed.", "Good value for the price.",
-    "A bit smaller than I expected.", "My kids love it.", "Nice quality, would buy again.",
-    "The colour is brighter in real life.", "Perfect gift.", "Does the job.",
+    "Exactly as pictured, great colour.",
+    "Arrived quickly and well packed.",
+    "Good value for the price.",
+    "A bit smaller than I expected.",
+    "My kids love it.",
+    "Nice quality, would buy again.",
+    "The colour is brighter in real life.",
+    "Perfect gift.",
+    "Does the job.",
 ]
 # Items with more than one photo: (kind, colour) -> number of photos (other angles).
 MULTI_PHOTO = {("mug", "red"): 2, ("t-shirt", "blue"): 3, ("ball", "green"): 2}
@@ -181,31 +202,52 @@ def build(out: Path) -> list[dict]:
     for kind, (fn, category, phrases, price) in PRODUCTS.items():
         for color in PRODUCT_COLORS[kind]:
             n += 1
-            photos = [save(draw(fn, COLORS[color], v), f"{kind}-{color}" + (f"-{v + 1}" if v else ""), n % 3 == 0)
-                      for v in range(MULTI_PHOTO.get((kind, color), 1))]
-            records.append({
-                "id": f"sku-{n:03d}",
-                "title": f"{color.capitalize()} {kind}",
-                "description": f"{rng.choice(phrases)} Colour: {color}.",
-                "reviews": rng.sample(REVIEWS, rng.randrange(0, 4)),
-                "images": photos,
-                "category": category,
-                "color": color,
-                "price": round(price * rng.uniform(0.8, 1.3), 2),
-                "in_stock": rng.random() > 0.15,
-            })
+            photos = [
+                save(draw(fn, COLORS[color], v), f"{kind}-{color}" + (f"-{v + 1}" if v else ""), n % 3 == 0)
+                for v in range(MULTI_PHOTO.get((kind, color), 1))
+            ]
+            records.append(
+                {
+                    "id": f"sku-{n:03d}",
+                    "title": f"{color.capitalize()} {kind}",
+                    "description": f"{rng.choice(phrases)} Colour: {color}.",
+                    "reviews": rng.sample(REVIEWS, rng.randrange(0, 4)),
+                    "images": photos,
+                    "category": category,
+                    "color": color,
+                    "price": round(price * rng.uniform(0.8, 1.3), 2),
+                    "in_stock": rng.random() > 0.15,
+                }
+            )
     for title, fn, description in POSTERS:
         n += 1
         slug = title.lower().replace(" ", "-").replace(",", "")
-        records.append({
-            "id": f"sku-{n:03d}", "title": f"{title} poster", "description": description,
-            "reviews": rng.sample(REVIEWS, rng.randrange(0, 3)), "images": [save(draw(fn, (0, 0, 0), 0), slug, True)],
-            "category": "posters", "price": round(rng.uniform(12, 30), 2), "in_stock": True,
-        })
+        records.append(
+            {
+                "id": f"sku-{n:03d}",
+                "title": f"{title} poster",
+                "description": description,
+                "reviews": rng.sample(REVIEWS, rng.randrange(0, 3)),
+                "images": [save(draw(fn, (0, 0, 0), 0), slug, True)],
+                "category": "posters",
+                "price": round(rng.uniform(12, 30), 2),
+                "in_stock": True,
+            }
+        )
     for title, description, category, price in TEXT_ONLY:
         n += 1
-        records.append({"id": f"sku-{n:03d}", "title": title, "description": description, "reviews": [],
-                        "images": [], "category": category, "price": price, "in_stock": True})
+        records.append(
+            {
+                "id": f"sku-{n:03d}",
+                "title": title,
+                "description": description,
+                "reviews": [],
+                "images": [],
+                "category": category,
+                "price": price,
+                "in_stock": True,
+            }
+        )
     return records
 
 
@@ -218,8 +260,10 @@ def main(argv: list[str] | None = None) -> None:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     size = sum(p.stat().st_size for p in (args.out / "images").iterdir())
-    print(f"wrote {len(records)} items and {len(list((args.out / 'images').iterdir()))} images "
-          f"({size / 1024:.0f} KB) to {args.out}")
+    print(
+        f"wrote {len(records)} items and {len(list((args.out / 'images').iterdir()))} images "
+        f"({size / 1024:.0f} KB) to {args.out}"
+    )
 
 
 if __name__ == "__main__":

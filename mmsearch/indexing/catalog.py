@@ -47,9 +47,9 @@ from pydantic import (
     model_validator,
 )
 
-from mmsearch.indexing.errorlog import ItemError
 from mmsearch.errors import CatalogError, DependencyError, InvalidRecordError
 from mmsearch.fetch import is_url
+from mmsearch.indexing.errorlog import ItemError
 
 # Kept with every indexed item: the content hash that lets a re-run skip unchanged items.
 HASH_KEY = "_mmsearch_hash"
@@ -60,9 +60,14 @@ CANONICAL_FIELDS = ("id", "title", "description", "reviews", "images")
 TEXT_FIELDS = ("title", "description", "reviews")
 FORMATS = ("jsonl", "csv", "tsv", "parquet")
 _SUFFIXES = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
-    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 _INT = re.compile(r"^-?(0|[1-9][0-9]{0,17})$")
 _FLOAT = re.compile(r"^-?(0|[1-9][0-9]*)?\.[0-9]+([eE][-+]?[0-9]+)?$|^-?(0|[1-9][0-9]*)[eE][-+]?[0-9]+$")
@@ -461,15 +466,19 @@ def _read_jsonl(path: Path, config: CatalogConfig) -> Iterator[CatalogRecord]:
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             if n == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             if not raw.strip():
                 continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 bad = raw[e.start : e.end].hex(" ")
-                yield _error(n, "utf8", f"line {n} is not valid UTF-8: bytes {bad} at byte {e.start}",
-                             _id_from_bad_line(raw, config.columns.id))
+                yield _error(
+                    n,
+                    "utf8",
+                    f"line {n} is not valid UTF-8: bytes {bad} at byte {e.start}",
+                    _id_from_bad_line(raw, config.columns.id),
+                )
                 continue
             try:
                 obj = json.loads(text, parse_constant=_reject_constant)
@@ -499,7 +508,7 @@ def _csv_header(path: Path, reader: Any, config: CatalogConfig) -> list[str] | N
     if config.columns.id not in header:
         raise CatalogError(
             f"{str(path)!r} has no id column {config.columns.id!r}; its columns are {header}; "
-            f"set [catalog.columns] id = \"...\""
+            f'set [catalog.columns] id = "..."'
         )
     return header
 
@@ -528,8 +537,9 @@ def _read_csv(path: Path, config: CatalogConfig, delimiter: str) -> Iterator[Cat
                 continue
             if len(row) != len(header):
                 item_id = row[id_at] if len(row) > id_at else None
-                yield _error(line, "json", f"line {line} has {len(row)} field(s), the header has {len(header)}",
-                             item_id)
+                yield _error(
+                    line, "json", f"line {line} has {len(row)} field(s), the header has {len(header)}", item_id
+                )
                 continue
             raw = {h: cell for h, cell in zip(header, row, strict=True) if cell.strip() != ""}
             yield _record(line, raw, config, config.list_separator)

@@ -45,9 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from indexers.images import DEFAULT_MAX_PIXELS
 from indexers.text import DEFAULT_MAX_CHARS
-from mmsearch.indexing.catalog import CatalogConfig
 from mmsearch.errors import ConfigError
 from mmsearch.fetch import FetchSettings
+from mmsearch.indexing.catalog import CatalogConfig
 from mmsearch.storage.settings import StoreSettings, load_settings
 
 DEFAULT_TEXT_FIELDS = ("title", "description")
@@ -82,8 +82,10 @@ class EncoderConfig(BaseModel):
     def _check_fields(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
         for f in fields:
             if f in ("id", "images") or not f:
-                raise ValueError(f"text field {f!r} cannot be embedded as text; use title, description, "
-                                 f"reviews or a payload field holding text")
+                raise ValueError(
+                    f"text field {f!r} cannot be embedded as text; use title, description, "
+                    f"reviews or a payload field holding text"
+                )
         if len(set(fields)) != len(fields):
             raise ValueError(f"text_fields {list(fields)} names a field twice")
         return fields
@@ -228,8 +230,9 @@ def with_overrides(
         store_over["collection"] = collection
     if store_path is not None:
         store_over["path"] = Path(store_path)
-    index_over = {k: v for k, v in (("batch_size", batch_size), ("workers", workers), ("device", device))
-                  if v is not None}
+    index_over = {
+        k: v for k, v in (("batch_size", batch_size), ("workers", workers), ("device", device)) if v is not None
+    }
     try:
         store = load_settings(config.store, **store_over) if store_over else config.store
         index = IndexSettings.model_validate({**config.index.model_dump(), **index_over})

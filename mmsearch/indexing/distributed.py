@@ -55,22 +55,36 @@ _MODELS: dict[tuple[str, str, int | None, int], Model] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def cached_model(model_dir: str | Path, *, device: str = "cpu", threads: int | None = None,
-                 batch_size: int = 32) -> Model:
+def cached_model(
+    model_dir: str | Path, *, device: str = "cpu", threads: int | None = None, batch_size: int = 32
+) -> Model:
     """Load a model folder once per process (a Spark executor calls the function once per partition)."""
     key = (str(Path(model_dir).resolve()), device, threads, batch_size)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_model(model_dir, device=device, threads=threads,  # type: ignore[arg-type]
-                                      batch_size=batch_size)
+            _MODELS[key] = load_model(
+                model_dir,
+                device=device,
+                threads=threads,  # type: ignore[arg-type]
+                batch_size=batch_size,
+            )
         return _MODELS[key]
 
 
 def encoder_specs(model_dir: str | Path) -> list[EncoderSpec]:
     """The specs of a model folder's towers, read from its manifest (no onnxruntime session)."""
     manifest = Manifest.load(Path(model_dir), verify=False)
-    return [EncoderSpec(model=manifest.name, family=manifest.family, modality=t.modality, dim=t.dim,
-                        distance=t.distance, fingerprint=t.sha256) for t in manifest.towers.values()]
+    return [
+        EncoderSpec(
+            model=manifest.name,
+            family=manifest.family,
+            modality=t.modality,
+            dim=t.dim,
+            distance=t.distance,
+            fingerprint=t.sha256,
+        )
+        for t in manifest.towers.values()
+    ]
 
 
 def _columns(batch: Any) -> tuple[dict[str, list[Any]], int]:
@@ -201,8 +215,7 @@ class EmbedBatch:
         return vectors
 
 
-def _with_columns(batch: Any, out: Mapping[str, np.ndarray], error_column: str,
-                  errors: list[str | None]) -> Any:
+def _with_columns(batch: Any, out: Mapping[str, np.ndarray], error_column: str, errors: list[str | None]) -> Any:
     if isinstance(batch, Mapping):
         result = dict(batch)
         result.update(out)
@@ -252,8 +265,15 @@ class UpsertBatch:
     Returns (when called): `{"written": array([n])}`, the number of items written.
     """
 
-    def __init__(self, store: Mapping[str, Any] | Any, models: Sequence[str | Path], *, id_column: str = "id",
-                 payload_columns: Sequence[str] = (), error_column: str = ERROR_COLUMN) -> None:
+    def __init__(
+        self,
+        store: Mapping[str, Any] | Any,
+        models: Sequence[str | Path],
+        *,
+        id_column: str = "id",
+        payload_columns: Sequence[str] = (),
+        error_column: str = ERROR_COLUMN,
+    ) -> None:
         from mmsearch.storage import open_store
 
         specs = [spec for m in models for spec in encoder_specs(m)]

@@ -72,7 +72,7 @@ class ErrorLog:
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "w", encoding="utf-8")
+                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - open for the run, closed by close()
             except OSError as e:
                 raise ConfigError(f"cannot write the error log {str(self.path)!r}: {e}") from e
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmsearch.errors import ConfigError, InvalidRecordError
 from mmsearch.indexing.catalog import (
     CatalogItem,
     CatalogRecord,
@@ -28,13 +29,12 @@ from mmsearch.indexing.catalog import (
 )
 from mmsearch.indexing.config import IndexConfig, load_config, with_overrides
 from mmsearch.indexing.errorlog import ErrorLog, ItemError
-from mmsearch.errors import ConfigError, InvalidRecordError
 from mmsearch.indexing.pipeline import Embedder, Pipeline, RunCounts, plan_embedders
 from mmsearch.storage import Store, open_store
 
 if TYPE_CHECKING:
-    from mmsearch.query.results import SearchResponse
     from mmsearch.query.engine import Searcher, SearchSettings
+    from mmsearch.query.results import SearchResponse
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,12 @@ def _records_from(items: Iterable[CatalogItem | Mapping[str, Any]], config: Inde
             yield CatalogRecord(line=n, item=obj)
             continue
         if not isinstance(obj, Mapping):
-            yield CatalogRecord(line=n, error=ItemError(
-                n, None, "json", f"item {n} is a {type(obj).__name__}, expected a CatalogItem or a mapping"))
+            yield CatalogRecord(
+                line=n,
+                error=ItemError(
+                    n, None, "json", f"item {n} is a {type(obj).__name__}, expected a CatalogItem or a mapping"
+                ),
+            )
             continue
         try:
             item = parse_record(obj, config.catalog.columns, exclude=config.catalog.exclude)
@@ -149,13 +153,21 @@ class Index:
         from indexers.runtime import load_model
 
         cfg = config if isinstance(config, IndexConfig) else load_config(config)
-        cfg = with_overrides(cfg, collection=collection, store_path=store_path, models=models,
-                             batch_size=batch_size, workers=workers, device=device)
+        cfg = with_overrides(
+            cfg,
+            collection=collection,
+            store_path=store_path,
+            models=models,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+        )
         if not cfg.encoders:
             raise ConfigError("no encoders: pass model folders (--model DIR) or list them under [[encoders]]")
         s = cfg.index
-        loaded = [load_model(e.model, device=s.device, threads=s.threads, batch_size=s.batch_size)
-                  for e in cfg.encoders]
+        loaded = [
+            load_model(e.model, device=s.device, threads=s.threads, batch_size=s.batch_size) for e in cfg.encoders
+        ]
         embedders = plan_embedders(cfg.encoders, loaded)
         store = open_store(cfg.store, encoders=[e.encoder.spec for e in embedders])
         return cls(cfg, store, embedders)
@@ -215,23 +227,29 @@ class Index:
             base_dir: what relative image paths are relative to.
             errors, progress: as in `sync`.
         """
-        return self._run(_records_from(items, self.config), Path(base_dir).resolve(), None, errors, progress,
-                         False)
+        return self._run(_records_from(items, self.config), Path(base_dir).resolve(), None, errors, progress, False)
 
     def delete(self, item_ids: Iterable[str]) -> int:
         """Delete items by id; returns how many existed."""
         return self.store.delete(item_ids)
 
-    def _run(self, records: Iterable[CatalogRecord], base_dir: Path, catalog: str | None,
-             errors: ErrorLog | str | Path | None, progress: Callable[[int], None] | None,
-             prune: bool) -> IndexSummary:
+    def _run(
+        self,
+        records: Iterable[CatalogRecord],
+        base_dir: Path,
+        catalog: str | None,
+        errors: ErrorLog | str | Path | None,
+        progress: Callable[[int], None] | None,
+        prune: bool,
+    ) -> IndexSummary:
         self._searcher = None  # the run may add vectors (a new encoder): signals are re-read
         log = errors if isinstance(errors, ErrorLog) else ErrorLog(errors)
         before = Counter(log.counts)
         start = time.perf_counter()
         try:
-            pipeline = Pipeline(self.store, self.embedders, self.config.index, self.config.fetch, base_dir, log,
-                                progress)
+            pipeline = Pipeline(
+                self.store, self.embedders, self.config.index, self.config.fetch, base_dir, log, progress
+            )
             counts = pipeline.run(records)
             pruned, note = self._prune(counts) if prune else (0, None)
             if self.config.index.optimize and (counts.written or pruned):
@@ -239,18 +257,28 @@ class Index:
         finally:
             if not isinstance(errors, ErrorLog):
                 log.close()
-        kinds = {k: n for k, n in sorted((log.counts - before).items())}
+        kinds = dict(sorted((log.counts - before).items()))
         return self._summary(counts, kinds, log, catalog, pruned, note, time.perf_counter() - start)
 
     def _prune(self, counts: RunCounts) -> tuple[int, str | None]:
         if counts.unreadable:
-            return 0, (f"not pruned: {counts.unreadable} catalog record(s) had no readable id, so items "
-                       f"missing from the catalog cannot be told apart from them; fix them and run again")
+            return 0, (
+                f"not pruned: {counts.unreadable} catalog record(s) had no readable id, so items "
+                f"missing from the catalog cannot be told apart from them; fix them and run again"
+            )
         gone = [s.id for s in self.store.iter_items(with_payload=False) if s.id not in counts.seen]
         return (self.store.delete(gone) if gone else 0), None
 
-    def _summary(self, counts: RunCounts, kinds: dict[str, int], log: ErrorLog, catalog: str | None,
-                 pruned: int, note: str | None, seconds: float) -> IndexSummary:
+    def _summary(
+        self,
+        counts: RunCounts,
+        kinds: dict[str, int],
+        log: ErrorLog,
+        catalog: str | None,
+        pruned: int,
+        note: str | None,
+        seconds: float,
+    ) -> IndexSummary:
         done = counts.written + counts.unchanged + counts.skipped + counts.failed
         return IndexSummary(
             collection=self.store.settings.collection,

@@ -30,9 +30,6 @@ from PIL import Image
 from indexers.images import load_image
 from indexers.runtime import ImageEncoder, Model, TextEncoder
 from indexers.text import validate_text
-from mmsearch.indexing.catalog import HASH_KEY, CatalogItem, CatalogRecord, image_source
-from mmsearch.indexing.config import EncoderConfig, IndexSettings
-from mmsearch.indexing.errorlog import ErrorLog, ItemError
 from mmsearch.errors import (
     BatchError,
     ConfigError,
@@ -43,6 +40,9 @@ from mmsearch.errors import (
     TextInputError,
 )
 from mmsearch.fetch import FetchSettings, fetch
+from mmsearch.indexing.catalog import HASH_KEY, CatalogItem, CatalogRecord, image_source
+from mmsearch.indexing.config import EncoderConfig, IndexSettings
+from mmsearch.indexing.errorlog import ErrorLog, ItemError
 from mmsearch.storage import CF_VECTOR, Item, Store, pooled_name
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,12 @@ class Embedder:
         return self.encoder.spec.modality
 
     def signature(self) -> dict[str, Any]:
-        return {"key": self.key, "fingerprint": self.encoder.spec.fingerprint,
-                "text_fields": list(self.text_fields), "text_join": self.text_join}
+        return {
+            "key": self.key,
+            "fingerprint": self.encoder.spec.fingerprint,
+            "text_fields": list(self.text_fields),
+            "text_join": self.text_join,
+        }
 
 
 def plan_embedders(configs: Sequence[EncoderConfig], models: Sequence[Model]) -> list[Embedder]:
@@ -173,8 +177,9 @@ def _kind(e: Exception) -> str:
     return "record"
 
 
-def load_item_images(item: CatalogItem, base_dir: Path, *, max_pixels: int,
-                     fetch_settings: FetchSettings) -> list[Image.Image]:
+def load_item_images(
+    item: CatalogItem, base_dir: Path, *, max_pixels: int, fetch_settings: FetchSettings
+) -> list[Image.Image]:
     """Fetch (URLs) and decode every image of an item.
 
     Raises:
@@ -197,8 +202,9 @@ def load_item_images(item: CatalogItem, base_dir: Path, *, max_pixels: int,
     return images
 
 
-def prepare(work: Work, embedders: Sequence[Embedder], base_dir: Path, settings: IndexSettings,
-            fetch_settings: FetchSettings) -> Prepared:
+def prepare(
+    work: Work, embedders: Sequence[Embedder], base_dir: Path, settings: IndexSettings, fetch_settings: FetchSettings
+) -> Prepared:
     """Everything an item needs before encoding; runs in a worker thread.
 
     Raises:
@@ -292,9 +298,16 @@ class Pipeline:
         progress: called with the number of records just finished (any outcome).
     """
 
-    def __init__(self, store: Store, embedders: Sequence[Embedder], settings: IndexSettings,
-                 fetch_settings: FetchSettings, base_dir: Path, errors: ErrorLog,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedders: Sequence[Embedder],
+        settings: IndexSettings,
+        fetch_settings: FetchSettings,
+        base_dir: Path,
+        errors: ErrorLog,
+        progress: Progress | None = None,
+    ) -> None:
         self.store = store
         self.embedders = list(embedders)
         self.settings = settings
@@ -329,9 +342,14 @@ class Pipeline:
             item_id = cast(CatalogItem, rec.item).id  # a record holds an item or an error
             first = self._first_line.get(item_id)
             if first is not None:
-                self._skip(ItemError(rec.line, item_id, "duplicate",
-                                     f"line {rec.line}: id {item_id!r} already appeared on line {first}; "
-                                     f"the first one is kept"))
+                self._skip(
+                    ItemError(
+                        rec.line,
+                        item_id,
+                        "duplicate",
+                        f"line {rec.line}: id {item_id!r} already appeared on line {first}; the first one is kept",
+                    )
+                )
                 continue
             self._first_line[item_id] = rec.line
             self.counts.seen.add(item_id)
@@ -358,8 +376,13 @@ class Pipeline:
                 self.counts.unchanged += 1
                 self.progress(1)
                 continue
-            yield Work(line=rec.line, item=rec.item, hash=h, existed=item_id in stored,  # type: ignore[arg-type]
-                       cf=cf.get(item_id))
+            yield Work(
+                line=rec.line,
+                item=rec.item,
+                hash=h,
+                existed=item_id in stored,  # type: ignore[arg-type]
+                cf=cf.get(item_id),
+            )
 
     # -- stage 3: encode and write ----------------------------------------------------------------
     def _encode(self, batch: list[Prepared]) -> list[tuple[Prepared, dict[str, np.ndarray]]]:
@@ -431,8 +454,7 @@ class Pipeline:
                     if work is None:
                         exhausted = True
                         break
-                    fut = pool.submit(prepare, work, self.embedders, self.base_dir, self.settings,
-                                      self.fetch_settings)
+                    fut = pool.submit(prepare, work, self.embedders, self.base_dir, self.settings, self.fetch_settings)
                     in_flight[fut] = work
                 if in_flight and len(pending) < batch_size:
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)

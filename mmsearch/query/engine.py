@@ -55,7 +55,6 @@ from indexers.images import ImageSource, load_image
 from indexers.protocol import Encoder
 from indexers.runtime import Model
 from indexers.text import validate_text
-from mmsearch.query import fusion as F
 from mmsearch.cf import CFModel
 from mmsearch.errors import (
     ConfigError,
@@ -66,9 +65,10 @@ from mmsearch.errors import (
     NotFoundError,
     SchemaMismatchError,
     UnknownNameError,
+    listed,
 )
 from mmsearch.fetch import FetchSettings, fetch, is_url
-from mmsearch.ranking import top_k
+from mmsearch.query import fusion as F
 from mmsearch.query.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
 from mmsearch.query.signals import (
     CF_SIGNAL,
@@ -81,6 +81,7 @@ from mmsearch.query.signals import (
     profile_queries,
     resolve_weights,
 )
+from mmsearch.ranking import top_k
 from mmsearch.storage import (
     CF_VECTOR,
     Filter,
@@ -149,8 +150,8 @@ class _User:
     seen: tuple[str, ...]
 
 
-def _listed(names: Sequence[str], limit: int = 12) -> str:
-    return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "") if names else "none"
+def _names(names: Sequence[str]) -> str:
+    return listed(names, 12, quote=False)
 
 
 class Searcher:
@@ -193,12 +194,14 @@ class Searcher:
         schema = self.store.schema
         towers: dict[str, dict[str, Encoder]] = {}
         for m in models:
-            for encoder in (m.encoders.values() if isinstance(m, Model) else (m,)):
+            for encoder in m.encoders.values() if isinstance(m, Model) else (m,):
                 spec = encoder.spec
                 mine = towers.setdefault(spec.model, {})
                 if spec.modality in mine and mine[spec.modality].spec.fingerprint != spec.fingerprint:
-                    raise ConfigError(f"two different {spec.modality} towers are named {spec.model!r}; model names "
-                                      f"are unique in a collection")
+                    raise ConfigError(
+                        f"two different {spec.modality} towers are named {spec.model!r}; model names "
+                        f"are unique in a collection"
+                    )
                 mine[spec.modality] = encoder
         out: dict[str, dict[str, Encoder]] = {}
         for name, mine in towers.items():
@@ -258,8 +261,9 @@ class Searcher:
 
         store = open_store(config.store)
         try:
-            models = [load_model(e.model, device=device, threads=threads, verify=verify_models)
-                      for e in config.encoders]
+            models = [
+                load_model(e.model, device=device, threads=threads, verify=verify_models) for e in config.encoders
+            ]
             try:
                 cf_model = load_collection_cf(config.store, cf_path)
             except ConfigError:
@@ -363,8 +367,13 @@ class Searcher:
         return self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
 
     def _drafts(
-        self, text: str | None, image: ImageSource | None, item: str | None, user: _User | None,
-        wanted: Mapping[str, float] | None, notes: list[str],
+        self,
+        text: str | None,
+        image: ImageSource | None,
+        item: str | None,
+        user: _User | None,
+        wanted: Mapping[str, float] | None,
+        notes: list[str],
     ) -> tuple[dict[str, _Leg], dict[str, str], list[str]]:
         """Every leg the query's inputs make (only the weighted ones when weights are given).
 
@@ -372,6 +381,7 @@ class Searcher:
             The legs by signal name; signals left out with the reason (cold or unknown user); the
             item ids to exclude from the results.
         """
+
         def needed(kind: str) -> bool:
             return wanted is None or any(w > 0 and n in kinds[kind] for n, w in wanted.items())
 
@@ -385,8 +395,12 @@ class Searcher:
             excluded.append(item)
         text_emb = self._embed_text(text) if text is not None else {}
         image_emb = self._embed_image(image) if image is not None else {}
-        content = content_queries(self.store.schema, text=text_emb, image=image_emb,
-                                  item={k: v for k, v in item_vectors.items() if k != CF_VECTOR})
+        content = content_queries(
+            self.store.schema,
+            text=text_emb,
+            image=image_emb,
+            item={k: v for k, v in item_vectors.items() if k != CF_VECTOR},
+        )
         for vector, (q, inputs) in content.items():
             drafts[vector] = self._leg(by_name[vector], q, inputs)
         if user is not None:
@@ -394,7 +408,7 @@ class Searcher:
             # A cold user's CF weight falls back on the profile, so a cold user needs it either way.
             profiles = self._profile(user) if user.known and (needed("profile") or user.cold) else {}
             for name in kinds["profile"]:
-                vector = name[len(PROFILE_PREFIX):]
+                vector = name[len(PROFILE_PREFIX) :]
                 if vector in profiles:
                     drafts[name] = self._leg(by_name[name], profiles[vector], ("user",))
                 else:
@@ -427,15 +441,23 @@ class Searcher:
             NotFoundError: the user is unknown to the collection's CF model.
             the errors of `search`.
         """
-        return self.search(user=user, limit=limit, exclude_seen=exclude_seen, weights=weights, fusion=fusion,
-                           normalization=normalization, filter=filter, explain=explain)
+        return self.search(
+            user=user,
+            limit=limit,
+            exclude_seen=exclude_seen,
+            weights=weights,
+            fusion=fusion,
+            normalization=normalization,
+            filter=filter,
+            explain=explain,
+        )
 
     # ------------------------------------------------------------------ inputs
 
     def _no_encoder(self, modality: str) -> ConfigError:
         vectors = [n for n, s in self.store.schema.vectors.items() if s.kind == "pooled"]
         return ConfigError(
-            f"no {modality} encoder of this collection is loaded (its vectors: {_listed(sorted(vectors))}); "
+            f"no {modality} encoder of this collection is loaded (its vectors: {_names(sorted(vectors))}); "
             f"give the model folders that indexed it (--model DIR, or [[encoders]] in the config)"
         )
 
@@ -461,8 +483,7 @@ class Searcher:
         found = self.store.retrieve([item], with_vectors=names, with_payload=False)
         if not found:
             raise ItemNotFoundError(
-                f"item {item!r} is not in collection {self.store.settings.collection!r} "
-                f"({self.store.count()} items)"
+                f"item {item!r} is not in collection {self.store.settings.collection!r} ({self.store.count()} items)"
             )
         return dict(found[0].vectors)
 
@@ -479,10 +500,9 @@ class Searcher:
             )
         if not cf.has_user(user):
             if alone:
-                shown = ", ".join(repr(u) for u in cf.user_ids[:5]) + (" ..." if cf.n_users > 5 else "")
                 raise NotFoundError(
                     f"user {user!r} is unknown: the CF model of this collection knows {cf.n_users} users "
-                    f"({shown}); give a text, image or item to search without them"
+                    f"({listed(cf.user_ids, 5)}); give a text, image or item to search without them"
                 )
             notes.append(f"user {user!r} is unknown to the CF model: the query's other inputs carry the search")
             return _User(user, known=False, cold=True, interactions=0, seen=())
@@ -522,7 +542,10 @@ class Searcher:
         return None
 
     def _weigh(
-        self, drafts: Mapping[str, _Leg], weights: Mapping[str, float] | None, dropped: Mapping[str, str],
+        self,
+        drafts: Mapping[str, _Leg],
+        weights: Mapping[str, float] | None,
+        dropped: Mapping[str, str],
         notes: list[str],
     ) -> tuple[list[_Leg], np.ndarray]:
         available = [s for s in self._signals if s.name in drafts]
@@ -544,11 +567,11 @@ class Searcher:
                 elif w > 0:
                     raise ConfigError(
                         f"signal {name!r} gets no input from this query ({_why(name)}); the signals of this "
-                        f"query are: {_listed([s.name for s in available])}"
+                        f"query are: {_names([s.name for s in available])}"
                     )
             if not chosen:
                 chosen = default_weights(available)
-                notes.append(f"no weighted signal is left; using every available one: {_listed(list(chosen))}")
+                notes.append(f"no weighted signal is left; using every available one: {_names(list(chosen))}")
         legs = [drafts[s.name] for s in available if s.name in chosen]
         w = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
         return legs, w / w.sum()
@@ -556,17 +579,37 @@ class Searcher:
     # ------------------------------------------------------------------ the three store calls
 
     def _run(
-        self, legs: list[_Leg], weights: np.ndarray, fusion: str, normalization: str, flt: Filter | None,
-        limit: int, explain: bool, notes: list[str],
+        self,
+        legs: list[_Leg],
+        weights: np.ndarray,
+        fusion: str,
+        normalization: str,
+        flt: Filter | None,
+        limit: int,
+        explain: bool,
+        notes: list[str],
     ) -> SearchResponse:
         s = self.settings
         depth = max(s.candidates, limit)
-        first = [NearestQuery(vector=g.signal.vector, query=g.query if g.query.ndim == 1 else g.query[0],
-                              limit=depth, filter=flt, hnsw_ef=s.hnsw_ef) for g in legs]
+        first = [
+            NearestQuery(
+                vector=g.signal.vector,
+                query=g.query if g.query.ndim == 1 else g.query[0],
+                limit=depth,
+                filter=flt,
+                hnsw_ef=s.hnsw_ef,
+            )
+            for g in legs
+        ]
         candidates = list(dict.fromkeys(h.id for hits in self.store.query_batch(first) for h in hits))
         uses = [SignalUse(g.signal.name, g.vector, float(w), g.inputs) for g, w in zip(legs, weights, strict=True)]
-        base: dict[str, Any] = {"signals": uses, "fusion": fusion, "normalization": normalization,
-                                "candidates": len(candidates), "notes": notes}
+        base: dict[str, Any] = {
+            "signals": uses,
+            "fusion": fusion,
+            "normalization": normalization,
+            "candidates": len(candidates),
+            "notes": notes,
+        }
         if not candidates:
             return SearchResponse(results=[], engine="qdrant", **base)
         pairs = [(g.vector, g.query) for g in legs]
@@ -578,8 +621,10 @@ class Searcher:
             hits = self._formula(legs, weights, params, candidates, limit)
             rows = self.store.score_items([h[0] for h in hits], pairs) if explain and hits else None
             fused = F.weighted_sum(rows, weights, params=params) if rows is not None else None
-            results = [Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if fused else {})
-                       for r, (item_id, score, payload) in enumerate(hits)]
+            results = [
+                Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if fused else {})
+                for r, (item_id, score, payload) in enumerate(hits)
+            ]
             return SearchResponse(results=results, engine="qdrant", **base)
         matrix = self.store.score_items(candidates, pairs)
         engine = "qdrant"
@@ -593,16 +638,19 @@ class Searcher:
                 hits = self._numpy_hits(candidates, fused, limit)
                 engine = "numpy"
             else:
-                hits = self._hybrid(legs, candidates, Rrf(k=s.rrf_k, weights=tuple(float(w) for w in rrf_weights)),
-                                    limit)
+                hits = self._hybrid(
+                    legs, candidates, Rrf(k=s.rrf_k, weights=tuple(float(w) for w in rrf_weights)), limit
+                )
         else:
             norm = "dbsf" if fusion == "dbsf" else normalization
             params = [F.affine(matrix[:, j], norm) for j in range(len(legs))]  # type: ignore[arg-type]
             fused = F.weighted_sum(matrix, weights, params=params)
             hits = self._formula(legs, weights, params, candidates, limit)
         row = {c: i for i, c in enumerate(candidates)}
-        results = [Result(item_id, score, payload, _breakdown(legs, matrix, fused, row[item_id]) if explain else {})
-                   for item_id, score, payload in hits]
+        results = [
+            Result(item_id, score, payload, _breakdown(legs, matrix, fused, row[item_id]) if explain else {})
+            for item_id, score, payload in hits
+        ]
         return SearchResponse(results=results, engine=engine, **base)
 
     def _dense(self, vector: str) -> bool:
@@ -617,10 +665,17 @@ class Searcher:
         query = HybridQuery(prefetch, fusion, limit=limit, filter=only, with_payload=True)
         return [(h.id, h.score, h.payload or {}) for h in self.store.hybrid_query(query)]
 
-    def _formula(self, legs: Sequence[_Leg], weights: np.ndarray, params: Sequence[F.Affine],
-                 candidates: Sequence[str], limit: int) -> list[_Hit]:
-        formula = weighted_sum_formula(weights, [p.shift for p in params], [p.scale for p in params],
-                                       renormalize_by=[g.vector for g in legs])
+    def _formula(
+        self,
+        legs: Sequence[_Leg],
+        weights: np.ndarray,
+        params: Sequence[F.Affine],
+        candidates: Sequence[str],
+        limit: int,
+    ) -> list[_Hit]:
+        formula = weighted_sum_formula(
+            weights, [p.shift for p in params], [p.scale for p in params], renormalize_by=[g.vector for g in legs]
+        )
         return self._hybrid(legs, candidates, formula, limit)
 
     def _numpy_hits(self, candidates: Sequence[str], fused: F.Fused, limit: int) -> list[_Hit]:

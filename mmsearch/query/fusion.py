@@ -163,8 +163,9 @@ def _weighted_mean(normalized: np.ndarray, present: np.ndarray, w: np.ndarray, m
         eff = np.divide(eff, have, out=np.zeros_like(eff), where=have > 0)
     contributions = np.where(present, normalized, 0.0) * eff
     scores = np.where(have[:, 0] > 0, contributions.sum(axis=1), np.nan)
-    return Fused(scores=scores, normalized=np.where(present, normalized, np.nan), contributions=contributions,
-                 weights=eff)
+    return Fused(
+        scores=scores, normalized=np.where(present, normalized, np.nan), contributions=contributions, weights=eff
+    )
 
 
 def weighted_sum(
@@ -263,8 +264,12 @@ def weighted_rrf(
         factor = np.ones_like(have)
     contributions = terms * factor[:, None]
     scores = np.where(have > 0, contributions.sum(axis=1), np.nan)
-    return Fused(scores=scores, normalized=np.where(present, terms, np.nan), contributions=contributions,
-                 weights=weight_present * factor[:, None])
+    return Fused(
+        scores=scores,
+        normalized=np.where(present, terms, np.nan),
+        contributions=contributions,
+        weights=weight_present * factor[:, None],
+    )
 
 
 def dbsf(
@@ -306,6 +311,20 @@ def fuse(
 
 
 __all__ = [
-    "Affine", "DEFAULT_RRF_K", "Fused", "METHODS", "MISSING", "NORMALIZATIONS", "affine", "dbsf", "fuse",
-    "minmax_affine", "normalize", "normalize_columns", "ranks", "rrf_term", "weighted_rrf", "weighted_sum",
+    "Affine",
+    "DEFAULT_RRF_K",
+    "Fused",
+    "METHODS",
+    "MISSING",
+    "NORMALIZATIONS",
+    "affine",
+    "dbsf",
+    "fuse",
+    "minmax_affine",
+    "normalize",
+    "normalize_columns",
+    "ranks",
+    "rrf_term",
+    "weighted_rrf",
+    "weighted_sum",
 ]

@@ -81,8 +81,10 @@ def render_report(response: SearchResponse, query: Mapping[str, Any], *, image_r
         "<table class='sig'><tr><th>signal</th><th>vector</th><th>weight</th><th>from</th></tr>",
     ]
     for s in response.signals:
-        parts.append(f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.vector)}</td>"
-                     f"<td class='num'>{s.weight:.3f}</td><td>{html.escape(', '.join(s.inputs))}</td></tr>")
+        parts.append(
+            f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.vector)}</td>"
+            f"<td class='num'>{s.weight:.3f}</td><td>{html.escape(', '.join(s.inputs))}</td></tr>"
+        )
     parts.append("</table>")
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in response.notes]
     parts.append("<div class='hits'>")
@@ -91,12 +93,15 @@ def render_report(response: SearchResponse, query: Mapping[str, Any], *, image_r
         images = r.payload.get("images") or []
         images = [images] if isinstance(images, str) else list(images)
         photos = "".join(_photo(str(ref), root) for ref in images[:MAX_PHOTOS]) or "<span class='none'>no photo</span>"
-        parts.append(f"<div class='hit'><div>#{rank} <span class='score'>{r.score:.4f}</span> "
-                     f"<span class='id'>{html.escape(r.id)}</span></div><div>{html.escape(str(title))}</div>"
-                     f"<div class='photos'>{photos}</div>")
+        parts.append(
+            f"<div class='hit'><div>#{rank} <span class='score'>{r.score:.4f}</span> "
+            f"<span class='id'>{html.escape(r.id)}</span></div><div>{html.escape(str(title))}</div>"
+            f"<div class='photos'>{photos}</div>"
+        )
         if r.signals:
-            parts.append("<table class='sig'><tr><th>signal</th><th>raw</th><th>norm</th><th>weight</th><th>+</th>"
-                         "<th></th></tr>")
+            parts.append(
+                "<table class='sig'><tr><th>signal</th><th>raw</th><th>norm</th><th>weight</th><th>+</th><th></th></tr>"
+            )
             for name, s in r.signals.items():
                 width = max(0.0, min(1.0, s.contribution / r.score if r.score > 0 else 0.0)) * 80
                 parts.append(
@@ -111,8 +116,9 @@ def render_report(response: SearchResponse, query: Mapping[str, Any], *, image_r
     return "\n".join(parts)
 
 
-def write_report(path: str | Path, response: SearchResponse, query: Mapping[str, Any], *,
-                 image_root: str | Path = ".") -> Path:
+def write_report(
+    path: str | Path, response: SearchResponse, query: Mapping[str, Any], *, image_root: str | Path = "."
+) -> Path:
     """Write `render_report(...)` to `path` (UTF-8) and return the path."""
     out = Path(path)
     out.write_text(render_report(response, query, image_root=image_root), encoding="utf-8")

@@ -28,8 +28,12 @@ class SignalScore:
     contribution: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"raw": self.raw, "normalized": self.normalized, "weight": self.weight,
-                "contribution": self.contribution}
+        return {
+            "raw": self.raw,
+            "normalized": self.normalized,
+            "weight": self.weight,
+            "contribution": self.contribution,
+        }
 
 
 @dataclass(frozen=True)

@@ -103,10 +103,12 @@ def collection_signals(schema: StoreSchema, *, cf: bool = True) -> list[Signal]:
     for s in specs:
         drafts.append((Signal(s.name, "content", s.name, s.model, s.family, s.modality, s.distance), aliases[s.name]))
     for s in specs:
-        drafts.append((
-            Signal(PROFILE_PREFIX + s.name, "profile", s.name, s.model, s.family, s.modality, s.distance),
-            [PROFILE_PREFIX + a for a in aliases[s.name]],
-        ))
+        drafts.append(
+            (
+                Signal(PROFILE_PREFIX + s.name, "profile", s.name, s.model, s.family, s.modality, s.distance),
+                [PROFILE_PREFIX + a for a in aliases[s.name]],
+            )
+        )
     if cf and CF_VECTOR in schema.vectors:
         drafts.append((Signal(CF_SIGNAL, "cf", CF_VECTOR, distance=schema.vectors[CF_VECTOR].distance), []))
     canonical = {sig.name for sig, _ in drafts}
@@ -309,7 +311,19 @@ def profile_queries(
 
 
 __all__ = [
-    "CF_SIGNAL", "PROFILE_PREFIX", "PROFILE_TECHNIQUES", "ProfileTechnique", "Signal", "SignalKind",
-    "collection_signals", "content_queries", "default_weights", "parse_weight", "parse_weights",
-    "profile_queries", "resolve_signal", "resolve_weights", "unit",
+    "CF_SIGNAL",
+    "PROFILE_PREFIX",
+    "PROFILE_TECHNIQUES",
+    "ProfileTechnique",
+    "Signal",
+    "SignalKind",
+    "collection_signals",
+    "content_queries",
+    "default_weights",
+    "parse_weight",
+    "parse_weights",
+    "profile_queries",
+    "resolve_signal",
+    "resolve_weights",
+    "unit",
 ]

@@ -106,11 +106,12 @@ def open_store(
         existing = backend.read_schema()
         if existing is None and encoders is None:
             where = s.url if s.backend == "server" else (s.data_path or "memory")
-            raise StoreNotFoundError(
-                f"no collection {s.collection!r} at {where}; pass encoders=[...] to create it"
-            )
+            raise StoreNotFoundError(f"no collection {s.collection!r} at {where}; pass encoders=[...] to create it")
         plan = plan_schema(
-            existing, encoders or (), cf_dim=s.cf_dim, payload_indexes=s.payload_indexes,
+            existing,
+            encoders or (),
+            cf_dim=s.cf_dim,
+            payload_indexes=s.payload_indexes,
             index_multivector=s.index_multivectors,
         )
         if existing is None:
@@ -124,9 +125,45 @@ def open_store(
 
 
 __all__ = [
-    "CF_VECTOR", "ITEM_ID_KEY", "ITEM_NAMESPACE", "Const", "Dbsf", "Div", "Filter", "Formula", "HasItemId",
-    "HasVector", "Hit", "HnswSettings", "HybridQuery", "Item", "Match", "MatchAny", "Mult", "NearestQuery",
-    "Prefetch", "Range", "Rescore", "Rrf", "Score", "ScrollPage", "Store", "StoreSchema", "StoreSettings",
-    "StoredItem", "Sum", "VectorSpec", "VectorUpdate", "encoder_vectors", "load_settings", "make_backend",
-    "multi_name", "open_store", "plan_schema", "point_id", "pooled_name", "weighted_sum_formula", "where",
+    "CF_VECTOR",
+    "ITEM_ID_KEY",
+    "ITEM_NAMESPACE",
+    "Const",
+    "Dbsf",
+    "Div",
+    "Filter",
+    "Formula",
+    "HasItemId",
+    "HasVector",
+    "Hit",
+    "HnswSettings",
+    "HybridQuery",
+    "Item",
+    "Match",
+    "MatchAny",
+    "Mult",
+    "NearestQuery",
+    "Prefetch",
+    "Range",
+    "Rescore",
+    "Rrf",
+    "Score",
+    "ScrollPage",
+    "Store",
+    "StoreSchema",
+    "StoreSettings",
+    "StoredItem",
+    "Sum",
+    "VectorSpec",
+    "VectorUpdate",
+    "encoder_vectors",
+    "load_settings",
+    "make_backend",
+    "multi_name",
+    "open_store",
+    "plan_schema",
+    "point_id",
+    "pooled_name",
+    "weighted_sum_formula",
+    "where",
 ]

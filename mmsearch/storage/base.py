@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -19,8 +19,8 @@ from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 if TYPE_CHECKING:
     from mmsearch.storage.hybrid import HybridQuery
 
-VectorInput = Union[np.ndarray, Sequence[float], Sequence[Sequence[float]]]
-WithVectors = Union[bool, Sequence[str]]
+VectorInput = np.ndarray | Sequence[float] | Sequence[Sequence[float]]
+WithVectors = bool | Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,9 @@ class Backend(Protocol):
         """Create the collection with all of `schema`'s vectors and payload indexes, and record it."""
         ...
 
-    def extend(self, schema: StoreSchema, new_vectors: Sequence[VectorSpec],
-               new_indexes: Mapping[str, FieldType]) -> None:
+    def extend(
+        self, schema: StoreSchema, new_vectors: Sequence[VectorSpec], new_indexes: Mapping[str, FieldType]
+    ) -> None:
         """Add vectors and payload indexes to an existing collection (others untouched), then record `schema`."""
         ...
 
@@ -177,8 +178,9 @@ class Backend(Protocol):
         """The points that exist among `point_ids`, in any order."""
         ...
 
-    def scroll(self, flt: Filter | None, limit: int, offset: str | None,
-               with_vectors: WithVectors, with_payload: bool) -> tuple[list[RawRecord], str | None]:
+    def scroll(
+        self, flt: Filter | None, limit: int, offset: str | None, with_vectors: WithVectors, with_payload: bool
+    ) -> tuple[list[RawRecord], str | None]:
         """Points in point-id order from `offset`, and the next page's offset."""
         ...
 
@@ -186,8 +188,9 @@ class Backend(Protocol):
         """Run nearest-neighbour and hybrid queries (already validated, vectors as float32 arrays) as one batch."""
         ...
 
-    def score_points(self, queries: Sequence[NearestQuery], point_ids: Sequence[str],
-                     limit: int | None = None) -> list[dict[str, float]]:
+    def score_points(
+        self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None
+    ) -> list[dict[str, float]]:
         """Exact scores of `point_ids` for each query (point id -> score; points lacking the vector left out).
 
         With `limit`, only the `limit` best of them per query.

@@ -97,8 +97,9 @@ class ClientBackend:
             self._where = str(settings.url)
             api_key = settings.api_key.get_secret_value() if settings.api_key else None
             with _engine(self._where, "connect"):
-                self._client = qc.QdrantClient(url=settings.url, api_key=api_key, timeout=settings.timeout_s,
-                                               prefer_grpc=settings.prefer_grpc)
+                self._client = qc.QdrantClient(
+                    url=settings.url, api_key=api_key, timeout=settings.timeout_s, prefer_grpc=settings.prefer_grpc
+                )
         else:
             path = settings.data_path
             self._where = f"local mode, {path}" if path else "local mode, in memory"
@@ -167,31 +168,45 @@ class ClientBackend:
                 write_consistency_factor=s.write_consistency_factor,
                 on_disk_payload=s.on_disk_payload,
                 hnsw_config=m.HnswConfigDiff(
-                    m=hnsw.m, ef_construct=hnsw.ef_construct, full_scan_threshold=hnsw.full_scan_threshold_kb,
+                    m=hnsw.m,
+                    ef_construct=hnsw.ef_construct,
+                    full_scan_threshold=hnsw.full_scan_threshold_kb,
                     max_indexing_threads=hnsw.max_indexing_threads,
                 ),
                 metadata={METADATA_KEY: schema.to_record()},
             )
         self._create_indexes(schema.payload_indexes)
 
-    def extend(self, schema: StoreSchema, new_vectors: Sequence[VectorSpec],
-               new_indexes: Mapping[str, FieldType]) -> None:
+    def extend(
+        self, schema: StoreSchema, new_vectors: Sequence[VectorSpec], new_indexes: Mapping[str, FieldType]
+    ) -> None:
         m = self._m
         with self._e("adding vectors"):
             for spec in new_vectors:
                 params = self._vector_params(spec)
                 self._client.create_vector_name(
-                    self._name, spec.name,
-                    m.DenseVectorNameConfig(dense=m.DenseVectorConfig(
-                        size=params.size, distance=params.distance, multivector_config=params.multivector_config,
-                    )),
+                    self._name,
+                    spec.name,
+                    m.DenseVectorNameConfig(
+                        dense=m.DenseVectorConfig(
+                            size=params.size,
+                            distance=params.distance,
+                            multivector_config=params.multivector_config,
+                        )
+                    ),
                 )
                 # create_vector_name takes no index settings; apply them as a diff (local mode has none).
                 if not self._local and (params.hnsw_config or params.quantization_config or params.on_disk):
-                    self._client.update_collection(self._name, vectors_config={spec.name: m.VectorParamsDiff(
-                        hnsw_config=params.hnsw_config, quantization_config=params.quantization_config,
-                        on_disk=params.on_disk,
-                    )})
+                    self._client.update_collection(
+                        self._name,
+                        vectors_config={
+                            spec.name: m.VectorParamsDiff(
+                                hnsw_config=params.hnsw_config,
+                                quantization_config=params.quantization_config,
+                                on_disk=params.on_disk,
+                            )
+                        },
+                    )
         self._create_indexes(new_indexes)
         with self._e("recording the schema"):
             self._client.update_collection(self._name, metadata={METADATA_KEY: schema.to_record()})
@@ -202,8 +217,9 @@ class ClientBackend:
         m = self._m
         with self._e("create_payload_index"):
             for key, kind in indexes.items():
-                self._client.create_payload_index(self._name, key, getattr(m.PayloadSchemaType, kind.upper()),
-                                                  wait=True)
+                self._client.create_payload_index(
+                    self._name, key, getattr(m.PayloadSchemaType, kind.upper()), wait=True
+                )
 
     # -- writes ------------------------------------------------------------------------------
     @staticmethod
@@ -212,8 +228,10 @@ class ClientBackend:
 
     def upsert(self, points: Sequence[Point]) -> None:
         m = self._m
-        batch = [m.PointStruct(id=p.id, vector={n: self._vec(v) for n, v in p.vectors.items()}, payload=dict(p.payload))
-                 for p in points]
+        batch = [
+            m.PointStruct(id=p.id, vector={n: self._vec(v) for n, v in p.vectors.items()}, payload=dict(p.payload))
+            for p in points
+        ]
         with self._e("upsert"), warnings.catch_warnings():
             # local mode warns past 20,000 points; the docs already say it is for tests only
             warnings.simplefilter("ignore", UserWarning)
@@ -227,8 +245,9 @@ class ClientBackend:
 
     def delete_vectors(self, point_ids: Sequence[str], names: Sequence[str]) -> None:
         with self._e("delete_vectors"):
-            self._client.delete_vectors(self._name, vectors=list(names),
-                                        points=self._m.PointIdsList(points=list(point_ids)), wait=True)
+            self._client.delete_vectors(
+                self._name, vectors=list(names), points=self._m.PointIdsList(points=list(point_ids)), wait=True
+            )
 
     def delete_ids(self, point_ids: Sequence[str]) -> None:
         with self._e("delete"):
@@ -275,16 +294,25 @@ class ClientBackend:
 
     def retrieve(self, point_ids: Sequence[str], with_vectors: WithVectors, with_payload: bool) -> list[RawRecord]:
         with self._e("retrieve"):
-            recs = self._client.retrieve(self._name, ids=list(point_ids), with_payload=self._payload(with_payload),
-                                         with_vectors=self._with_vectors(with_vectors))
+            recs = self._client.retrieve(
+                self._name,
+                ids=list(point_ids),
+                with_payload=self._payload(with_payload),
+                with_vectors=self._with_vectors(with_vectors),
+            )
         return [_record(r) for r in recs]
 
-    def scroll(self, flt: Filter | None, limit: int, offset: str | None, with_vectors: WithVectors,
-               with_payload: bool) -> tuple[list[RawRecord], str | None]:
+    def scroll(
+        self, flt: Filter | None, limit: int, offset: str | None, with_vectors: WithVectors, with_payload: bool
+    ) -> tuple[list[RawRecord], str | None]:
         with self._e("scroll"):
             recs, nxt = self._client.scroll(
-                self._name, scroll_filter=self._filter(flt), limit=limit, offset=offset,
-                with_payload=self._payload(with_payload), with_vectors=self._with_vectors(with_vectors),
+                self._name,
+                scroll_filter=self._filter(flt),
+                limit=limit,
+                offset=offset,
+                with_payload=self._payload(with_payload),
+                with_vectors=self._with_vectors(with_vectors),
             )
         return [_record(r) for r in recs], (None if nxt is None else str(nxt))
 
@@ -292,17 +320,26 @@ class ClientBackend:
         requests = [self._request(q) for q in queries]
         with self._e("query"):
             responses = self._client.query_batch_points(self._name, requests=requests)
-        return [[RawHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in r.points]
-                for r in responses]
+        return [
+            [RawHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in r.points]
+            for r in responses
+        ]
 
-    def score_points(self, queries: Sequence[NearestQuery], point_ids: Sequence[str],
-                     limit: int | None = None) -> list[dict[str, float]]:
+    def score_points(
+        self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None
+    ) -> list[dict[str, float]]:
         m = self._m
         only = m.Filter(must=[m.HasIdCondition(has_id=list(point_ids))])
         exact = None if self._local else m.SearchParams(exact=True)
         requests = [
-            m.QueryRequest(query=m.NearestQuery(nearest=self._vec(q.query)), using=q.vector, filter=only,
-                           params=exact, limit=limit or len(point_ids), with_payload=False)
+            m.QueryRequest(
+                query=m.NearestQuery(nearest=self._vec(q.query)),
+                using=q.vector,
+                filter=only,
+                params=exact,
+                limit=limit or len(point_ids),
+                with_payload=False,
+            )
             for q in queries
         ]
         with self._e("score"):
@@ -370,8 +407,11 @@ class ClientBackend:
         if isinstance(e, Mult):
             return m.MultExpression(mult=[self._expression(t) for t in e.terms])
         if isinstance(e, Div):
-            return m.DivExpression(div=m.DivParams(left=self._expression(e.left), right=self._expression(e.right),
-                                                   by_zero_default=e.by_zero))
+            return m.DivExpression(
+                div=m.DivParams(
+                    left=self._expression(e.left), right=self._expression(e.right), by_zero_default=e.by_zero
+                )
+            )
         raise TypeError(f"unknown expression {e!r}")  # prepare_hybrid rules this out
 
     def _search_params(self, q: NearestQuery | Prefetch) -> Any:

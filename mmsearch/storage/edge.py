@@ -26,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +40,7 @@ from mmsearch.errors import (
     StorageError,
     StoreLockedError,
 )
+from mmsearch.files import write_json_atomic
 from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors
 from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range
 from mmsearch.storage.hybrid import (
@@ -99,26 +98,6 @@ def _engine(op: str) -> Iterator[None]:
         raise
     except Exception as e:
         raise BackendError(f"Qdrant Edge {op} failed: {e}") from e
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class EdgeBackend:
@@ -180,8 +159,9 @@ class EdgeBackend:
             if config is not None and "incompatible" in str(e):
                 # A process died between changing the shard and recording the change: the shard
                 # holds vectors the record lacks. Open it as it is; extend() settles the rest.
-                log.warning("Edge shard %s differs from its schema record (%s); opening it as stored",
-                            self._shard_dir, e)
+                log.warning(
+                    "Edge shard %s differs from its schema record (%s); opening it as stored", self._shard_dir, e
+                )
                 try:
                     return qe.EdgeShard.load(str(self._shard_dir))
                 except Exception as e2:
@@ -202,9 +182,11 @@ class EdgeBackend:
                     qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if spec.multivector else None
                 ),
                 hnsw_config=(
-                    None if spec.indexed
-                    else qe.HnswIndexConfig(m=0, ef_construct=hnsw.ef_construct,
-                                            full_scan_threshold=hnsw.full_scan_threshold_kb)
+                    None
+                    if spec.indexed
+                    else qe.HnswIndexConfig(
+                        m=0, ef_construct=hnsw.ef_construct, full_scan_threshold=hnsw.full_scan_threshold_kb
+                    )
                 ),
                 quantization_config=self._quantization() if spec.kind == "pooled" else None,
                 memory=qe.Memory.Cold if s.on_disk else None,
@@ -212,7 +194,9 @@ class EdgeBackend:
         return qe.EdgeConfig(
             vectors=vectors,
             hnsw_config=qe.HnswIndexConfig(
-                m=hnsw.m, ef_construct=hnsw.ef_construct, full_scan_threshold=hnsw.full_scan_threshold_kb,
+                m=hnsw.m,
+                ef_construct=hnsw.ef_construct,
+                full_scan_threshold=hnsw.full_scan_threshold_kb,
                 max_indexing_threads=hnsw.max_indexing_threads,
             ),
             payload_memory=qe.Memory.Cold if s.on_disk_payload else qe.Memory.Cached,
@@ -253,16 +237,21 @@ class EdgeBackend:
         self._create_indexes(schema.payload_indexes)
         self._record(schema)
 
-    def extend(self, schema: StoreSchema, new_vectors: Sequence[VectorSpec],
-               new_indexes: Mapping[str, FieldType]) -> None:
+    def extend(
+        self, schema: StoreSchema, new_vectors: Sequence[VectorSpec], new_indexes: Mapping[str, FieldType]
+    ) -> None:
         qe = self._qe
         shard = self._shard_or_fail()
         with _engine("adding vectors"):
             for spec in new_vectors:
-                shard.update(qe.UpdateOperation.create_dense_vector(
-                    spec.name, spec.dim, _DISTANCES[spec.distance](qe),
-                    qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if spec.multivector else None,
-                ))
+                shard.update(
+                    qe.UpdateOperation.create_dense_vector(
+                        spec.name,
+                        spec.dim,
+                        _DISTANCES[spec.distance](qe),
+                        qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if spec.multivector else None,
+                    )
+                )
         if new_vectors:
             self._reload(schema)  # persists the per-vector HNSW (m=0) and quantization settings
         self._create_indexes(new_indexes)
@@ -347,16 +336,21 @@ class EdgeBackend:
     def retrieve(self, point_ids: Sequence[str], with_vectors: WithVectors, with_payload: bool) -> list[RawRecord]:
         shard = self._shard_or_fail()
         with _engine("retrieve"):
-            recs = shard.retrieve(list(point_ids), self._payload_selector(with_payload),
-                                  self._with_vector(with_vectors))
+            recs = shard.retrieve(
+                list(point_ids), self._payload_selector(with_payload), self._with_vector(with_vectors)
+            )
         return [_record(r) for r in recs]
 
-    def scroll(self, flt: Filter | None, limit: int, offset: str | None, with_vectors: WithVectors,
-               with_payload: bool) -> tuple[list[RawRecord], str | None]:
+    def scroll(
+        self, flt: Filter | None, limit: int, offset: str | None, with_vectors: WithVectors, with_payload: bool
+    ) -> tuple[list[RawRecord], str | None]:
         shard = self._shard_or_fail()
         req = self._qe.ScrollRequest(
-            offset=offset, limit=limit, filter=self._filter(flt),
-            with_payload=self._payload_selector(with_payload), with_vector=self._with_vector(with_vectors),
+            offset=offset,
+            limit=limit,
+            filter=self._filter(flt),
+            with_payload=self._payload_selector(with_payload),
+            with_vector=self._with_vector(with_vectors),
         )
         with _engine("scroll"):
             recs, nxt = shard.scroll(req)
@@ -370,22 +364,30 @@ class EdgeBackend:
                 results = [shard.query(requests[0])]
             else:
                 results = shard.query_batch(self._qe.QueryBatchRequest(requests))
-        return [[RawHit(id=str(h.id), score=float(h.score), payload=dict(h.payload or {})) for h in res]
-                for res in results]
+        return [
+            [RawHit(id=str(h.id), score=float(h.score), payload=dict(h.payload or {})) for h in res] for res in results
+        ]
 
-    def score_points(self, queries: Sequence[NearestQuery], point_ids: Sequence[str],
-                     limit: int | None = None) -> list[dict[str, float]]:
+    def score_points(
+        self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None
+    ) -> list[dict[str, float]]:
         qe = self._qe
         shard = self._shard_or_fail()
         only = qe.Filter(must=[qe.HasIdCondition(set(point_ids))])
         requests = [
-            qe.QueryRequest(limit=limit or len(point_ids), query=qe.Query.Nearest(q.query, using=q.vector), filter=only,
-                            params=qe.SearchParams(exact=True), with_payload=False)
+            qe.QueryRequest(
+                limit=limit or len(point_ids),
+                query=qe.Query.Nearest(q.query, using=q.vector),
+                filter=only,
+                params=qe.SearchParams(exact=True),
+                with_payload=False,
+            )
             for q in queries
         ]
         with _engine("score"):
-            results = (shard.query_batch(qe.QueryBatchRequest(requests)) if len(requests) > 1
-                       else [shard.query(requests[0])])
+            results = (
+                shard.query_batch(qe.QueryBatchRequest(requests)) if len(requests) > 1 else [shard.query(requests[0])]
+            )
         if limit is not None:
             return [{str(h.id): float(h.score) for h in res} for res in results]
         # Edge returns uuid.UUID ids: with every point scored by every query, one dict from UUID back to
@@ -426,8 +428,9 @@ class EdgeBackend:
     def _fusion(self, f: Fusion) -> Any:
         qe = self._qe
         if isinstance(f, Formula):
-            return qe.Formula(self._expression(f.expression),
-                              defaults={f"$score[{i}]": v for i, v in f.defaults.items()})
+            return qe.Formula(
+                self._expression(f.expression), defaults={f"$score[{i}]": v for i, v in f.defaults.items()}
+            )
         if isinstance(f, Rrf):
             return qe.Fusion.Rrf(k=f.k, weights=list(f.weights) if f.weights is not None else None)
         if isinstance(f, Dbsf):
@@ -496,7 +499,11 @@ _DISTANCES = {
     "euclid": lambda qe: qe.Distance.Euclid,
 }
 _FIELD_TYPES: dict[str, str] = {
-    "keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool",
-    "datetime": "Datetime", "text": "Text", "uuid": "Uuid",
+    "keyword": "Keyword",
+    "integer": "Integer",
+    "float": "Float",
+    "bool": "Bool",
+    "datetime": "Datetime",
+    "text": "Text",
+    "uuid": "Uuid",
 }
-

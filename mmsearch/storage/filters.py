@@ -13,7 +13,7 @@ from typing import Union
 
 from mmsearch.errors import InvalidFilterError
 
-MatchValue = Union[str, int, bool]
+MatchValue = str | int | bool
 
 
 def _check_key(key: object) -> None:

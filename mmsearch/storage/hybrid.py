@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 from mmsearch.errors import ConfigError, InputError, InvalidFilterError
 from mmsearch.storage.base import NearestQuery, VectorInput
@@ -111,7 +110,7 @@ class Div:
     by_zero: float = 0.0
 
 
-Expression = Union[Const, Score, HasVector, Sum, Mult, Div]
+Expression = Const | Score | HasVector | Sum | Mult | Div
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ class Rescore:
     query: VectorInput
 
 
-Fusion = Union[Formula, Rrf, Dbsf, Rescore]
+Fusion = Formula | Rrf | Dbsf | Rescore
 
 
 @dataclass(frozen=True)
@@ -247,8 +246,6 @@ def expression_vectors(expression: Expression) -> set[str]:
     if isinstance(expression, Div):
         return expression_vectors(expression.left) | expression_vectors(expression.right)
     return set()
-
-
 
 
 # ------------------------------------------------------------------ validation
@@ -350,7 +347,22 @@ def prepare_hybrid(query: HybridQuery, schema: StoreSchema) -> HybridQuery:
 
 
 __all__ = [
-    "Const", "Dbsf", "Div", "Expression", "Formula", "Fusion", "HasVector", "HybridQuery", "Mult", "Prefetch",
-    "Rescore", "Rrf", "Score", "Sum", "expression_scores", "expression_vectors", "prepare_hybrid",
+    "Const",
+    "Dbsf",
+    "Div",
+    "Expression",
+    "Formula",
+    "Fusion",
+    "HasVector",
+    "HybridQuery",
+    "Mult",
+    "Prefetch",
+    "Rescore",
+    "Rrf",
+    "Score",
+    "Sum",
+    "expression_scores",
+    "expression_vectors",
+    "prepare_hybrid",
     "weighted_sum_formula",
 ]

@@ -173,10 +173,14 @@ def encoder_vectors(spec: EncoderSpec, *, index_multivector: bool = False) -> tu
         raise ConfigError(f"encoder {spec.model!r} has dim {spec.dim!r}; expected a positive integer")
     if not spec.fingerprint:
         raise ConfigError(f"encoder {spec.model!r} ({spec.modality}) has no fingerprint")
-    common = dict(
-        dim=spec.dim, distance=spec.distance, model=spec.model, family=spec.family,
-        modality=spec.modality, fingerprint=spec.fingerprint,
-    )
+    common = {
+        "dim": spec.dim,
+        "distance": spec.distance,
+        "model": spec.model,
+        "family": spec.family,
+        "modality": spec.modality,
+        "fingerprint": spec.fingerprint,
+    }
     pooled = VectorSpec(name=pooled_name(spec.model, spec.modality), kind="pooled", indexed=True, **common)
     multi = VectorSpec(name=multi_name(spec.model, spec.modality), kind="multi", indexed=index_multivector, **common)
     return pooled, multi
@@ -257,11 +261,9 @@ def plan_schema(
         if key in stored_indexes:
             if stored_indexes[key] != kind:
                 raise SchemaMismatchError(
-                    f"payload field {key!r} is indexed as {stored_indexes[key]} in this store, "
-                    f"but {kind} was asked for"
+                    f"payload field {key!r} is indexed as {stored_indexes[key]} in this store, but {kind} was asked for"
                 )
         else:
             new_indexes[key] = kind
     schema = StoreSchema(vectors=vectors, payload_indexes={**stored_indexes, **new_indexes})
     return SchemaPlan(schema=schema, new_vectors=tuple(new), new_indexes=new_indexes)
-

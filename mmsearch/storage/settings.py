@@ -98,7 +98,9 @@ class StoreSettings(BaseModel):
                 raise ValueError("backend 'server' takes a url, not a path")
         else:
             server_only = {
-                "url": self.url, "api_key": self.api_key, "shard_number": self.shard_number,
+                "url": self.url,
+                "api_key": self.api_key,
+                "shard_number": self.shard_number,
                 "replication_factor": self.replication_factor,
                 "write_consistency_factor": self.write_consistency_factor,
             }

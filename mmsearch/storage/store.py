@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from indexers.protocol import EncoderSpec
-from mmsearch.errors import InputError, InvalidFilterError, ItemNotFoundError, StorageError, UnknownVectorError
+from mmsearch.errors import InputError, InvalidFilterError, ItemNotFoundError, StorageError, UnknownVectorError, listed
 from mmsearch.storage.base import (
     Backend,
     Hit,
@@ -101,7 +101,9 @@ class Store:
         """
         backend = self._open()
         plan = plan_schema(
-            self._schema, encoders, payload_indexes=self._settings.payload_indexes,
+            self._schema,
+            encoders,
+            payload_indexes=self._settings.payload_indexes,
             index_multivector=self._settings.index_multivectors,
         )
         if plan.new_vectors or plan.new_indexes:
@@ -153,10 +155,9 @@ class Store:
         points = prepare_updates(updates, self._schema)
         ids = [p.id for p in points]
         found = {r.id for chunk in _chunks(ids, 1024) for r in backend.retrieve(chunk, False, False)}
-        missing = [up.id for up, pid in zip(updates, ids) if pid not in found]
+        missing = [up.id for up, pid in zip(updates, ids, strict=True) if pid not in found]
         if missing:
-            shown = ", ".join(repr(n) for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise ItemNotFoundError(f"{len(missing)} item(s) to update are not in the store: {shown}")
+            raise ItemNotFoundError(f"{len(missing)} item(s) to update are not in the store: {listed(missing)}")
         for chunk in _chunks(points, self._settings.batch_size):
             backend.update_vectors(chunk)
         return len(points)
@@ -268,14 +269,19 @@ class Store:
         return ScrollPage(items=[self._item(r) for r in records], next_offset=nxt)
 
     def iter_items(
-        self, *, filter: Filter | None = None, page_size: int = 256, with_vectors: WithVectors = False,
+        self,
+        *,
+        filter: Filter | None = None,
+        page_size: int = 256,
+        with_vectors: WithVectors = False,
         with_payload: bool = True,
     ) -> Iterator[StoredItem]:
         """Every item (matching `filter`), page by page."""
         offset: str | None = None
         while True:
-            page = self.scroll(filter=filter, limit=page_size, offset=offset, with_vectors=with_vectors,
-                               with_payload=with_payload)
+            page = self.scroll(
+                filter=filter, limit=page_size, offset=offset, with_vectors=with_vectors, with_payload=with_payload
+            )
             yield from page.items
             if page.next_offset is None:
                 return
@@ -313,8 +319,16 @@ class Store:
             UnknownVectorError: `vector` is not in the store; the message lists the known names.
             VectorDimensionError, NonFiniteVectorError, InvalidItemError: a bad query vector.
         """
-        q = NearestQuery(vector=vector, query=query, limit=limit, filter=filter, exact=exact, hnsw_ef=hnsw_ef,
-                         score_threshold=score_threshold, with_payload=with_payload)
+        q = NearestQuery(
+            vector=vector,
+            query=query,
+            limit=limit,
+            filter=filter,
+            exact=exact,
+            hnsw_ef=hnsw_ef,
+            score_threshold=score_threshold,
+            with_payload=with_payload,
+        )
         return self.query_batch([q])[0]
 
     def query_batch(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[Hit]]:
@@ -344,7 +358,7 @@ class Store:
             return []
         results = backend.query(checked)
         out = []
-        for q, hits in zip(checked, results):
+        for q, hits in zip(checked, results, strict=True):
             row = []
             for h in hits:
                 payload = dict(h.payload)
@@ -481,4 +495,3 @@ class Store:
     def __repr__(self) -> str:
         state = self._backend.kind if self._backend is not None else "closed"
         return f"Store({state}, collection={self._settings.collection!r}, vectors={self.vector_names})"
-

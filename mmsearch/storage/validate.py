@@ -22,6 +22,7 @@ from mmsearch.errors import (
     NonFiniteVectorError,
     UnknownVectorError,
     VectorDimensionError,
+    listed,
 )
 from mmsearch.storage.base import Item, NearestQuery, Point, VectorInput, VectorUpdate
 from mmsearch.storage.ids import ITEM_ID_KEY, check_item_id, point_id
@@ -67,8 +68,7 @@ def as_rows(name: str, value: VectorInput, spec: VectorSpec, item_id: str | None
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
         raise NonFiniteVectorError(
-            f"{_where(item_id)}vector {name!r} holds {arr[row, col]} at row {row}, column {col}; "
-            f"vectors must be finite"
+            f"{_where(item_id)}vector {name!r} holds {arr[row, col]} at row {row}, column {col}; vectors must be finite"
         )
     if spec.distance == "cosine":
         zero = np.flatnonzero(~np.any(arr, axis=1))
@@ -155,8 +155,7 @@ def _check_batch(ids: Sequence[str], what: str) -> None:
         raise EmptyBatchError(f"no {what} given; a write needs at least one")
     dups = [i for i, n in Counter(ids).items() if n > 1]
     if dups:
-        shown = ", ".join(repr(d) for d in dups[:10]) + (" ..." if len(dups) > 10 else "")
-        raise DuplicateIdError(f"{len(dups)} item id(s) appear more than once in one batch: {shown}")
+        raise DuplicateIdError(f"{len(dups)} item id(s) appear more than once in one batch: {listed(dups)}")
 
 
 def prepare_items(items: Sequence[Item], schema: StoreSchema) -> list[Point]:

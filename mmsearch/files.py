@@ -1,0 +1,55 @@
+"""File primitives several packages share: content hashes and crash-safe writes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write a file so that readers, and a crash at any moment, see the old file or the new one.
+
+    `write` gets a binary file beside the target; it is fsynced, renamed over `path`, and the
+    folder is fsynced so the rename itself survives a power loss.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """`write_atomic` of `data` as indented, key-sorted UTF-8 JSON."""
+    text = json.dumps(data, indent=2, sort_keys=True).encode("utf-8")
+    write_atomic(path, lambda f: f.write(text))
+
+
+__all__ = ["sha256_file", "write_atomic", "write_json_atomic"]
