@@ -1,6 +1,6 @@
 """mmsearch: multimodal retrieval and hybrid recommendation on Qdrant."""
 
 from mmsearch.errors import MmsearchError
+from mmsearch.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["MmsearchError", "__version__"]

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmsearch import __version__
 from mmsearch.errors import FetchError
+from mmsearch.version import __version__
 
 _CHUNK = 64 * 1024
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})

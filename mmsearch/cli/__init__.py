@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from mmsearch import __version__
 from mmsearch.errors import MmsearchError
+from mmsearch.version import __version__
 
 
 class MmsearchGroup(click.Group):
