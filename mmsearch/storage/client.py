@@ -25,11 +25,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
-from mmsearch.storage.base import BackendKind, NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
+from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
 from mmsearch.storage.filters import Filter, MatchValue
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
-from mmsearch.storage.settings import StoreSettings
+from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.translate import Translator, raw_hit, raw_record, vector_selection
 
 METADATA_KEY = "mmsearch"

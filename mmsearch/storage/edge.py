@@ -35,11 +35,11 @@ import numpy as np
 
 from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
 from mmsearch.files import write_json_atomic
-from mmsearch.storage.base import BackendKind, NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
+from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
 from mmsearch.storage.filters import Filter, MatchValue
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
-from mmsearch.storage.settings import StoreSettings
+from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.translate import Translator, raw_hit, raw_record, vector_selection
 
 log = logging.getLogger(__name__)
