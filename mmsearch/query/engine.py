@@ -264,12 +264,7 @@ class Searcher:
             models = [
                 load_model(e.model, device=device, threads=threads, verify=verify_models) for e in config.encoders
             ]
-            try:
-                cf_model = load_collection_cf(config.store, cf_path)
-            except ConfigError:
-                if cf_path is not None:
-                    raise
-                cf_model = None  # a server store keeps no CF model unless told where
+            cf_model = load_collection_cf(store, cf_path)
             return cls(store, models, cf_model, settings, owns_store=True)
         except BaseException:
             store.close()
