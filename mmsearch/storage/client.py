@@ -30,7 +30,7 @@ from mmsearch.storage.filters import Filter, MatchValue
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 from mmsearch.storage.settings import BackendKind, StoreSettings
-from mmsearch.storage.translate import Translator, raw_hit, raw_record, vector_selection
+from mmsearch.storage.translate import Search, Translator, raw_hit, raw_record, vector_selection
 
 METADATA_KEY = "mmsearch"
 _GREEN_TIMEOUT_S = 600
@@ -123,31 +123,23 @@ class ClientDialect:
     def payload_only(self, keys: list[str]) -> Any:
         return keys
 
-    def prefetch(self, query: _Using, prefetches: list[Any] | None, flt: Any, params: Any, limit: int) -> Any:
+    def prefetch(self, search: Search) -> Any:
+        s, q = search, search.query
         return self._m.Prefetch(
-            prefetch=prefetches, query=query.query, using=query.using, filter=flt, params=params, limit=limit
+            prefetch=s.prefetches, query=q.query, using=q.using, filter=s.filter, params=s.params, limit=s.limit
         )
 
-    def request(
-        self,
-        query: _Using,
-        *,
-        prefetches: list[Any] | None,
-        flt: Any,
-        params: Any,
-        limit: int,
-        score_threshold: float | None,
-        with_payload: Any,
-    ) -> Any:
+    def request(self, search: Search) -> Any:
+        s, q = search, search.query
         return self._m.QueryRequest(
-            prefetch=prefetches,
-            query=query.query,
-            using=query.using,
-            filter=flt,
-            params=params,
-            limit=limit,
-            score_threshold=score_threshold,
-            with_payload=with_payload,
+            prefetch=s.prefetches,
+            query=q.query,
+            using=q.using,
+            filter=s.filter,
+            params=s.params,
+            limit=s.limit,
+            score_threshold=s.score_threshold,
+            with_payload=s.with_payload,
         )
 
     def scalar_quantization(self, quantile: float) -> Any:

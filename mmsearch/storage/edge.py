@@ -40,7 +40,7 @@ from mmsearch.storage.filters import Filter, MatchValue
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 from mmsearch.storage.settings import BackendKind, StoreSettings
-from mmsearch.storage.translate import Translator, raw_hit, raw_record, vector_selection
+from mmsearch.storage.translate import Search, Translator, raw_hit, raw_record, vector_selection
 
 log = logging.getLogger(__name__)
 RECORD_FILE = "mmsearch.json"
@@ -133,28 +133,22 @@ class EdgeDialect:
     def payload_only(self, keys: list[str]) -> Any:
         return self._qe.PayloadSelector.Include(keys)
 
-    def prefetch(self, query: Any, prefetches: list[Any] | None, flt: Any, params: Any, limit: int) -> Any:
-        return self._qe.Prefetch(limit=limit, query=query, prefetches=prefetches, params=params, filter=flt)
+    def prefetch(self, search: Search) -> Any:
+        s = search
+        return self._qe.Prefetch(
+            limit=s.limit, query=s.query, prefetches=s.prefetches, params=s.params, filter=s.filter
+        )
 
-    def request(
-        self,
-        query: Any,
-        *,
-        prefetches: list[Any] | None,
-        flt: Any,
-        params: Any,
-        limit: int,
-        score_threshold: float | None,
-        with_payload: Any,
-    ) -> Any:
+    def request(self, search: Search) -> Any:
+        s = search
         return self._qe.QueryRequest(
-            limit=limit,
-            query=query,
-            prefetches=prefetches,
-            filter=flt,
-            score_threshold=score_threshold,
-            params=params,
-            with_payload=with_payload,
+            limit=s.limit,
+            query=s.query,
+            prefetches=s.prefetches,
+            filter=s.filter,
+            score_threshold=s.score_threshold,
+            params=s.params,
+            with_payload=s.with_payload,
         )
 
     def scalar_quantization(self, quantile: float) -> Any:

@@ -40,6 +40,27 @@ from mmsearch.storage.settings import StoreSettings
 SCALAR_QUANTILE = 0.99
 
 
+@dataclass(frozen=True)
+class Search:
+    """One search (a request, or a prefetch stage inside one), its parts already in the engine's terms.
+
+    Attributes:
+        query: from `Dialect.nearest` or a fusion constructor.
+        prefetches: nested stages (from `Dialect.prefetch`), or None.
+        filter, params: from `Dialect.filter` and `Dialect.search_params`, or None.
+        limit, score_threshold: as asked.
+        with_payload: True, False, or a selector from `Dialect.payload_only` (requests only).
+    """
+
+    query: Any
+    limit: int
+    prefetches: list[Any] | None = None
+    filter: Any = None
+    params: Any = None
+    score_threshold: float | None = None
+    with_payload: Any = False
+
+
 class Dialect(Protocol):
     """One engine's constructors for the parts of a request. Arguments arrive already decided.
 
@@ -77,19 +98,11 @@ class Dialect(Protocol):
         """The payload selector returning only `keys`."""
         ...
 
-    def prefetch(self, query: Any, prefetches: list[Any] | None, flt: Any, params: Any, limit: int) -> Any: ...
+    def prefetch(self, search: Search) -> Any:
+        """A prefetch stage (its `score_threshold` and `with_payload` are unused)."""
+        ...
 
-    def request(
-        self,
-        query: Any,
-        *,
-        prefetches: list[Any] | None,
-        flt: Any,
-        params: Any,
-        limit: int,
-        score_threshold: float | None,
-        with_payload: Any,
-    ) -> Any: ...
+    def request(self, search: Search) -> Any: ...
 
     # -- collection config
     def scalar_quantization(self, quantile: float) -> Any: ...
@@ -191,35 +204,36 @@ class Translator:
     def prefetch(self, p: Prefetch) -> Any:
         """One prefetch stage, its nested stages included."""
         return self.dialect.prefetch(
-            self.dialect.nearest(p.vector, np.asarray(p.query)),
-            [self.prefetch(n) for n in p.prefetch] or None,
-            self.filter(p.filter),
-            self.search_params(p),
-            p.limit,
+            Search(
+                query=self.dialect.nearest(p.vector, np.asarray(p.query)),
+                limit=p.limit,
+                prefetches=[self.prefetch(n) for n in p.prefetch] or None,
+                filter=self.filter(p.filter),
+                params=self.search_params(p),
+            )
         )
 
     def request(self, q: NearestQuery | HybridQuery) -> Any:
         """The request for one nearest-neighbour or hybrid query."""
-        d = self.dialect
         if isinstance(q, HybridQuery):
-            return d.request(
-                self.fusion(q.fusion),
-                prefetches=[self.prefetch(p) for p in q.prefetch],
-                flt=self.filter(q.filter),
-                params=None,
+            search = Search(
+                query=self.fusion(q.fusion),
                 limit=q.limit,
+                prefetches=[self.prefetch(p) for p in q.prefetch],
+                filter=self.filter(q.filter),
                 score_threshold=q.score_threshold,
                 with_payload=self.payload(q.with_payload),
             )
-        return d.request(
-            d.nearest(q.vector, np.asarray(q.query)),
-            prefetches=None,
-            flt=self.filter(q.filter),
-            params=self.search_params(q),
-            limit=q.limit,
-            score_threshold=q.score_threshold,
-            with_payload=self.payload(q.with_payload),
-        )
+        else:
+            search = Search(
+                query=self.dialect.nearest(q.vector, np.asarray(q.query)),
+                limit=q.limit,
+                filter=self.filter(q.filter),
+                params=self.search_params(q),
+                score_threshold=q.score_threshold,
+                with_payload=self.payload(q.with_payload),
+            )
+        return self.dialect.request(search)
 
     def score_requests(self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None) -> list[Any]:
         """Exact searches restricted to `point_ids`: every one of them scored (or the `limit` best), no payload."""
@@ -228,13 +242,13 @@ class Translator:
         exact = d.search_params(None, True, None)
         return [
             d.request(
-                d.nearest(q.vector, np.asarray(q.query)),
-                prefetches=None,
-                flt=only,
-                params=exact,
-                limit=limit or len(point_ids),
-                score_threshold=None,
-                with_payload=False,
+                Search(
+                    query=d.nearest(q.vector, np.asarray(q.query)),
+                    limit=limit or len(point_ids),
+                    filter=only,
+                    params=exact,
+                    with_payload=False,
+                )
             )
             for q in queries
         ]
@@ -274,4 +288,4 @@ def raw_hit(h: Any) -> RawHit:
     return RawHit(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
 
 
-__all__ = ["SCALAR_QUANTILE", "Dialect", "Translator", "raw_hit", "raw_record", "vector_selection"]
+__all__ = ["SCALAR_QUANTILE", "Dialect", "Search", "Translator", "raw_hit", "raw_record", "vector_selection"]
