@@ -1,4 +1,4 @@
-"""Backend-neutral payload filters; each backend translates them into its own engine's types.
+"""Backend-neutral payload filters; `mmsearch.storage.translate` turns them into each engine's types.
 
 Example:
     Filter(must=(Match("color", "red"), Range("price", lte=20)), must_not=(HasItemId(("sku-1",)),))
