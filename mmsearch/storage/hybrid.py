@@ -36,6 +36,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from mmsearch.errors import ConfigError, InputError
 from mmsearch.storage.base import NearestQuery, VectorInput
 from mmsearch.storage.filters import Filter, check_filter
@@ -135,7 +137,7 @@ class Rrf:
     weights: tuple[float, ...] | None = None
 
     @classmethod
-    def weighted(cls, weights: Sequence[float], k: int = 60) -> Rrf:
+    def weighted(cls, weights: Sequence[float] | np.ndarray, k: int = 60) -> Rrf:
         """Weighted RRF from relative weights (only their ratios count), in the engine's convention.
 
         Qdrant's weighted RRF term 1 / ((p + 1) / w + k - 1) is plain RRF at w = 1, so the weights
@@ -192,9 +194,9 @@ class HybridQuery:
 
 
 def weighted_sum_formula(
-    weights: Sequence[float],
-    shifts: Sequence[float],
-    scales: Sequence[float],
+    weights: Sequence[float] | np.ndarray,
+    shifts: Sequence[float] | np.ndarray,
+    scales: Sequence[float] | np.ndarray,
     *,
     renormalize_by: Sequence[str | None] | None = None,
 ) -> Formula:
