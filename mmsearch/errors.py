@@ -88,6 +88,13 @@ class ParityError(ExportError):
         )
 
 
+class NotFoundError(MmsearchError, KeyError):
+    """A user or item id is unknown to the model or data it was looked up in."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return self.args[0]
+
+
 class StorageError(MmsearchError):
     """The vector store refused an operation."""
 
@@ -124,11 +131,8 @@ class InvalidFilterError(StorageError, ValueError):
     """A filter condition cannot be expressed (wrong value type, no bounds...)."""
 
 
-class ItemNotFoundError(StorageError, KeyError):
+class ItemNotFoundError(StorageError, NotFoundError):
     """An operation on existing items named items that are not in the store."""
-
-    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
-        return self.args[0]
 
 
 class UnknownVectorError(StorageError, UnknownNameError):
@@ -157,13 +161,6 @@ class VectorDimensionError(InvalidItemError):
 
 class NonFiniteVectorError(InvalidItemError):
     """A vector holds NaN or infinity."""
-
-
-class NotFoundError(MmsearchError, KeyError):
-    """A user or item id is unknown to the model or data it was looked up in."""
-
-    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
-        return self.args[0]
 
 
 class CatalogError(InputError):

@@ -11,7 +11,7 @@ from mmsearch.cf import cf_config
 from mmsearch.cf.collection import cf_folder, check_cf_dim, default_factors, fit_collection_cf, load_collection_cf
 from mmsearch.cf.interactions import Interactions
 from mmsearch.errors import ConfigError, InputError, SchemaMismatchError
-from mmsearch.storage import Item, StoreSettings, open_store
+from mmsearch.storage import Item, open_store
 from tests.storage_support import CLIP_TEXT, unit_rows
 
 
@@ -73,9 +73,31 @@ def test_no_interaction_with_a_catalog_item_is_an_error(tmp_path: Path):
 
 
 def test_where_the_model_lives(tmp_path: Path):
-    assert cf_folder(StoreSettings(path=tmp_path, collection="shop")) == tmp_path / "shop" / "cf"
-    assert cf_folder(StoreSettings(backend="memory", path=tmp_path, collection="shop")) == tmp_path / "shop.cf"
-    assert cf_folder(StoreSettings(backend="server", url="http://q:6333"), tmp_path / "x") == tmp_path / "x"
-    with pytest.raises(ConfigError, match="--cf-path"):
-        cf_folder(StoreSettings(backend="server", url="http://q:6333"))
-    assert load_collection_cf(StoreSettings(path=tmp_path, collection="none")) is None
+    with open_store({"path": tmp_path, "collection": "shop"}, encoders=[CLIP_TEXT]) as store:
+        assert cf_folder(store) == tmp_path / "shop" / "cf"
+        assert cf_folder(store, tmp_path / "x") == tmp_path / "x"  # an explicit folder wins
+        assert load_collection_cf(store) is None  # nothing fitted yet
+    with open_store({"backend": "memory", "path": tmp_path / "local", "collection": "shop"}, encoders=[]) as store:
+        assert cf_folder(store) == tmp_path / "local" / "shop.cf"
+
+
+def test_a_store_without_a_folder_keeps_no_model_unless_given_one(tmp_path: Path):
+    with _store(cf_dim=3) as store:  # in memory: no folder of its own
+        assert cf_folder(store) is None and load_collection_cf(store) is None
+        with pytest.raises(ConfigError, match="--cf-path"):
+            fit_collection_cf(store, _log([0, 1]), cf_config("als", factors=3, iterations=2))
+        assert "cf" not in store.retrieve(["i0"], with_vectors=True)[0].vectors  # refused before training
+        model, summary = fit_collection_cf(store, _log([0, 1]), cf_config("als", factors=3, iterations=2), tmp_path)
+        assert summary.folder == tmp_path
+        loaded = load_collection_cf(store, tmp_path)
+        assert loaded is not None and loaded.item_ids == model.item_ids
+
+
+def test_a_fitted_model_is_found_in_the_stores_own_folder(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    with open_store({"path": tmp_path, "collection": "shop", "cf_dim": 3}, encoders=[CLIP_TEXT]) as store:
+        store.upsert([Item(f"i{j}", {"clip.text": unit_rows(rng, 1, 8)}) for j in range(4)])
+        _, summary = fit_collection_cf(store, _log([0, 1, 2]), cf_config("als", factors=3, iterations=2))
+        assert summary.folder == tmp_path / "shop" / "cf"
+        loaded = load_collection_cf(store)
+        assert loaded is not None and loaded.n_items == 3

@@ -6,7 +6,7 @@ import pytest
 
 import mmsearch.examples
 from mmsearch.cf import cf_config
-from mmsearch.cf.collection import cf_folder, fit_collection_cf
+from mmsearch.cf.collection import fit_collection_cf
 from mmsearch.cf.interactions import Interactions
 from mmsearch.errors import ConfigError, NotFoundError
 from mmsearch.indexing.index import Index
@@ -60,9 +60,7 @@ def test_recommend_needs_cf_then_uses_it(index):
                 users.append(f"u{u}")
                 items.append(item)
     log = Interactions.from_arrays(users, items)
-    fit_collection_cf(
-        index.store, log, cf_config("als", factors=64, iterations=15, regularization=1.0), cf_folder(index.config.store)
-    )
+    fit_collection_cf(index.store, log, cf_config("als", factors=64, iterations=15, regularization=1.0))
     searcher = index.searcher(SearchSettings())
     for u in range(8):
         hits = searcher.recommend(f"u{u}", weights={"cf": 1}, limit=3)

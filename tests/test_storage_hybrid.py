@@ -259,3 +259,24 @@ def test_score_range_is_the_min_and_max_of_the_true_scores(loaded):
     assert np.isnan(store.score_range(["i3"], [("clip.text", q["clip.text"])])).all()  # i3 has no text
     with pytest.raises(InputError, match="clip.image.multi"):
         store.score_range(ids, [("clip.image.multi", q["clip.image"])])
+
+
+def test_rrf_weighted_scales_relative_weights_to_qdrants_convention(loaded):
+    assert Rrf.weighted([3.0, 1.0], k=5) == Rrf(k=5, weights=(1.5, 0.5))
+    assert Rrf.weighted([0.25, 0.25, 0.25, 0.25]).weights == (1.0, 1.0, 1.0, 1.0)
+    for bad in ([0.0, 0.0], [-1.0, 2.0], [float("nan"), 1.0]):
+        with pytest.raises(ConfigError, match="RRF weights"):
+            Rrf.weighted(bad)
+    store, _, q = loaded
+    prefetch = tuple(Prefetch(n, q[n], limit=6, exact=True) for n in ("clip.image", "cf"))
+    plain = store.hybrid_query(HybridQuery(prefetch, Rrf(k=3), limit=N))
+    equal = store.hybrid_query(HybridQuery(prefetch, Rrf.weighted([0.2, 0.2], k=3), limit=N))
+    assert {h.id: h.score for h in equal} == pytest.approx({h.id: h.score for h in plain})  # ties in any order
+
+
+def test_can_score_range_names_the_dense_cosine_and_dot_vectors(loaded):
+    store = loaded[0]
+    assert store.can_score_range("clip.image") and store.can_score_range("cf")
+    assert not store.can_score_range("clip.image.multi")
+    with pytest.raises(UnknownVectorError):
+        store.can_score_range("nope")

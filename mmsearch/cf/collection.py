@@ -32,33 +32,36 @@ from mmsearch.cf.config import ALSConfig, BPRConfig
 from mmsearch.cf.interactions import Interactions
 from mmsearch.cf.persist import SIDECAR
 from mmsearch.errors import ConfigError, SchemaMismatchError
-from mmsearch.storage import CF_VECTOR, Store, StoreSettings, VectorUpdate
+from mmsearch.storage import CF_VECTOR, Store, VectorUpdate
 
 CF_FOLDER = "cf"
 _WRITE_CHUNK = 2048
 
 
-def cf_folder(settings: StoreSettings, path: str | Path | None = None) -> Path:
-    """The folder holding a collection's CF model.
+def cf_folder(store: Store, path: str | Path | None = None) -> Path | None:
+    """The folder holding a collection's CF model: `path` when given, else the store's own.
 
     Args:
-        settings: the store's settings.
+        store: the open store.
         path: an explicit folder, which wins.
 
-    Raises:
-        ConfigError: a server or in-memory store and no `path`.
+    Returns:
+        The folder (it may not exist yet), or None: a server or in-memory store and no `path`.
     """
     if path is not None:
         return Path(path)
-    data = settings.data_path
-    if settings.backend == "edge" and data is not None:
-        return Path(data) / settings.collection / CF_FOLDER
-    if settings.backend == "memory" and data is not None:
-        return Path(data) / f"{settings.collection}.{CF_FOLDER}"
-    raise ConfigError(
-        f"a {settings.backend} store has no local folder to keep the CF model of collection "
-        f"{settings.collection!r} in; give one (cf_path=..., --cf-path DIR)"
-    )
+    return store.sidecar_folder(CF_FOLDER)
+
+
+def _folder_to_save(store: Store, path: str | Path | None) -> Path:
+    folder = cf_folder(store, path)
+    if folder is None:
+        s = store.settings
+        raise ConfigError(
+            f"a {s.backend} store has no local folder to keep the CF model of collection "
+            f"{s.collection!r} in; give one (cf_path=..., --cf-path DIR)"
+        )
+    return folder
 
 
 def default_factors(algorithm: str, cf_dim: int) -> int:
@@ -150,7 +153,7 @@ def fit_collection_cf(
     store: Store,
     interactions: Interactions,
     config: ALSConfig | BPRConfig,
-    folder: str | Path,
+    folder: str | Path | None = None,
 ) -> tuple[CFModel, CFFitSummary]:
     """Train CF on `interactions` restricted to the collection's items and attach it to the collection.
 
@@ -158,7 +161,7 @@ def fit_collection_cf(
         store: the open store; its items are the catalog.
         interactions: the interaction log.
         config: ALS or BPR settings; their factor count must fill the store's `cf` vector.
-        folder: where to save the model (see `cf_folder`).
+        folder: where to save the model; None for the store's own CF folder (see `cf_folder`).
 
     Returns:
         The model and a summary of what was written, cleared and dropped.
@@ -166,7 +169,9 @@ def fit_collection_cf(
     Raises:
         SchemaMismatchError: the factor count does not fit the store's `cf` vector.
         InputError: no interaction concerns a catalog item.
+        ConfigError: no `folder`, and the store has none of its own (a server or in-memory store).
     """
+    target = _folder_to_save(store, folder)  # before training, not after
     cf_dim = store.schema.get(CF_VECTOR).dim
     check_cf_dim(config.algorithm, config.factors, cf_dim)
     catalog = _catalog_ids(store)
@@ -180,7 +185,7 @@ def fit_collection_cf(
     if cold:
         store.delete_vectors(cold, [CF_VECTOR])
     store.optimize()
-    saved = save_model(model, folder)
+    saved = save_model(model, target)
     return model, _summary(model, report, config, catalog, len(cold), saved)
 
 
@@ -208,15 +213,18 @@ def _summary(
     )
 
 
-def load_collection_cf(settings: StoreSettings, path: str | Path | None = None) -> CFModel | None:
-    """The collection's CF model, or None when none was fitted (no model in its folder).
+def load_collection_cf(store: Store, path: str | Path | None = None) -> CFModel | None:
+    """The collection's CF model, from `path` or the store's own CF folder.
+
+    Returns:
+        The model, or None when this store keeps none: none was fitted (no model in the folder),
+        or a server or in-memory store was given no `path`.
 
     Raises:
         ModelError, ModelIntegrityError: a model folder that cannot be read.
-        ConfigError: a server store and no `path`.
     """
-    folder = cf_folder(settings, path)
-    if not (folder / SIDECAR).is_file():
+    folder = cf_folder(store, path)
+    if folder is None or not (folder / SIDECAR).is_file():
         return None
     return load_model(folder)
 

@@ -100,7 +100,7 @@ def cf_fit(
       mmsearch cf fit ratings.tsv --store data --algorithm bpr --factors 63 --column item=movie_id
     """
     from mmsearch.cf import cf_config
-    from mmsearch.cf.collection import cf_folder, default_factors, fit_collection_cf
+    from mmsearch.cf.collection import default_factors, fit_collection_cf
     from mmsearch.cf.interactions import read_interactions
     from mmsearch.errors import ConfigError
     from mmsearch.storage import CF_VECTOR, open_store
@@ -117,10 +117,9 @@ def cf_fit(
         options["num_threads"] = options.pop("threads")
     given = {k: v for k, v in options.items() if v is not None}
     with open_store(config.store) as store:
-        folder = cf_folder(config.store, cf_path)
         given.setdefault("factors", default_factors(algorithm, store.schema.get(CF_VECTOR).dim))
         settings = cf_config(algorithm, seed=seed, **given)
-        _, summary = fit_collection_cf(store, log, settings, folder)
+        _, summary = fit_collection_cf(store, log, settings, cf_path)
     if as_json:
         click.echo(
             json.dumps(

@@ -311,10 +311,7 @@ class Index:
         from mmsearch.query.engine import Searcher
 
         if self._searcher is None or settings is not None:
-            try:
-                cf_model = load_collection_cf(self.config.store)
-            except ConfigError:
-                cf_model = None  # a server store keeps no CF model unless told where
+            cf_model = load_collection_cf(self.store)
             self._searcher = Searcher(self.store, [e.encoder for e in self.embedders], cf_model, settings)
         return self._searcher
 

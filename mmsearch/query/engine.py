@@ -60,7 +60,6 @@ from mmsearch.errors import (
     ConfigError,
     FingerprintMismatchError,
     InputError,
-    InvalidFilterError,
     ItemNotFoundError,
     NotFoundError,
     SchemaMismatchError,
@@ -91,6 +90,7 @@ from mmsearch.storage import (
     Prefetch,
     Rrf,
     Store,
+    check_filter,
     multi_name,
     pooled_name,
     weighted_sum_formula,
@@ -264,12 +264,7 @@ class Searcher:
             models = [
                 load_model(e.model, device=device, threads=threads, verify=verify_models) for e in config.encoders
             ]
-            try:
-                cf_model = load_collection_cf(config.store, cf_path)
-            except ConfigError:
-                if cf_path is not None:
-                    raise
-                cf_model = None  # a server store keeps no CF model unless told where
+            cf_model = load_collection_cf(store, cf_path)
             return cls(store, models, cf_model, settings, owns_store=True)
         except BaseException:
             store.close()
@@ -348,10 +343,7 @@ class Searcher:
             raise UnknownNameError("fusion method", str(fusion), F.METHODS)
         if normalization not in F.NORMALIZATIONS:
             raise UnknownNameError("normalization", str(normalization), F.NORMALIZATIONS)
-        if filter is not None and not isinstance(filter, Filter):
-            raise InvalidFilterError(
-                f"filter {filter!r:.200} is a {type(filter).__name__}; pass a mmsearch.storage.Filter or None"
-            )
+        check_filter(filter)
         wanted = None if weights is None else resolve_weights(weights, self._signals)  # fail early on bad names
         notes: list[str] = []
         user_state = self._user(user, alone=text is None and image is None and item is None, notes=notes)
@@ -611,9 +603,9 @@ class Searcher:
             "notes": notes,
         }
         if not candidates:
-            return SearchResponse(results=[], engine="qdrant", **base)
+            return SearchResponse(results=[], engine=self.store.engine, **base)
         pairs = [(g.vector, g.query) for g in legs]
-        if fusion == "wsum" and normalization == "minmax" and all(self._dense(g.vector) for g in legs):
+        if fusion == "wsum" and normalization == "minmax" and all(self.store.can_score_range(g.vector) for g in legs):
             # Min-max needs only each leg's lowest and highest score over the candidates: the store
             # finds both without returning every score; only the hits are scored for the breakdown.
             bounds = self.store.score_range(candidates, pairs)
@@ -625,22 +617,18 @@ class Searcher:
                 Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if fused else {})
                 for r, (item_id, score, payload) in enumerate(hits)
             ]
-            return SearchResponse(results=results, engine="qdrant", **base)
+            return SearchResponse(results=results, engine=self.store.engine, **base)
         matrix = self.store.score_items(candidates, pairs)
-        engine = "qdrant"
+        engine = self.store.engine
         if fusion == "rrf":
-            # Qdrant's weighted RRF term 1 / ((p + 1) / w + k - 1) is plain RRF at w = 1: scale the
-            # weights to average 1, so equal weights give plain RRF.
-            rrf_weights = weights * len(legs)
-            fused = F.weighted_rrf(matrix, rrf_weights, k=s.rrf_k)
+            rrf = Rrf.weighted(weights, k=s.rrf_k)  # in the store's weight convention, for numpy too
+            fused = F.weighted_rrf(matrix, rrf.weights, k=s.rrf_k)
             if np.isnan(matrix).any():
                 # Native RRF adds nothing for a missing leg; renormalising needs the numpy fusion.
                 hits = self._numpy_hits(candidates, fused, limit)
                 engine = "numpy"
             else:
-                hits = self._hybrid(
-                    legs, candidates, Rrf(k=s.rrf_k, weights=tuple(float(w) for w in rrf_weights)), limit
-                )
+                hits = self._hybrid(legs, candidates, rrf, limit)
         else:
             norm = "dbsf" if fusion == "dbsf" else normalization
             params = [F.affine(matrix[:, j], norm) for j in range(len(legs))]  # type: ignore[arg-type]
@@ -652,10 +640,6 @@ class Searcher:
             for item_id, score, payload in hits
         ]
         return SearchResponse(results=results, engine=engine, **base)
-
-    def _dense(self, vector: str) -> bool:
-        spec = self.store.schema.get(vector)
-        return spec.kind != "multi" and spec.distance in ("cosine", "dot")
 
     def _hybrid(self, legs: Sequence[_Leg], candidates: Sequence[str], fusion: Any, limit: int) -> list[_Hit]:
         """One store query: every leg scores every candidate (exact), then `fusion` ranks them."""

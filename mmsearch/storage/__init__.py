@@ -27,7 +27,7 @@ from typing import Any
 from indexers.protocol import EncoderSpec
 from mmsearch.errors import StoreNotFoundError
 from mmsearch.storage.base import Backend, Hit, Item, NearestQuery, ScrollPage, StoredItem, VectorUpdate
-from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range, where
+from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range, check_filter, where
 from mmsearch.storage.hybrid import (
     Const,
     Dbsf,
@@ -156,6 +156,7 @@ __all__ = [
     "Sum",
     "VectorSpec",
     "VectorUpdate",
+    "check_filter",
     "encoder_vectors",
     "load_settings",
     "make_backend",

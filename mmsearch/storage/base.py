@@ -7,14 +7,18 @@ engine-neutral types below, and keeps that engine's API quirks to itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from mmsearch.errors import BackendError, StorageError
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
+from mmsearch.storage.settings import BackendKind
 
 if TYPE_CHECKING:
     from mmsearch.storage.hybrid import HybridQuery
@@ -137,14 +141,21 @@ class Backend(Protocol):
     """One Qdrant engine behind the store. Inputs are already validated by `Store`.
 
     Records and hits always carry `item_id` in their payload; `with_payload=False` means only it.
-
-    Attributes:
-        kind: `edge`, `server` or `memory`.
-        explicit_optimize: True when HNSW graphs are built only by `optimize()` (Edge).
     """
 
-    kind: str
-    explicit_optimize: bool
+    @property
+    def kind(self) -> BackendKind:
+        """`edge`, `server` or `memory`."""
+        ...
+
+    @property
+    def explicit_optimize(self) -> bool:
+        """True when HNSW graphs are built only by `optimize()` (Edge)."""
+        ...
+
+    def sidecar_folder(self, name: str) -> Path | None:
+        """The local folder for files kept with the collection under `name`, or None when there is none."""
+        ...
 
     def read_schema(self) -> StoreSchema | None:
         """The schema recorded with the collection, or None if the collection does not exist."""
@@ -206,3 +217,17 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def engine_errors(engine: str, op: str) -> Iterator[None]:
+    """Turn an engine's untyped exceptions into `BackendError` naming the engine and the operation.
+
+    mmsearch's own `StorageError`s (a closed store, a locked folder) pass through unchanged.
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as e:
+        raise BackendError(f"{engine} {op} failed: {e}") from e

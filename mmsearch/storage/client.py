@@ -18,39 +18,19 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from mmsearch.errors import (
-    BackendError,
-    DependencyError,
-    SchemaMismatchError,
-    StorageError,
-    StoreLockedError,
-)
-from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors
-from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range
-from mmsearch.storage.hybrid import (
-    Const,
-    Dbsf,
-    Div,
-    Expression,
-    Formula,
-    Fusion,
-    HasVector,
-    HybridQuery,
-    Mult,
-    Prefetch,
-    Rescore,
-    Rrf,
-    Score,
-    Sum,
-)
-from mmsearch.storage.ids import ITEM_ID_KEY, point_id
+from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
+from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
+from mmsearch.storage.filters import Filter, MatchValue
+from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
-from mmsearch.storage.settings import StoreSettings
+from mmsearch.storage.settings import BackendKind, StoreSettings
+from mmsearch.storage.translate import Search, Translator, raw_hit, raw_record, vector_selection
 
 METADATA_KEY = "mmsearch"
 _GREEN_TIMEOUT_S = 600
@@ -69,14 +49,120 @@ def import_client() -> Any:
     return qdrant_client
 
 
-@contextlib.contextmanager
-def _engine(where: str, op: str) -> Iterator[None]:
-    try:
-        yield
-    except StorageError:
-        raise
-    except Exception as e:
-        raise BackendError(f"Qdrant ({where}) {op} failed: {e}") from e
+def _vec(v: np.ndarray) -> list[Any]:
+    return v.tolist()
+
+
+class _Using(NamedTuple):
+    """A nearest-neighbour query and the vector it searches: qdrant-client takes the name beside the query."""
+
+    query: Any
+    using: str | None
+
+
+class ClientDialect:
+    """qdrant-client's models for each part of a request (see `mmsearch.storage.translate`)."""
+
+    def __init__(self, models: Any, settings: StoreSettings) -> None:
+        self._m = models
+        self._settings = settings
+        self._local = settings.backend == "memory"
+
+    def match(self, key: str, value: MatchValue) -> Any:
+        return self._m.FieldCondition(key=key, match=self._m.MatchValue(value=value))
+
+    def match_any(self, key: str, values: list[MatchValue]) -> Any:
+        return self._m.FieldCondition(key=key, match=self._m.MatchAny(any=values))
+
+    def range(self, key: str, gt: float | None, gte: float | None, lt: float | None, lte: float | None) -> Any:
+        return self._m.FieldCondition(key=key, range=self._m.Range(gte=gte, gt=gt, lte=lte, lt=lt))
+
+    def has_id(self, point_ids: list[str]) -> Any:
+        return self._m.HasIdCondition(has_id=point_ids)
+
+    def filter(self, must: list[Any] | None, should: list[Any] | None, must_not: list[Any] | None) -> Any:
+        return self._m.Filter(must=must, should=should, must_not=must_not)
+
+    def constant(self, value: float) -> Any:
+        return value
+
+    def variable(self, name: str) -> Any:
+        return name
+
+    def has_vector(self, vector: str) -> Any:
+        return self._m.HasVectorCondition(has_vector=vector)
+
+    def sum(self, terms: list[Any]) -> Any:
+        return self._m.SumExpression(sum=terms)
+
+    def mult(self, terms: list[Any]) -> Any:
+        return self._m.MultExpression(mult=terms)
+
+    def div(self, left: Any, right: Any, by_zero: float) -> Any:
+        return self._m.DivExpression(div=self._m.DivParams(left=left, right=right, by_zero_default=by_zero))
+
+    def nearest(self, vector: str, query: np.ndarray) -> Any:
+        return _Using(self._m.NearestQuery(nearest=_vec(query)), vector)
+
+    def formula(self, expression: Any, defaults: dict[str, float]) -> Any:
+        return _Using(self._m.FormulaQuery(formula=expression, defaults=defaults), None)
+
+    def rrf(self, k: int, weights: list[float] | None) -> Any:
+        return _Using(self._m.RrfQuery(rrf=self._m.Rrf(k=k, weights=weights)), None)
+
+    def dbsf(self) -> Any:
+        return _Using(self._m.FusionQuery(fusion=self._m.Fusion.DBSF), None)
+
+    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None) -> Any:
+        m = self._m
+        if self._local:
+            return None  # local mode is always exact and warns about any search params
+        quant = None if oversampling is None else m.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        return m.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quant)
+
+    def payload_only(self, keys: list[str]) -> Any:
+        return keys
+
+    def prefetch(self, search: Search) -> Any:
+        s, q = search, search.query
+        return self._m.Prefetch(
+            prefetch=s.prefetches, query=q.query, using=q.using, filter=s.filter, params=s.params, limit=s.limit
+        )
+
+    def request(self, search: Search) -> Any:
+        s, q = search, search.query
+        return self._m.QueryRequest(
+            prefetch=s.prefetches,
+            query=q.query,
+            using=q.using,
+            filter=s.filter,
+            params=s.params,
+            limit=s.limit,
+            score_threshold=s.score_threshold,
+            with_payload=s.with_payload,
+        )
+
+    def scalar_quantization(self, quantile: float) -> Any:
+        m = self._m
+        return m.ScalarQuantization(
+            scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=quantile, always_ram=True)
+        )
+
+    def binary_quantization(self) -> Any:
+        return self._m.BinaryQuantization(binary=self._m.BinaryQuantizationConfig(always_ram=True))
+
+    def vector_params(self, spec: VectorSpec, quantization: Any) -> Any:
+        m = self._m
+        return m.VectorParams(
+            size=spec.dim,
+            distance=getattr(m.Distance, spec.distance.upper()),
+            multivector_config=(
+                m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM) if spec.multivector else None
+            ),
+            hnsw_config=None if spec.indexed else m.HnswConfigDiff(m=0),
+            quantization_config=quantization,
+            on_disk=True if self._settings.on_disk else None,
+        )
 
 
 class ClientBackend:
@@ -90,13 +176,14 @@ class ClientBackend:
 
         self._m = models
         self._settings = settings
-        self.kind = settings.backend
+        self._t = Translator(ClientDialect(models, settings), settings)
+        self.kind: BackendKind = settings.backend
         self._name = settings.collection
         self._local = settings.backend == "memory"
         if settings.backend == "server":
             self._where = str(settings.url)
             api_key = settings.api_key.get_secret_value() if settings.api_key else None
-            with _engine(self._where, "connect"):
+            with self._engine("connect"):
                 self._client = qc.QdrantClient(
                     url=settings.url, api_key=api_key, timeout=settings.timeout_s, prefer_grpc=settings.prefer_grpc
                 )
@@ -114,10 +201,19 @@ class ClientBackend:
                 raise BackendError(f"qdrant-client could not open {path}: {e}") from e
         self._open = True
 
+    def _engine(self, op: str) -> contextlib.AbstractContextManager[None]:
+        return engine_errors(f"Qdrant ({self._where})", op)
+
     def _e(self, op: str) -> contextlib.AbstractContextManager[None]:
         if not self._open:
             raise StorageError(f"the store ({self._where}) is closed")
-        return _engine(self._where, op)
+        return self._engine(op)
+
+    def sidecar_folder(self, name: str) -> Path | None:
+        # Local mode on disk keeps `path` to itself (its own collection/ folder and lock): files
+        # kept with a collection go beside it. A server or an in-memory store has no folder.
+        path = self._settings.data_path if self._local else None
+        return None if path is None else Path(path) / f"{self._name}.{name}"
 
     # -- schema ------------------------------------------------------------------------------
     def read_schema(self) -> StoreSchema | None:
@@ -133,36 +229,13 @@ class ClientBackend:
             )
         return StoreSchema.from_record(record)
 
-    def _vector_params(self, spec: VectorSpec) -> Any:
-        m, s = self._m, self._settings
-        return m.VectorParams(
-            size=spec.dim,
-            distance=_DISTANCES[spec.distance](m),
-            multivector_config=(
-                m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM) if spec.multivector else None
-            ),
-            hnsw_config=None if spec.indexed else m.HnswConfigDiff(m=0),
-            quantization_config=self._quantization() if spec.kind == "pooled" else None,
-            on_disk=True if s.on_disk else None,
-        )
-
-    def _quantization(self) -> Any:
-        m, q = self._m, self._settings.quantization
-        if q == "scalar":
-            return m.ScalarQuantization(
-                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99, always_ram=True)
-            )
-        if q == "binary":
-            return m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
-        return None
-
     def create(self, schema: StoreSchema) -> None:
         m, s = self._m, self._settings
         hnsw = s.hnsw
         with self._e("create_collection"):
             self._client.create_collection(
                 self._name,
-                vectors_config={n: self._vector_params(v) for n, v in schema.vectors.items()},
+                vectors_config={n: self._t.vector_params(v) for n, v in schema.vectors.items()},
                 shard_number=s.shard_number,
                 replication_factor=s.replication_factor,
                 write_consistency_factor=s.write_consistency_factor,
@@ -183,7 +256,7 @@ class ClientBackend:
         m = self._m
         with self._e("adding vectors"):
             for spec in new_vectors:
-                params = self._vector_params(spec)
+                params = self._t.vector_params(spec)
                 self._client.create_vector_name(
                     self._name,
                     spec.name,
@@ -222,14 +295,10 @@ class ClientBackend:
                 )
 
     # -- writes ------------------------------------------------------------------------------
-    @staticmethod
-    def _vec(v: np.ndarray) -> list[Any]:
-        return v.tolist()
-
     def upsert(self, points: Sequence[Point]) -> None:
         m = self._m
         batch = [
-            m.PointStruct(id=p.id, vector={n: self._vec(v) for n, v in p.vectors.items()}, payload=dict(p.payload))
+            m.PointStruct(id=p.id, vector={n: _vec(v) for n, v in p.vectors.items()}, payload=dict(p.payload))
             for p in points
         ]
         with self._e("upsert"), warnings.catch_warnings():
@@ -239,7 +308,7 @@ class ClientBackend:
 
     def update_vectors(self, points: Sequence[Point]) -> None:
         m = self._m
-        batch = [m.PointVectors(id=p.id, vector={n: self._vec(v) for n, v in p.vectors.items()}) for p in points]
+        batch = [m.PointVectors(id=p.id, vector={n: _vec(v) for n, v in p.vectors.items()}) for p in points]
         with self._e("update_vectors"):
             self._client.update_vectors(self._name, points=batch, wait=True)
 
@@ -255,7 +324,9 @@ class ClientBackend:
 
     def delete_filter(self, flt: Filter) -> None:
         with self._e("delete by filter"):
-            self._client.delete(self._name, points_selector=self._m.FilterSelector(filter=self._filter(flt)), wait=True)
+            self._client.delete(
+                self._name, points_selector=self._m.FilterSelector(filter=self._t.filter(flt)), wait=True
+            )
 
     def optimize(self) -> bool:
         if self._local:
@@ -276,31 +347,23 @@ class ClientBackend:
     def close(self) -> None:
         if self._open:
             self._open = False
-            with _engine(self._where, "close"):
+            with self._engine("close"):
                 self._client.close()
 
     # -- reads -------------------------------------------------------------------------------
-    @staticmethod
-    def _payload(with_payload: bool) -> bool | list[str]:
-        return True if with_payload else [ITEM_ID_KEY]
-
-    @staticmethod
-    def _with_vectors(with_vectors: WithVectors) -> bool | list[str]:
-        return with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
-
     def count(self, flt: Filter | None) -> int:
         with self._e("count"):
-            return int(self._client.count(self._name, count_filter=self._filter(flt), exact=True).count)
+            return int(self._client.count(self._name, count_filter=self._t.filter(flt), exact=True).count)
 
     def retrieve(self, point_ids: Sequence[str], with_vectors: WithVectors, with_payload: bool) -> list[RawRecord]:
         with self._e("retrieve"):
             recs = self._client.retrieve(
                 self._name,
                 ids=list(point_ids),
-                with_payload=self._payload(with_payload),
-                with_vectors=self._with_vectors(with_vectors),
+                with_payload=self._t.payload(with_payload),
+                with_vectors=vector_selection(with_vectors),
             )
-        return [_record(r) for r in recs]
+        return [raw_record(r) for r in recs]
 
     def scroll(
         self, flt: Filter | None, limit: int, offset: str | None, with_vectors: WithVectors, with_payload: bool
@@ -308,158 +371,24 @@ class ClientBackend:
         with self._e("scroll"):
             recs, nxt = self._client.scroll(
                 self._name,
-                scroll_filter=self._filter(flt),
+                scroll_filter=self._t.filter(flt),
                 limit=limit,
                 offset=offset,
-                with_payload=self._payload(with_payload),
-                with_vectors=self._with_vectors(with_vectors),
+                with_payload=self._t.payload(with_payload),
+                with_vectors=vector_selection(with_vectors),
             )
-        return [_record(r) for r in recs], (None if nxt is None else str(nxt))
+        return [raw_record(r) for r in recs], (None if nxt is None else str(nxt))
 
     def query(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[RawHit]]:
-        requests = [self._request(q) for q in queries]
+        requests = [self._t.request(q) for q in queries]
         with self._e("query"):
             responses = self._client.query_batch_points(self._name, requests=requests)
-        return [
-            [RawHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in r.points]
-            for r in responses
-        ]
+        return [[raw_hit(p) for p in r.points] for r in responses]
 
     def score_points(
         self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None
     ) -> list[dict[str, float]]:
-        m = self._m
-        only = m.Filter(must=[m.HasIdCondition(has_id=list(point_ids))])
-        exact = None if self._local else m.SearchParams(exact=True)
-        requests = [
-            m.QueryRequest(
-                query=m.NearestQuery(nearest=self._vec(q.query)),
-                using=q.vector,
-                filter=only,
-                params=exact,
-                limit=limit or len(point_ids),
-                with_payload=False,
-            )
-            for q in queries
-        ]
+        requests = self._t.score_requests(queries, point_ids, limit)
         with self._e("score"):
             responses = self._client.query_batch_points(self._name, requests=requests)
         return [{str(p.id): float(p.score) for p in r.points} for r in responses]
-
-    def _request(self, q: NearestQuery | HybridQuery) -> Any:
-        m = self._m
-        if isinstance(q, HybridQuery):
-            query, using = self._fusion(q.fusion)
-            return m.QueryRequest(
-                prefetch=[self._prefetch(p) for p in q.prefetch],
-                query=query,
-                using=using,
-                filter=self._filter(q.filter),
-                limit=q.limit,
-                score_threshold=q.score_threshold,
-                with_payload=self._payload(q.with_payload),
-            )
-        return m.QueryRequest(
-            query=m.NearestQuery(nearest=self._vec(q.query)),
-            using=q.vector,
-            filter=self._filter(q.filter),
-            params=self._search_params(q),
-            limit=q.limit,
-            score_threshold=q.score_threshold,
-            with_payload=self._payload(q.with_payload),
-        )
-
-    def _prefetch(self, p: Prefetch) -> Any:
-        m = self._m
-        return m.Prefetch(
-            prefetch=[self._prefetch(n) for n in p.prefetch] or None,
-            query=m.NearestQuery(nearest=self._vec(p.query)),
-            using=p.vector,
-            filter=self._filter(p.filter),
-            params=self._search_params(p),
-            limit=p.limit,
-        )
-
-    def _fusion(self, f: Fusion) -> tuple[Any, str | None]:
-        """The query object and the `using` vector name for a fusion."""
-        m = self._m
-        if isinstance(f, Formula):
-            defaults = {f"$score[{i}]": v for i, v in f.defaults.items()}
-            return m.FormulaQuery(formula=self._expression(f.expression), defaults=defaults), None
-        if isinstance(f, Rrf):
-            return m.RrfQuery(rrf=m.Rrf(k=f.k, weights=list(f.weights) if f.weights is not None else None)), None
-        if isinstance(f, Dbsf):
-            return m.FusionQuery(fusion=m.Fusion.DBSF), None
-        if isinstance(f, Rescore):
-            return m.NearestQuery(nearest=self._vec(f.query)), f.vector
-        raise TypeError(f"unknown fusion {f!r}")  # prepare_hybrid rules this out
-
-    def _expression(self, e: Expression) -> Any:
-        m = self._m
-        if isinstance(e, Const):
-            return float(e.value)
-        if isinstance(e, Score):
-            return f"$score[{e.index}]"
-        if isinstance(e, HasVector):
-            return m.HasVectorCondition(has_vector=e.vector)
-        if isinstance(e, Sum):
-            return m.SumExpression(sum=[self._expression(t) for t in e.terms])
-        if isinstance(e, Mult):
-            return m.MultExpression(mult=[self._expression(t) for t in e.terms])
-        if isinstance(e, Div):
-            return m.DivExpression(
-                div=m.DivParams(
-                    left=self._expression(e.left), right=self._expression(e.right), by_zero_default=e.by_zero
-                )
-            )
-        raise TypeError(f"unknown expression {e!r}")  # prepare_hybrid rules this out
-
-    def _search_params(self, q: NearestQuery | Prefetch) -> Any:
-        m, s = self._m, self._settings
-        if self._local:
-            return None  # local mode is always exact and warns about any search params
-        quant = None
-        if s.quantization != "none" and not q.exact:
-            quant = m.QuantizationSearchParams(rescore=True, oversampling=s.oversampling)
-        return m.SearchParams(hnsw_ef=q.hnsw_ef or s.hnsw.ef, exact=q.exact, quantization=quant)
-
-    # -- filters -----------------------------------------------------------------------------
-    def _filter(self, flt: Filter | None) -> Any:
-        if flt is None:
-            return None
-        m = self._m
-
-        def cond(c: Any) -> Any:
-            if isinstance(c, Filter):
-                return self._filter(c)
-            if isinstance(c, Match):
-                return m.FieldCondition(key=c.key, match=m.MatchValue(value=c.value))
-            if isinstance(c, MatchAny):
-                return m.FieldCondition(key=c.key, match=m.MatchAny(any=list(c.values)))
-            if isinstance(c, Range):
-                return m.FieldCondition(key=c.key, range=m.Range(gte=c.gte, gt=c.gt, lte=c.lte, lt=c.lt))
-            if isinstance(c, HasItemId):
-                return m.HasIdCondition(has_id=[point_id(i) for i in c.item_ids])
-            raise TypeError(f"unknown filter condition {c!r}")  # Filter.__post_init__ rules this out
-
-        return m.Filter(
-            must=[cond(c) for c in flt.must] or None,
-            should=[cond(c) for c in flt.should] or None,
-            must_not=[cond(c) for c in flt.must_not] or None,
-        )
-
-
-def _record(r: Any) -> RawRecord:
-    vectors = r.vector if isinstance(r.vector, dict) else {}
-    return RawRecord(
-        id=str(r.id),
-        payload=dict(r.payload or {}),
-        vectors={n: np.asarray(v, dtype=np.float32) for n, v in vectors.items()},
-    )
-
-
-_DISTANCES = {
-    "cosine": lambda m: m.Distance.COSINE,
-    "dot": lambda m: m.Distance.DOT,
-    "euclid": lambda m: m.Distance.EUCLID,
-}

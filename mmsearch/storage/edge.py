@@ -27,41 +27,20 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmsearch.errors import (
-    BackendError,
-    DependencyError,
-    SchemaMismatchError,
-    StorageError,
-    StoreLockedError,
-)
+from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
 from mmsearch.files import write_json_atomic
-from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors
-from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range
-from mmsearch.storage.hybrid import (
-    Const,
-    Dbsf,
-    Div,
-    Expression,
-    Formula,
-    Fusion,
-    HasVector,
-    HybridQuery,
-    Mult,
-    Prefetch,
-    Rescore,
-    Rrf,
-    Score,
-    Sum,
-)
-from mmsearch.storage.ids import ITEM_ID_KEY, point_id
+from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
+from mmsearch.storage.filters import Filter, MatchValue
+from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
-from mmsearch.storage.settings import StoreSettings
+from mmsearch.storage.settings import BackendKind, StoreSettings
+from mmsearch.storage.translate import Search, Translator, raw_hit, raw_record, vector_selection
 
 log = logging.getLogger(__name__)
 RECORD_FILE = "mmsearch.json"
@@ -89,26 +68,132 @@ def _is_lock_error(e: Exception) -> bool:
     return "WouldBlock" in text or "failed to open WAL" in text
 
 
-@contextlib.contextmanager
-def _engine(op: str) -> Iterator[None]:
+def _engine(op: str) -> contextlib.AbstractContextManager[None]:
     """Turn the engine's untyped exceptions into `BackendError` naming the operation."""
-    try:
-        yield
-    except StorageError:
-        raise
-    except Exception as e:
-        raise BackendError(f"Qdrant Edge {op} failed: {e}") from e
+    return engine_errors("Qdrant Edge", op)
+
+
+class EdgeDialect:
+    """Qdrant Edge's constructors for each part of a request (see `mmsearch.storage.translate`)."""
+
+    def __init__(self, qe: Any, settings: StoreSettings) -> None:
+        self._qe = qe
+        self._settings = settings
+
+    def match(self, key: str, value: MatchValue) -> Any:
+        return self._qe.FieldCondition(key, match=self._qe.MatchValue(value))
+
+    def match_any(self, key: str, values: list[MatchValue]) -> Any:
+        return self._qe.FieldCondition(key, match=self._qe.MatchAny(values))
+
+    def range(self, key: str, gt: float | None, gte: float | None, lt: float | None, lte: float | None) -> Any:
+        return self._qe.FieldCondition(key, range=self._qe.RangeFloat(gte=gte, gt=gt, lte=lte, lt=lt))
+
+    def has_id(self, point_ids: list[str]) -> Any:
+        return self._qe.HasIdCondition(set(point_ids))
+
+    def filter(self, must: list[Any] | None, should: list[Any] | None, must_not: list[Any] | None) -> Any:
+        return self._qe.Filter(must=must, should=should, must_not=must_not)
+
+    def constant(self, value: float) -> Any:
+        return self._qe.Expression.Constant(value)
+
+    def variable(self, name: str) -> Any:
+        return self._qe.Expression.Variable(name)
+
+    def has_vector(self, vector: str) -> Any:
+        return self._qe.Expression.Condition(self._qe.HasVectorCondition(vector))
+
+    def sum(self, terms: list[Any]) -> Any:
+        return self._qe.Expression.Sum(terms)
+
+    def mult(self, terms: list[Any]) -> Any:
+        return self._qe.Expression.Mult(terms)
+
+    def div(self, left: Any, right: Any, by_zero: float) -> Any:
+        return self._qe.Expression.Div(left, right, by_zero_default=by_zero)
+
+    def nearest(self, vector: str, query: np.ndarray) -> Any:
+        return self._qe.Query.Nearest(query, using=vector)  # Edge names the vector inside the query
+
+    def formula(self, expression: Any, defaults: dict[str, float]) -> Any:
+        return self._qe.Formula(expression, defaults=defaults)
+
+    def rrf(self, k: int, weights: list[float] | None) -> Any:
+        return self._qe.Fusion.Rrf(k=k, weights=weights)
+
+    def dbsf(self) -> Any:
+        return self._qe.Fusion.Dbsf()
+
+    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None) -> Any:
+        qe = self._qe
+        quant = None if oversampling is None else qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        return qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quant)
+
+    def payload_only(self, keys: list[str]) -> Any:
+        return self._qe.PayloadSelector.Include(keys)
+
+    def prefetch(self, search: Search) -> Any:
+        s = search
+        return self._qe.Prefetch(
+            limit=s.limit, query=s.query, prefetches=s.prefetches, params=s.params, filter=s.filter
+        )
+
+    def request(self, search: Search) -> Any:
+        s = search
+        return self._qe.QueryRequest(
+            limit=s.limit,
+            query=s.query,
+            prefetches=s.prefetches,
+            filter=s.filter,
+            score_threshold=s.score_threshold,
+            params=s.params,
+            with_payload=s.with_payload,
+        )
+
+    def scalar_quantization(self, quantile: float) -> Any:
+        qe = self._qe
+        return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=quantile, memory=qe.Memory.Pinned)
+
+    def binary_quantization(self) -> Any:
+        return self._qe.BinaryQuantizationConfig(memory=self._qe.Memory.Pinned)
+
+    def distance(self, name: str) -> Any:
+        return getattr(self._qe.Distance, _DISTANCES[name])
+
+    def multivector(self, spec: VectorSpec) -> Any:
+        qe = self._qe
+        return qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if spec.multivector else None
+
+    def vector_params(self, spec: VectorSpec, quantization: Any) -> Any:
+        qe, s = self._qe, self._settings
+        return qe.EdgeVectorParams(
+            size=spec.dim,
+            distance=self.distance(spec.distance),
+            multivector_config=self.multivector(spec),
+            hnsw_config=(
+                None
+                if spec.indexed
+                else qe.HnswIndexConfig(
+                    m=0, ef_construct=s.hnsw.ef_construct, full_scan_threshold=s.hnsw.full_scan_threshold_kb
+                )
+            ),
+            quantization_config=quantization,
+            memory=qe.Memory.Cold if s.on_disk else None,
+        )
 
 
 class EdgeBackend:
     """One Edge shard in `<path>/<collection>/`. Opening it takes the folder's lock."""
 
-    kind = "edge"
+    kind: BackendKind = "edge"
     explicit_optimize = True
 
     def __init__(self, settings: StoreSettings) -> None:
         self._qe = import_edge()
         self._settings = settings
+        self._dialect = EdgeDialect(self._qe, settings)
+        self._t = Translator(self._dialect, settings)
         self.folder = Path(settings.data_path or "mmsearch-data") / settings.collection
         self._shard_dir = self.folder / SHARD_DIR
         self._record_path = self.folder / RECORD_FILE
@@ -171,44 +256,17 @@ class EdgeBackend:
             raise BackendError(f"Qdrant Edge could not load {self._shard_dir}: {e}") from e
 
     def _config(self, schema: StoreSchema) -> Any:
-        qe, s = self._qe, self._settings
-        hnsw = s.hnsw
-        vectors = {}
-        for name, spec in schema.vectors.items():
-            vectors[name] = qe.EdgeVectorParams(
-                size=spec.dim,
-                distance=_DISTANCES[spec.distance](qe),
-                multivector_config=(
-                    qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if spec.multivector else None
-                ),
-                hnsw_config=(
-                    None
-                    if spec.indexed
-                    else qe.HnswIndexConfig(
-                        m=0, ef_construct=hnsw.ef_construct, full_scan_threshold=hnsw.full_scan_threshold_kb
-                    )
-                ),
-                quantization_config=self._quantization() if spec.kind == "pooled" else None,
-                memory=qe.Memory.Cold if s.on_disk else None,
-            )
+        qe, hnsw = self._qe, self._settings.hnsw
         return qe.EdgeConfig(
-            vectors=vectors,
+            vectors={name: self._t.vector_params(spec) for name, spec in schema.vectors.items()},
             hnsw_config=qe.HnswIndexConfig(
                 m=hnsw.m,
                 ef_construct=hnsw.ef_construct,
                 full_scan_threshold=hnsw.full_scan_threshold_kb,
                 max_indexing_threads=hnsw.max_indexing_threads,
             ),
-            payload_memory=qe.Memory.Cold if s.on_disk_payload else qe.Memory.Cached,
+            payload_memory=qe.Memory.Cold if self._settings.on_disk_payload else qe.Memory.Cached,
         )
-
-    def _quantization(self) -> Any:
-        qe = self._qe
-        if self._settings.quantization == "scalar":
-            return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
-        if self._settings.quantization == "binary":
-            return qe.BinaryQuantizationConfig(memory=qe.Memory.Pinned)
-        return None
 
     def _shard_or_fail(self) -> Any:
         if self._shard is None:
@@ -240,16 +298,13 @@ class EdgeBackend:
     def extend(
         self, schema: StoreSchema, new_vectors: Sequence[VectorSpec], new_indexes: Mapping[str, FieldType]
     ) -> None:
-        qe = self._qe
+        qe, d = self._qe, self._dialect
         shard = self._shard_or_fail()
         with _engine("adding vectors"):
             for spec in new_vectors:
                 shard.update(
                     qe.UpdateOperation.create_dense_vector(
-                        spec.name,
-                        spec.dim,
-                        _DISTANCES[spec.distance](qe),
-                        qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if spec.multivector else None,
+                        spec.name, spec.dim, d.distance(spec.distance), d.multivector(spec)
                     )
                 )
         if new_vectors:
@@ -306,7 +361,7 @@ class EdgeBackend:
     def delete_filter(self, flt: Filter) -> None:
         shard = self._shard_or_fail()
         with _engine("delete by filter"):
-            shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(flt)))
+            shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._t.filter(flt)))
 
     def optimize(self) -> bool:
         shard = self._shard_or_fail()
@@ -320,26 +375,20 @@ class EdgeBackend:
                 shard.flush()
                 shard.close()
 
+    def sidecar_folder(self, name: str) -> Path:
+        return self.folder / name
+
     # -- reads -------------------------------------------------------------------------------
-    def _payload_selector(self, with_payload: bool) -> Any:
-        return True if with_payload else self._qe.PayloadSelector.Include([ITEM_ID_KEY])
-
-    @staticmethod
-    def _with_vector(with_vectors: WithVectors) -> bool | list[str]:
-        return with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
-
     def count(self, flt: Filter | None) -> int:
         shard = self._shard_or_fail()
         with _engine("count"):
-            return int(shard.count(self._qe.CountRequest(exact=True, filter=self._filter(flt))))
+            return int(shard.count(self._qe.CountRequest(exact=True, filter=self._t.filter(flt))))
 
     def retrieve(self, point_ids: Sequence[str], with_vectors: WithVectors, with_payload: bool) -> list[RawRecord]:
         shard = self._shard_or_fail()
         with _engine("retrieve"):
-            recs = shard.retrieve(
-                list(point_ids), self._payload_selector(with_payload), self._with_vector(with_vectors)
-            )
-        return [_record(r) for r in recs]
+            recs = shard.retrieve(list(point_ids), self._t.payload(with_payload), vector_selection(with_vectors))
+        return [raw_record(r) for r in recs]
 
     def scroll(
         self, flt: Filter | None, limit: int, offset: str | None, with_vectors: WithVectors, with_payload: bool
@@ -348,46 +397,32 @@ class EdgeBackend:
         req = self._qe.ScrollRequest(
             offset=offset,
             limit=limit,
-            filter=self._filter(flt),
-            with_payload=self._payload_selector(with_payload),
-            with_vector=self._with_vector(with_vectors),
+            filter=self._t.filter(flt),
+            with_payload=self._t.payload(with_payload),
+            with_vector=vector_selection(with_vectors),
         )
         with _engine("scroll"):
             recs, nxt = shard.scroll(req)
-        return [_record(r) for r in recs], (None if nxt is None else str(nxt))
+        return [raw_record(r) for r in recs], (None if nxt is None else str(nxt))
 
     def query(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[RawHit]]:
-        shard = self._shard_or_fail()
-        requests = [self._request(q) for q in queries]
+        requests = [self._t.request(q) for q in queries]
         with _engine("query"):
-            if len(requests) == 1:
-                results = [shard.query(requests[0])]
-            else:
-                results = shard.query_batch(self._qe.QueryBatchRequest(requests))
-        return [
-            [RawHit(id=str(h.id), score=float(h.score), payload=dict(h.payload or {})) for h in res] for res in results
-        ]
+            results = self._run(requests)
+        return [[raw_hit(h) for h in res] for res in results]
+
+    def _run(self, requests: list[Any]) -> list[Any]:
+        shard = self._shard_or_fail()
+        if len(requests) == 1:
+            return [shard.query(requests[0])]
+        return list(shard.query_batch(self._qe.QueryBatchRequest(requests)))
 
     def score_points(
         self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None
     ) -> list[dict[str, float]]:
-        qe = self._qe
-        shard = self._shard_or_fail()
-        only = qe.Filter(must=[qe.HasIdCondition(set(point_ids))])
-        requests = [
-            qe.QueryRequest(
-                limit=limit or len(point_ids),
-                query=qe.Query.Nearest(q.query, using=q.vector),
-                filter=only,
-                params=qe.SearchParams(exact=True),
-                with_payload=False,
-            )
-            for q in queries
-        ]
+        requests = self._t.score_requests(queries, point_ids, limit)
         with _engine("score"):
-            results = (
-                shard.query_batch(qe.QueryBatchRequest(requests)) if len(requests) > 1 else [shard.query(requests[0])]
-            )
+            results = self._run(requests)
         if limit is not None:
             return [{str(h.id): float(h.score) for h in res} for res in results]
         # Edge returns uuid.UUID ids: with every point scored by every query, one dict from UUID back to
@@ -395,109 +430,9 @@ class EdgeBackend:
         back = {uuid.UUID(p): p for p in point_ids}
         return [{back.get(h.id, str(h.id)): float(h.score) for h in res} for res in results]
 
-    def _request(self, q: NearestQuery | HybridQuery) -> Any:
-        qe = self._qe
-        if isinstance(q, HybridQuery):
-            return qe.QueryRequest(
-                limit=q.limit,
-                query=self._fusion(q.fusion),
-                prefetches=[self._prefetch(p) for p in q.prefetch],
-                filter=self._filter(q.filter),
-                score_threshold=q.score_threshold,
-                with_payload=self._payload_selector(q.with_payload),
-            )
-        return qe.QueryRequest(
-            limit=q.limit,
-            query=qe.Query.Nearest(q.query, using=q.vector),
-            filter=self._filter(q.filter),
-            score_threshold=q.score_threshold,
-            params=self._search_params(q),
-            with_payload=self._payload_selector(q.with_payload),
-        )
 
-    def _prefetch(self, p: Prefetch) -> Any:
-        qe = self._qe
-        return qe.Prefetch(
-            limit=p.limit,
-            query=qe.Query.Nearest(p.query, using=p.vector),
-            prefetches=[self._prefetch(n) for n in p.prefetch] or None,
-            params=self._search_params(p),
-            filter=self._filter(p.filter),
-        )
-
-    def _fusion(self, f: Fusion) -> Any:
-        qe = self._qe
-        if isinstance(f, Formula):
-            return qe.Formula(
-                self._expression(f.expression), defaults={f"$score[{i}]": v for i, v in f.defaults.items()}
-            )
-        if isinstance(f, Rrf):
-            return qe.Fusion.Rrf(k=f.k, weights=list(f.weights) if f.weights is not None else None)
-        if isinstance(f, Dbsf):
-            return qe.Fusion.Dbsf()
-        if isinstance(f, Rescore):
-            return qe.Query.Nearest(f.query, using=f.vector)
-        raise TypeError(f"unknown fusion {f!r}")  # prepare_hybrid rules this out
-
-    def _expression(self, e: Expression) -> Any:
-        ex = self._qe.Expression
-        if isinstance(e, Const):
-            return ex.Constant(float(e.value))
-        if isinstance(e, Score):
-            return ex.Variable(f"$score[{e.index}]")
-        if isinstance(e, HasVector):
-            return ex.Condition(self._qe.HasVectorCondition(e.vector))
-        if isinstance(e, Sum):
-            return ex.Sum([self._expression(t) for t in e.terms])
-        if isinstance(e, Mult):
-            return ex.Mult([self._expression(t) for t in e.terms])
-        if isinstance(e, Div):
-            return ex.Div(self._expression(e.left), self._expression(e.right), by_zero_default=e.by_zero)
-        raise TypeError(f"unknown expression {e!r}")  # prepare_hybrid rules this out
-
-    def _search_params(self, q: NearestQuery | Prefetch) -> Any:
-        qe, s = self._qe, self._settings
-        quant = None
-        if s.quantization != "none" and not q.exact:
-            quant = qe.QuantizationSearchParams(rescore=True, oversampling=s.oversampling)
-        return qe.SearchParams(hnsw_ef=q.hnsw_ef or s.hnsw.ef, exact=q.exact, quantization=quant)
-
-    # -- filters -----------------------------------------------------------------------------
-    def _filter(self, flt: Filter | None) -> Any:
-        if flt is None:
-            return None
-        qe = self._qe
-
-        def cond(c: Any) -> Any:
-            if isinstance(c, Filter):
-                return self._filter(c)
-            if isinstance(c, Match):
-                return qe.FieldCondition(c.key, match=qe.MatchValue(c.value))
-            if isinstance(c, MatchAny):
-                return qe.FieldCondition(c.key, match=qe.MatchAny(list(c.values)))
-            if isinstance(c, Range):
-                return qe.FieldCondition(c.key, range=qe.RangeFloat(gte=c.gte, gt=c.gt, lte=c.lte, lt=c.lt))
-            if isinstance(c, HasItemId):
-                return qe.HasIdCondition({point_id(i) for i in c.item_ids})
-            raise TypeError(f"unknown filter condition {c!r}")  # Filter.__post_init__ rules this out
-
-        return qe.Filter(
-            must=[cond(c) for c in flt.must] or None,
-            should=[cond(c) for c in flt.should] or None,
-            must_not=[cond(c) for c in flt.must_not] or None,
-        )
-
-
-def _record(r: Any) -> RawRecord:
-    vectors = {name: np.asarray(v, dtype=np.float32) for name, v in (r.vector or {}).items()}
-    return RawRecord(id=str(r.id), payload=dict(r.payload or {}), vectors=vectors)
-
-
-_DISTANCES = {
-    "cosine": lambda qe: qe.Distance.Cosine,
-    "dot": lambda qe: qe.Distance.Dot,
-    "euclid": lambda qe: qe.Distance.Euclid,
-}
+# The engine's spellings of mmsearch's distance and payload index names.
+_DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid"}
 _FIELD_TYPES: dict[str, str] = {
     "keyword": "Keyword",
     "integer": "Integer",

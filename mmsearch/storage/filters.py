@@ -1,4 +1,4 @@
-"""Backend-neutral payload filters; each backend translates them into its own engine's types.
+"""Backend-neutral payload filters; `mmsearch.storage.translate` turns them into each engine's types.
 
 Example:
     Filter(must=(Match("color", "red"), Range("price", lte=20)), must_not=(HasItemId(("sku-1",)),))
@@ -125,3 +125,21 @@ class Filter:
 def where(**fields: MatchValue) -> Filter:
     """Shorthand for a filter of exact matches: `where(color="red", in_stock=True)`."""
     return Filter(must=tuple(Match(k, v) for k, v in fields.items()))
+
+
+def check_filter(flt: object, what: str = "") -> Filter | None:
+    """`flt` itself when it is a `Filter` or None: the check every call taking a filter makes first.
+
+    Args:
+        flt: the value given as a filter.
+        what: what it filters, to start the message with (e.g. "prefetch on 'clip.image':").
+
+    Raises:
+        InvalidFilterError: anything else (a dict, a string...); the message names its type.
+    """
+    if flt is not None and not isinstance(flt, Filter):
+        raise InvalidFilterError(
+            f"{what + ' ' if what else ''}filter {flt!r:.200} is a {type(flt).__name__}; pass a "
+            f"mmsearch.storage.Filter (or where(...)) or None"
+        )
+    return flt

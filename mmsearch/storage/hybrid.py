@@ -11,7 +11,7 @@ the candidates with its `fusion`:
   (restrict each one to the candidates with `HasItemId` and a limit of their number).
 - `Rrf`: (weighted) reciprocal rank fusion, Qdrant's definition: a candidate at 0-based position
   p of prefetch i gains `1 / ((p + 1) / w_i + k - 1)` (`1 / (k + p)` when w_i = 1), nothing from
-  prefetches that lack it.
+  prefetches that lack it. `Rrf.weighted` takes relative weights and scales them to that convention.
 - `Dbsf`: distribution-based score fusion: each prefetch's scores are mapped by
   `(s - (mean - 3 sd)) / (6 sd)` over that prefetch's own results (0.5 when it has one result or
   sd = 0), then summed; a prefetch that lacks a candidate adds nothing.
@@ -36,9 +36,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from mmsearch.errors import ConfigError, InputError, InvalidFilterError
+import numpy as np
+
+from mmsearch.errors import ConfigError, InputError
 from mmsearch.storage.base import NearestQuery, VectorInput
-from mmsearch.storage.filters import Filter
+from mmsearch.storage.filters import Filter, check_filter
 from mmsearch.storage.schema import StoreSchema
 from mmsearch.storage.validate import prepare_query
 
@@ -134,6 +136,22 @@ class Rrf:
     k: int = 60
     weights: tuple[float, ...] | None = None
 
+    @classmethod
+    def weighted(cls, weights: Sequence[float] | np.ndarray, k: int = 60) -> Rrf:
+        """Weighted RRF from relative weights (only their ratios count), in the engine's convention.
+
+        Qdrant's weighted RRF term 1 / ((p + 1) / w + k - 1) is plain RRF at w = 1, so the weights
+        are scaled to average 1: equal weights give plain RRF, whatever they sum to.
+
+        Raises:
+            ConfigError: a weight that is not a finite number >= 0, or weights summing to 0.
+        """
+        values = [float(w) for w in weights]
+        if not all(math.isfinite(w) and w >= 0 for w in values) or not math.fsum(values) > 0:
+            raise ConfigError(f"RRF weights {values!r} must be finite numbers >= 0, not all 0")
+        total = math.fsum(values)
+        return cls(k=k, weights=tuple(w * len(values) / total for w in values))
+
 
 @dataclass(frozen=True)
 class Dbsf:
@@ -176,9 +194,9 @@ class HybridQuery:
 
 
 def weighted_sum_formula(
-    weights: Sequence[float],
-    shifts: Sequence[float],
-    scales: Sequence[float],
+    weights: Sequence[float] | np.ndarray,
+    shifts: Sequence[float] | np.ndarray,
+    scales: Sequence[float] | np.ndarray,
     *,
     renormalize_by: Sequence[str | None] | None = None,
 ) -> Formula:
@@ -226,28 +244,6 @@ def weighted_sum_formula(
     return Formula(expression, defaults={i: float(shifts[i]) for i in range(n)})
 
 
-def expression_scores(expression: Expression) -> set[int]:
-    """The prefetch indexes an expression reads."""
-    if isinstance(expression, Score):
-        return {expression.index}
-    if isinstance(expression, (Sum, Mult)):
-        return set().union(*(expression_scores(t) for t in expression.terms)) if expression.terms else set()
-    if isinstance(expression, Div):
-        return expression_scores(expression.left) | expression_scores(expression.right)
-    return set()
-
-
-def expression_vectors(expression: Expression) -> set[str]:
-    """The vector names an expression's `HasVector` conditions name."""
-    if isinstance(expression, HasVector):
-        return {expression.vector}
-    if isinstance(expression, (Sum, Mult)):
-        return set().union(*(expression_vectors(t) for t in expression.terms)) if expression.terms else set()
-    if isinstance(expression, Div):
-        return expression_vectors(expression.left) | expression_vectors(expression.right)
-    return set()
-
-
 # ------------------------------------------------------------------ validation
 
 
@@ -256,18 +252,11 @@ def _check_limit(limit: object, what: str) -> None:
         raise InputError(f"{what} limit {limit!r} must be a positive integer")
 
 
-def _check_filter(flt: object, what: str) -> None:
-    if flt is not None and not isinstance(flt, Filter):
-        raise InvalidFilterError(
-            f"{what} filter {flt!r:.200} is a {type(flt).__name__}; pass a mmsearch.storage.Filter or None"
-        )
-
-
 def _prepare_prefetch(p: Prefetch, schema: StoreSchema) -> Prefetch:
     if not isinstance(p, Prefetch):
         raise InputError(f"prefetch stages are Prefetch objects, got {type(p).__name__}: {p!r:.200}")
     _check_limit(p.limit, f"prefetch on {p.vector!r}:")
-    _check_filter(p.filter, f"prefetch on {p.vector!r}:")
+    check_filter(p.filter, f"prefetch on {p.vector!r}:")
     checked = prepare_query(NearestQuery(vector=p.vector, query=p.query, limit=p.limit), schema)
     nested = tuple(_prepare_prefetch(n, schema) for n in p.prefetch)
     return replace(p, query=checked.query, prefetch=nested)
@@ -341,7 +330,7 @@ def prepare_hybrid(query: HybridQuery, schema: StoreSchema) -> HybridQuery:
     if not prefetch:
         raise InputError("a hybrid query needs at least one prefetch")
     _check_limit(query.limit, "query")
-    _check_filter(query.filter, "query")
+    check_filter(query.filter, "query")
     checked = tuple(_prepare_prefetch(p, schema) for p in prefetch)
     return replace(query, prefetch=checked, fusion=_prepare_fusion(query.fusion, len(checked), schema))
 
@@ -361,8 +350,6 @@ __all__ = [
     "Rrf",
     "Score",
     "Sum",
-    "expression_scores",
-    "expression_vectors",
     "prepare_hybrid",
     "weighted_sum_formula",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from indexers.protocol import EncoderSpec
@@ -173,16 +173,18 @@ def encoder_vectors(spec: EncoderSpec, *, index_multivector: bool = False) -> tu
         raise ConfigError(f"encoder {spec.model!r} has dim {spec.dim!r}; expected a positive integer")
     if not spec.fingerprint:
         raise ConfigError(f"encoder {spec.model!r} ({spec.modality}) has no fingerprint")
-    common = {
-        "dim": spec.dim,
-        "distance": spec.distance,
-        "model": spec.model,
-        "family": spec.family,
-        "modality": spec.modality,
-        "fingerprint": spec.fingerprint,
-    }
-    pooled = VectorSpec(name=pooled_name(spec.model, spec.modality), kind="pooled", indexed=True, **common)
-    multi = VectorSpec(name=multi_name(spec.model, spec.modality), kind="multi", indexed=index_multivector, **common)
+    pooled = VectorSpec(
+        name=pooled_name(spec.model, spec.modality),
+        kind="pooled",
+        dim=spec.dim,
+        distance=spec.distance,
+        indexed=True,
+        model=spec.model,
+        family=spec.family,
+        modality=spec.modality,
+        fingerprint=spec.fingerprint,
+    )
+    multi = replace(pooled, name=multi_name(spec.model, spec.modality), kind="multi", indexed=index_multivector)
     return pooled, multi
 
 
@@ -221,6 +223,25 @@ def plan_schema(
         SchemaMismatchError: a dim, distance, cf_dim or payload index type differs from the stored one.
         ConfigError: two encoders given for one model and modality, or a bad encoder spec.
     """
+    requested = _requested_vectors(encoders, index_multivector)
+    stored = dict(existing.vectors) if existing else {}
+    if CF_VECTOR in stored:
+        if cf_dim is not None and stored[CF_VECTOR].dim != cf_dim:
+            raise SchemaMismatchError(
+                f"vector 'cf' in this store has dim {stored[CF_VECTOR].dim}, but cf_dim={cf_dim} was asked for"
+            )
+    else:
+        requested[CF_VECTOR] = cf_vector(DEFAULT_CF_DIM if cf_dim is None else cf_dim)
+    new = _new_vectors(requested, stored)
+    stored_indexes = dict(existing.payload_indexes) if existing else {}
+    new_indexes = _new_indexes({ITEM_ID_KEY: "keyword", **(payload_indexes or {})}, stored_indexes)
+    schema = StoreSchema(
+        vectors={**stored, **{v.name: v for v in new}}, payload_indexes={**stored_indexes, **new_indexes}
+    )
+    return SchemaPlan(schema=schema, new_vectors=tuple(new), new_indexes=new_indexes)
+
+
+def _requested_vectors(encoders: Iterable[EncoderSpec], index_multivector: bool) -> dict[str, VectorSpec]:
     requested: dict[str, VectorSpec] = {}
     for spec in encoders:
         for vec in encoder_vectors(spec, index_multivector=index_multivector):
@@ -230,15 +251,11 @@ def plan_schema(
                     f"{requested[vec.name].fingerprint} and {vec.fingerprint}; give one"
                 )
             requested[vec.name] = vec
-    stored = dict(existing.vectors) if existing else {}
-    if CF_VECTOR in stored:
-        if cf_dim is not None and stored[CF_VECTOR].dim != cf_dim:
-            raise SchemaMismatchError(
-                f"vector 'cf' in this store has dim {stored[CF_VECTOR].dim}, but cf_dim={cf_dim} was asked for"
-            )
-    else:
-        requested[CF_VECTOR] = cf_vector(DEFAULT_CF_DIM if cf_dim is None else cf_dim)
+    return requested
 
+
+def _new_vectors(requested: Mapping[str, VectorSpec], stored: Mapping[str, VectorSpec]) -> list[VectorSpec]:
+    """The requested vectors the collection lacks; those it has must match (their `indexed` flag aside)."""
     new: list[VectorSpec] = []
     for name, vec in requested.items():
         old = stored.get(name)
@@ -252,18 +269,17 @@ def plan_schema(
                 f"vector {name!r} in this store is {old.kind} {old.dim}-d {old.distance}, but the encoder "
                 f"given makes {vec.kind} {vec.dim}-d {vec.distance}"
             )
-    vectors = {**stored, **{v.name: v for v in new}}
+    return new
 
-    wanted_indexes: dict[str, FieldType] = {ITEM_ID_KEY: "keyword", **(payload_indexes or {})}
-    stored_indexes = dict(existing.payload_indexes) if existing else {}
-    new_indexes: dict[str, FieldType] = {}
-    for key, kind in wanted_indexes.items():
-        if key in stored_indexes:
-            if stored_indexes[key] != kind:
-                raise SchemaMismatchError(
-                    f"payload field {key!r} is indexed as {stored_indexes[key]} in this store, but {kind} was asked for"
-                )
-        else:
-            new_indexes[key] = kind
-    schema = StoreSchema(vectors=vectors, payload_indexes={**stored_indexes, **new_indexes})
-    return SchemaPlan(schema=schema, new_vectors=tuple(new), new_indexes=new_indexes)
+
+def _new_indexes(wanted: Mapping[str, FieldType], stored: Mapping[str, FieldType]) -> dict[str, FieldType]:
+    """The wanted payload indexes the collection lacks; those it has must have the same type."""
+    new: dict[str, FieldType] = {}
+    for key, kind in wanted.items():
+        if key not in stored:
+            new[key] = kind
+        elif stored[key] != kind:
+            raise SchemaMismatchError(
+                f"payload field {key!r} is indexed as {stored[key]} in this store, but {kind} was asked for"
+            )
+    return new

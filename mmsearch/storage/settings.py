@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from mmsearch.errors import ConfigError
 from mmsearch.storage.schema import FieldType
 
+BackendKind = Literal["edge", "server", "memory"]
 DEFAULT_PATH = Path("mmsearch-data")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,127}$")
 
@@ -63,7 +64,7 @@ class StoreSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["edge", "server", "memory"] = "edge"
+    backend: BackendKind = "edge"
     path: Path | None = None
     url: str | None = None
     api_key: SecretStr | None = None

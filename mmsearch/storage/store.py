@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,21 +22,15 @@ from mmsearch.storage.base import (
     VectorUpdate,
     WithVectors,
 )
-from mmsearch.storage.filters import Filter
+from mmsearch.storage.filters import Filter, check_filter
 from mmsearch.storage.hybrid import HybridQuery, prepare_hybrid
 from mmsearch.storage.ids import ITEM_ID_KEY, point_id
 from mmsearch.storage.schema import MULTI_SUFFIX, StoreSchema, plan_schema
-from mmsearch.storage.settings import StoreSettings
+from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.validate import prepare_items, prepare_query, prepare_updates
 
 _SCORE_CHUNK = 4096
-
-
-def _check_filter(flt: object) -> None:
-    if flt is not None and not isinstance(flt, Filter):
-        raise InvalidFilterError(
-            f"filter {flt!r:.200} is a {type(flt).__name__}; pass a mmsearch.storage.Filter (or where(...)) or None"
-        )
+_LOOKUP_CHUNK = 1024
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -67,9 +62,23 @@ class Store:
         return self._settings
 
     @property
-    def backend_kind(self) -> str:
+    def backend_kind(self) -> BackendKind:
         """`edge`, `server` or `memory`."""
         return self._open().kind
+
+    @property
+    def engine(self) -> str:
+        """The engine that runs this store's searches and fusions: `qdrant` on every backend."""
+        return "qdrant"
+
+    def sidecar_folder(self, name: str) -> Path | None:
+        """The local folder for files kept with the collection under `name` (e.g. `cf`, its CF model).
+
+        Edge: `<path>/<collection>/<name>/`; local mode on disk: `<path>/<collection>.<name>/`, beside
+        the folder qdrant-client keeps for itself. None for a server or an in-memory store, which
+        have no local folder (pass one explicitly). The folder need not exist yet.
+        """
+        return self._open().sidecar_folder(name)
 
     @property
     def input_names(self) -> list[str]:
@@ -85,6 +94,11 @@ class Store:
         if self._backend is None:
             raise StorageError("this store is closed; open it again with open_store(...)")
         return self._backend
+
+    def _existing(self, point_ids: Sequence[str]) -> list[str]:
+        """The point ids among `point_ids` that are in the store."""
+        backend = self._open()
+        return [r.id for chunk in _chunks(point_ids, _LOOKUP_CHUNK) for r in backend.retrieve(chunk, False, False)]
 
     # -- schema ----------------------------------------------------------------------------------
     def add_encoders(self, encoders: Iterable[EncoderSpec]) -> list[str]:
@@ -153,9 +167,8 @@ class Store:
         backend = self._open()
         updates = list(updates)
         points = prepare_updates(updates, self._schema)
-        ids = [p.id for p in points]
-        found = {r.id for chunk in _chunks(ids, 1024) for r in backend.retrieve(chunk, False, False)}
-        missing = [up.id for up, pid in zip(updates, ids, strict=True) if pid not in found]
+        found = set(self._existing([p.id for p in points]))
+        missing = [up.id for up, p in zip(updates, points, strict=True) if p.id not in found]
         if missing:
             raise ItemNotFoundError(f"{len(missing)} item(s) to update are not in the store: {listed(missing)}")
         for chunk in _chunks(points, self._settings.batch_size):
@@ -172,7 +185,7 @@ class Store:
         ids = [point_id(i) for i in item_ids]
         if not ids:
             return 0
-        existing = [r.id for chunk in _chunks(ids, 1024) for r in backend.retrieve(chunk, False, False)]
+        existing = self._existing(ids)
         for chunk in _chunks(existing, self._settings.batch_size):
             backend.delete_ids(chunk)
         return len(existing)
@@ -186,7 +199,7 @@ class Store:
         backend = self._open()
         if filter is None:
             raise InvalidFilterError("delete_where needs a Filter; use delete(ids) to delete by id")
-        _check_filter(filter)
+        check_filter(filter)
         n = backend.count(filter)
         if n:
             backend.delete_filter(filter)
@@ -203,7 +216,7 @@ class Store:
     # -- reads -----------------------------------------------------------------------------------
     def count(self, filter: Filter | None = None) -> int:
         """The number of items (matching `filter`, if given); exact."""
-        _check_filter(filter)
+        check_filter(filter)
         return self._open().count(filter)
 
     def _check_with_vectors(self, with_vectors: WithVectors) -> WithVectors:
@@ -239,7 +252,7 @@ class Store:
         wanted = self._check_with_vectors(with_vectors)
         order = [point_id(i) for i in item_ids]
         found: dict[str, StoredItem] = {}
-        for chunk in _chunks(list(dict.fromkeys(order)), 1024):
+        for chunk in _chunks(list(dict.fromkeys(order)), _LOOKUP_CHUNK):
             for rec in backend.retrieve(chunk, wanted, with_payload):
                 found[rec.id] = self._item(rec)
         return [found[p] for p in order if p in found]
@@ -264,7 +277,7 @@ class Store:
         backend = self._open()
         if not isinstance(limit, int) or limit < 1:
             raise InputError(f"scroll limit {limit!r} must be a positive integer")
-        _check_filter(filter)
+        check_filter(filter)
         records, nxt = backend.scroll(filter, limit, offset, self._check_with_vectors(with_vectors), with_payload)
         return ScrollPage(items=[self._item(r) for r in records], next_offset=nxt)
 
@@ -352,7 +365,7 @@ class Store:
             else:
                 if not isinstance(q, NearestQuery):
                     raise InputError(f"expected NearestQuery or HybridQuery objects, got {type(q).__name__}")
-                _check_filter(q.filter)
+                check_filter(q.filter)
                 checked.append(prepare_query(q, self._schema))
         if not checked:
             return []
@@ -401,6 +414,17 @@ class Store:
                 out[r] = out[row[p]]
         return out
 
+    def can_score_range(self, vector: str) -> bool:
+        """Whether `score_range` takes queries on this stored vector: dense cosine or dot ones.
+
+        Raises:
+            UnknownVectorError: `vector` is not in the store.
+        """
+        spec = self._schema.get(vector)
+        # The lowest score is found as minus the highest score of the negated query, which holds
+        # for a dense cosine or dot product only (not MaxSim, not euclid).
+        return spec.kind != "multi" and spec.distance in ("cosine", "dot")
+
     def score_range(self, item_ids: Sequence[str], queries: Sequence[tuple[str, VectorInput]]) -> np.ndarray:
         """The lowest and highest exact score among the items, per query: a (len(queries), 2) array.
 
@@ -416,8 +440,8 @@ class Store:
         backend = self._open()
         checked = [prepare_query(NearestQuery(vector=v, query=q), self._schema) for v, q in queries]
         for q in checked:
-            spec = self._schema.get(q.vector)
-            if spec.kind == "multi" or spec.distance not in ("cosine", "dot"):
+            if not self.can_score_range(q.vector):
+                spec = self._schema.get(q.vector)
                 raise InputError(
                     f"score_range needs dense cosine or dot vectors; {q.vector!r} is {spec.kind}, {spec.distance}: "
                     f"use score_items"
@@ -474,7 +498,7 @@ class Store:
         ids = [point_id(i) for i in item_ids]
         if not ids or not stored:
             return 0
-        existing = [r.id for chunk in _chunks(ids, 1024) for r in backend.retrieve(chunk, False, False)]
+        existing = self._existing(ids)
         for chunk in _chunks(existing, self._settings.batch_size):
             backend.delete_vectors(chunk, stored)
         return len(existing)

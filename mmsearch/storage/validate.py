@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -150,12 +150,23 @@ def _check_payload(payload: object, item_id: str) -> dict[str, Any]:
     return dict(payload)
 
 
-def _check_batch(ids: Sequence[str], what: str) -> None:
-    if not ids:
+_Entry = TypeVar("_Entry", Item, VectorUpdate)
+
+
+def _check_batch(batch: Sequence[object], kind: type[_Entry], what: str) -> list[_Entry]:
+    """The batch, each entry a `kind` with a usable id, at least one, no id twice."""
+    checked: list[_Entry] = []
+    for entry in batch:
+        if not isinstance(entry, kind):
+            raise InvalidItemError(f"expected {kind.__name__} objects, got {type(entry).__name__}: {entry!r:.200}")
+        check_item_id(entry.id)
+        checked.append(entry)
+    if not checked:
         raise EmptyBatchError(f"no {what} given; a write needs at least one")
-    dups = [i for i, n in Counter(ids).items() if n > 1]
+    dups = [i for i, n in Counter(e.id for e in checked).items() if n > 1]
     if dups:
         raise DuplicateIdError(f"{len(dups)} item id(s) appear more than once in one batch: {listed(dups)}")
+    return checked
 
 
 def prepare_items(items: Sequence[Item], schema: StoreSchema) -> list[Point]:
@@ -165,14 +176,8 @@ def prepare_items(items: Sequence[Item], schema: StoreSchema) -> list[Point]:
         EmptyBatchError, DuplicateIdError, InvalidItemError, VectorDimensionError,
         NonFiniteVectorError, UnknownVectorError: the whole batch is refused.
     """
-    items = list(items)
-    for it in items:
-        if not isinstance(it, Item):
-            raise InvalidItemError(f"expected Item objects, got {type(it).__name__}: {it!r:.200}")
-        check_item_id(it.id)
-    _check_batch([it.id for it in items], "items")
     points = []
-    for it in items:
+    for it in _check_batch(items, Item, "items"):
         payload = _check_payload(it.payload, it.id)
         vectors = named_vectors(it.vectors, schema, it.id)
         points.append(Point(id=point_id(it.id), vectors=vectors, payload={**payload, ITEM_ID_KEY: it.id}))
@@ -185,14 +190,8 @@ def prepare_updates(updates: Sequence[VectorUpdate], schema: StoreSchema) -> lis
     Raises:
         the same errors as `prepare_items`, and InvalidItemError for an update without vectors.
     """
-    updates = list(updates)
-    for up in updates:
-        if not isinstance(up, VectorUpdate):
-            raise InvalidItemError(f"expected VectorUpdate objects, got {type(up).__name__}: {up!r:.200}")
-        check_item_id(up.id)
-    _check_batch([up.id for up in updates], "updates")
     points = []
-    for up in updates:
+    for up in _check_batch(updates, VectorUpdate, "updates"):
         if not up.vectors:
             raise InvalidItemError(f"{_where(up.id)}update has no vectors; known: {', '.join(schema.input_names)}")
         points.append(Point(id=point_id(up.id), vectors=named_vectors(up.vectors, schema, up.id)))
