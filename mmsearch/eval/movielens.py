@@ -121,14 +121,8 @@ def run_movielens(
     name = CONTENT_NAME if model_dir is None else vector_model_name(model.name)
     vectors: ItemVectors = embed_item_texts(model.text, name, [[texts[i]] for i in interactions.item_ids])
     timings["embed texts"] = time.perf_counter() - began
-    result = run_eval(interactions, [vectors], settings, dataset="MovieLens-100k", log=log)
-    result.data["content_model"] = model.name
-    result.data["content_text"] = "Title (year). Genres: a, b."
-    measured = {**timings, **result.timings}
-    measured["total"] = sum(measured.values())
-    result.timings.clear()
-    result.timings.update(measured)
-    return result
+    facts = {"content_model": model.name, "content_text": "Title (year). Genres: a, b."}
+    return run_eval(interactions, [vectors], settings, dataset="MovieLens-100k", log=log, facts=facts, steps=timings)
 
 
 __all__ = ["DEFAULT_SPLITS", "default_cache_dir", "run_movielens", "shipped_minilm_model"]

@@ -32,7 +32,7 @@ def _check_metrics(metrics: Sequence[str]) -> None:
             raise UnknownNameError("metric", m, METRICS)
 
 
-def _fmt(value: float, digits: int) -> str:
+def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
