@@ -167,6 +167,26 @@ def duplicate_series(panels: Sequence[Panel]) -> dict[str, str]:
     return out
 
 
+def _draw_legend(
+    draw: ImageDraw.ImageDraw,
+    at: tuple[int, int],
+    labels: Mapping[str, str],
+    colours: Mapping[str, str],
+    font: Font,
+    duplicates: Mapping[str, str],
+) -> None:
+    """One line per series from `at` down: its stroke (dashed for a duplicate), a dot, its label."""
+    x, top = at
+    for i, name in enumerate(labels):
+        y = top + 24 * i
+        if name in duplicates:
+            _dashed_line(draw, (x, y), (x + 24, y), colours[name], dash=6.0, gap=4.0)
+        else:
+            draw.line([(x, y), (x + 24, y)], fill=colours[name], width=3)
+        draw.ellipse([x + 8, y - 4, x + 16, y + 4], fill=colours[name])
+        draw.text((x + 32, y), labels[name], fill=INK, font=font, anchor="lm")
+
+
 def line_chart(
     panels: Sequence[Panel],
     path: str | Path,
@@ -217,14 +237,7 @@ def line_chart(
         box = (c * width_p, title_h + r * height_p, (c + 1) * width_p, title_h + (r + 1) * height_p)
         _draw_panel(draw, panel, box, colours, (small, bold), duplicates)
     legend_x = min(columns, len(panels)) * width_p + 8
-    for i, name in enumerate(names):
-        y = title_h + 30 + 24 * i
-        if name in duplicates:
-            _dashed_line(draw, (legend_x, y), (legend_x + 24, y), colours[name], dash=6.0, gap=4.0)
-        else:
-            draw.line([(legend_x, y), (legend_x + 24, y)], fill=colours[name], width=3)
-        draw.ellipse([legend_x + 8, y - 4, legend_x + 16, y + 4], fill=colours[name])
-        draw.text((legend_x + 32, y), labels[name], fill=INK, font=small, anchor="lm")
+    _draw_legend(draw, (legend_x, title_h + 30), labels, colours, small, duplicates)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")

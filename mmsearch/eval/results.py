@@ -142,17 +142,6 @@ class EvalResult:
     data: dict[str, Any]
     timings: dict[str, float]
 
-    def split(self, kind: str) -> SplitResult:
-        """The result of split `kind`.
-
-        Raises:
-            UnknownNameError: the run has no such split.
-        """
-        for s in self.splits:
-            if s.kind == kind:
-                return s
-        raise UnknownNameError("split", kind, [s.kind for s in self.splits])
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "data": self.data,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,14 @@ Log = Callable[[str], None]
 
 def _quiet(_message: str) -> None:
     pass
+
+
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Add the seconds the `with` block takes to `timings[step]`."""
+    began = time.perf_counter()
+    yield
+    timings[step] = timings.get(step, 0.0) + time.perf_counter() - began
 
 
 # ----------------------------------------------------------------------- the steps
@@ -307,11 +315,8 @@ class _SplitRun:
     say: Log
     timings: dict[str, float] = field(default_factory=dict)
 
-    @contextmanager
-    def timed(self, step: str) -> Iterator[None]:
-        began = time.perf_counter()
-        yield
-        self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - began
+    def timed(self, step: str) -> AbstractContextManager[None]:
+        return timed(self.timings, step)
 
     def rank(
         self, part: _Part, legs: Sequence[Strategy], fused: Sequence[Output] = (), *, rank_legs: bool = True
@@ -614,5 +619,6 @@ __all__ = [
     "make_split",
     "rank",
     "run_eval",
+    "timed",
     "tune_fusion",
 ]
