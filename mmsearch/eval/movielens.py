@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from mmsearch.errors import ConfigError, DependencyError, ModelError
 from mmsearch.eval.content import embed_item_texts, vector_model_name
-from mmsearch.eval.runner import EvalResult, EvalSettings, Log, run_eval, timed
+from mmsearch.eval.results import EvalResult
+from mmsearch.eval.runner import Log, run_eval, timed
+from mmsearch.eval.settings import EvalSettings
 
 if TYPE_CHECKING:
     from indexers.onnx_session import Device
