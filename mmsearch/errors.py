@@ -7,6 +7,10 @@ Each subclass also inherits the builtin it refines, so callers that catch `Value
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 def listed(values: Iterable[object], limit: int = 10, *, quote: bool = True, empty: str = "none") -> str:
@@ -23,6 +27,36 @@ def listed(values: Iterable[object], limit: int = 10, *, quote: bool = True, emp
         return empty
     head = ", ".join(repr(v) if quote else str(v) for v in shown[:limit])
     return head + (" ..." if len(shown) > limit else "")
+
+
+def validation_message(error: ValidationError) -> str:
+    """A pydantic `ValidationError` in one line: each fault's field, what is wrong, and the value given.
+
+    e.g. `chunk_users: Input should be greater than or equal to 1 (got 0)`. A validator's own
+    message is shown as it is: it names its value already.
+    """
+    parts = []
+    for fault in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in fault["loc"])
+        msg = str(fault["msg"]).removeprefix("Value error, ")
+        shown = "" if fault["type"] == "value_error" else f" (got {fault['input']!r:.80})"
+        parts.append(f"{loc}: {msg}{shown}" if loc else f"{msg}{shown}")
+    return "; ".join(parts)
+
+
+def config_error(error: ValidationError, what: str) -> ConfigError:
+    """The `ConfigError` to raise for a pydantic `ValidationError` of `what` (e.g. "eval settings").
+
+    A lone fault that a validator raised as a `ConfigError` (say an `UnknownNameError`, which lists
+    the known names) comes back as that very error, so callers can still catch its class; anything
+    else becomes `ConfigError("invalid <what>: <validation_message>")`.
+    """
+    faults = error.errors(include_url=False)
+    if len(faults) == 1:
+        original = faults[0].get("ctx", {}).get("error")
+        if isinstance(original, ConfigError):
+            return original
+    return ConfigError(f"invalid {what}: {validation_message(error)}")
 
 
 class MmsearchError(Exception):

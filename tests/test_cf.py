@@ -82,7 +82,7 @@ def test_score_matches_dot_products_and_marks_unknown_items(als_model: CFModel) 
     assert scores[0] == pytest.approx(float(als_model.item_vector("i3") @ user), rel=1e-5, abs=1e-6)
     assert np.isnan(scores[1])
     assert scores[2] == pytest.approx(float(als_model.item_vector("i20") @ user), rel=1e-5, abs=1e-6)
-    np.testing.assert_allclose(als_model.score_users(["u3"])[0], als_model.all_scores("u3"), rtol=1e-6)
+    np.testing.assert_allclose(als_model.all_scores("u3"), als_model.item_factors @ user, rtol=1e-6)
 
 
 def test_cold_users() -> None:

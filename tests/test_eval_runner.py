@@ -394,6 +394,35 @@ def test_settings_and_inputs_are_checked(log: Interactions) -> None:
         make_split(log, "temporal", settings())
 
 
+def test_settings_name_the_bad_field_and_value() -> None:
+    with pytest.raises(ConfigError, match=r"chunk_users: .*greater than or equal to 1 \(got 0\)"):
+        settings(chunk_users=0)
+    with pytest.raises(ConfigError, match=r"tune_depths\.1: .*\(got 0\)"):
+        settings(tune_depths=(5, 0))
+    with pytest.raises(ConfigError, match=r"cf_weight: .*\(got 1\.5\)"):
+        settings(cf_weight=1.5)
+    with pytest.raises(ConfigError, match=r"ks\.0: .*valid integer \(got True\)"):
+        settings(ks=(True,))
+    with pytest.raises(ConfigError, match=r"fractions \(0\.5, 0\.5, 0\.5\)"):
+        settings(fractions=(0.5, 0.5, 0.5))
+    with pytest.raises(ConfigError, match="colour: Extra inputs are not permitted"):
+        settings(colour="red")
+    with pytest.raises(UnknownNameError, match="'wsum-zscore'"):
+        settings(schemes=("rrf", "wsum-zscore"))
+
+
+def test_settings_json_holds_every_field_and_reads_back() -> None:
+    chosen = settings(ks=(10, 5, 10), chunk_users=7, tune_depths=(50, None))
+    assert chosen.ks == (5, 10)  # sorted, without repeats
+    data = json.loads(json.dumps(chosen.model_dump(mode="json")))
+    assert set(data) == set(EvalSettings.model_fields)
+    assert data["chunk_users"] == 7 and data["tune_depths"] == [50, None]
+    assert [c["algorithm"] for c in data["cf"]] == ["als", "bpr"]
+    assert EvalSettings.model_validate(data) == chosen
+    result = runner_module.EvalResult((), chosen, {}, {})
+    assert result.to_dict()["settings"] == data
+
+
 def test_paired_comparison_known_answer() -> None:
     a = np.array([[0, 1], [2, 3]])
     b = np.array([[1, 0], [3, 2]])

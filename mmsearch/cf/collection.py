@@ -107,6 +107,7 @@ class CFFitSummary:
         unknown_items: distinct item ids in the log that the collection does not hold.
         rows_dropped: interactions with those unknown items.
         folder: where the model was saved.
+        examples: `items`: up to five of the unknown item ids.
     """
 
     algorithm: str
@@ -126,17 +127,15 @@ class CFFitSummary:
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        def ex(kind: str) -> str:
-            shown = self.examples.get(kind) or []
-            return f" (e.g. {', '.join(map(repr, shown))})" if shown else ""
-
+        shown = self.examples.get("items") or []
+        examples = f" (e.g. {', '.join(map(repr, shown))})" if shown else ""
         return (
             f"{self.algorithm} ({self.factors} factors) trained on {self.n_interactions} interactions of "
             f"{self.n_users} users with {self.n_items} items in {self.seconds:.2f} s; cf vectors written for "
             f"{self.items_written} of {self.catalog_items} catalog items, {self.items_cleared} without "
             f"interactions (cold, content only); not in the catalog: {self.unknown_items} items"
-            f"{ex('items')}, {self.rows_dropped} interactions dropped, {self.unknown_users} users left with "
-            f"none{ex('users')}; model saved in {self.folder}"
+            f"{examples}, {self.rows_dropped} interactions dropped, {self.unknown_users} users left with "
+            f"none; model saved in {self.folder}"
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from mmsearch.errors import ConfigError, UnknownNameError
+from mmsearch.errors import UnknownNameError, config_error
 
 ALGORITHMS: tuple[str, ...] = ("als", "bpr")
 
@@ -83,7 +83,7 @@ def parse_cf_config(data: Mapping[str, Any]) -> ALSConfig | BPRConfig:
     try:
         return _ADAPTER.validate_python(dict(data))
     except ValidationError as e:
-        raise ConfigError(f"invalid {algorithm} options: {e}") from e
+        raise config_error(e, f"{algorithm} options") from e
 
 
 __all__ = ["ALGORITHMS", "ALSConfig", "BPRConfig", "CFConfig", "cf_config", "parse_cf_config"]

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from mmsearch.cf.ids import IdMaps, positions, read_only
 from mmsearch.errors import InputError, UnknownNameError, listed
 
 if TYPE_CHECKING:
@@ -105,15 +105,8 @@ class AlignReport:
         )
 
 
-def _frozen(array: np.ndarray, dtype: type) -> np.ndarray:
-    # A read-only view: freezes this table's data without touching the caller's array flags.
-    view = np.asarray(array, dtype=dtype).view()
-    view.setflags(write=False)
-    return view
-
-
 @dataclass(frozen=True, eq=False)
-class Interactions:
+class Interactions(IdMaps):
     """A de-duplicated interaction table over dense indices.
 
     Attributes:
@@ -135,11 +128,11 @@ class Interactions:
     def __post_init__(self) -> None:
         object.__setattr__(self, "user_ids", tuple(self.user_ids))
         object.__setattr__(self, "item_ids", tuple(self.item_ids))
-        object.__setattr__(self, "users", _frozen(self.users, np.int32))
-        object.__setattr__(self, "items", _frozen(self.items, np.int32))
-        object.__setattr__(self, "weights", _frozen(self.weights, np.float32))
+        object.__setattr__(self, "users", read_only(self.users, np.int32))
+        object.__setattr__(self, "items", read_only(self.items, np.int32))
+        object.__setattr__(self, "weights", read_only(self.weights, np.float32))
         if self.timestamps is not None:
-            object.__setattr__(self, "timestamps", _frozen(self.timestamps, np.float64))
+            object.__setattr__(self, "timestamps", read_only(self.timestamps, np.float64))
         n = len(self.users)
         lengths = [len(self.items), len(self.weights)] + ([len(self.timestamps)] if self.timestamps is not None else [])
         if any(length != n for length in lengths) or self.users.ndim != 1:
@@ -204,26 +197,8 @@ class Interactions:
         return len(self.users)
 
     @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-    @property
     def has_timestamps(self) -> bool:
         return self.timestamps is not None
-
-    @cached_property
-    def user_index(self) -> dict[str, int]:
-        """Raw user id -> user index."""
-        return {u: i for i, u in enumerate(self.user_ids)}
-
-    @cached_property
-    def item_index(self) -> dict[str, int]:
-        """Raw item id -> item index."""
-        return {u: i for i, u in enumerate(self.item_ids)}
 
     def row(self, i: int) -> tuple[str, str, float, float | None]:
         """Interaction `i` as (user id, item id, weight, timestamp or None)."""
@@ -323,7 +298,7 @@ class Interactions:
         if len(position) != len(new):
             repeated = next(x for j, x in enumerate(new) if position[x] != j)
             raise InputError(f"target {kind} ids repeat {repeated!r}")
-        mapping = np.array([position.get(x, -1) for x in old], dtype=np.int64)
+        mapping = positions(position, old)
         return new, mapping, [int(j) for j in np.flatnonzero(mapping < 0)]
 
     def compact(self) -> Interactions:
@@ -489,9 +464,36 @@ def read_interactions(
         UnknownNameError: an unknown role in `columns` or an unknown `duplicates` policy.
     """
     path = Path(path)
-    shown = str(path)
     if duplicates not in DUPLICATE_POLICIES:
         raise UnknownNameError("duplicate policy", duplicates, DUPLICATE_POLICIES)
+    header, resolved, parsed = _read_file(path, columns, delimiter, encoding)
+    if not parsed.users:
+        raise _unusable(str(path), parsed)
+    table, merged = _build(
+        np.asarray(parsed.users, dtype=str),
+        np.asarray(parsed.items, dtype=str),
+        np.asarray(parsed.weights, dtype=np.float64),
+        None if parsed.timestamps is None else np.asarray(parsed.timestamps, dtype=np.float64),
+        duplicates,
+    )
+    report = ReadReport(
+        path=str(path),
+        columns={role: header[pos] for role, pos in resolved.items()},
+        ignored_columns=tuple(h for pos, h in enumerate(header) if pos not in resolved.values()),
+        rows_read=parsed.rows_read,
+        rows_kept=len(parsed.users),
+        skipped=parsed.skipped,
+        examples=parsed.examples,
+        duplicates_merged=merged,
+    )
+    return table, report
+
+
+def _read_file(
+    path: Path, columns: Mapping[str, str] | None, delimiter: str | None, encoding: str
+) -> tuple[list[str], dict[str, int], _Rows]:
+    """The header, each role's column, and the usable rows of a log file."""
+    shown = str(path)
     try:
         handle = path.open(newline="", encoding=encoding)
     except FileNotFoundError as e:
@@ -508,37 +510,20 @@ def read_interactions(
             sep = delimiter or _sniff_delimiter(path, first_line)
             header = next(csv.reader([first_line], delimiter=sep))
             resolved = _resolve_columns(header, columns, shown)
-            parsed = _read_rows(handle, len(header), resolved, sep)
+            return header, resolved, _read_rows(handle, _Layout.of(header, resolved, sep))
     except UnicodeDecodeError as e:
         raise InputError(f"interaction file {shown} is not {encoding} text: {e}") from e
-    report_columns = {role: header[pos] for role, pos in resolved.items()}
-    ignored = tuple(h for pos, h in enumerate(header) if pos not in resolved.values())
-    if not parsed.users:
-        if not parsed.rows_read:
-            raise InputError(f"interaction file {shown} has a header but no rows")
-        reasons = "; ".join(
-            f"{count} {reason} (e.g. line {parsed.examples[reason][0][0]}: {parsed.examples[reason][0][1]!r})"
-            for reason, count in parsed.skipped.items()
-        )
-        raise InputError(f"interaction file {shown} has no usable row: {reasons}")
-    table, merged = _build(
-        np.asarray(parsed.users, dtype=str),
-        np.asarray(parsed.items, dtype=str),
-        np.asarray(parsed.weights, dtype=np.float64),
-        None if parsed.timestamps is None else np.asarray(parsed.timestamps, dtype=np.float64),
-        duplicates,
+
+
+def _unusable(shown: str, parsed: _Rows) -> InputError:
+    """The error for a log without a single usable row: why the rows were skipped, with an example each."""
+    if not parsed.rows_read:
+        return InputError(f"interaction file {shown} has a header but no rows")
+    reasons = "; ".join(
+        f"{count} {reason} (e.g. line {parsed.examples[reason][0][0]}: {parsed.examples[reason][0][1]!r})"
+        for reason, count in parsed.skipped.items()
     )
-    report = ReadReport(
-        path=shown,
-        columns=report_columns,
-        ignored_columns=ignored,
-        rows_read=parsed.rows_read,
-        rows_kept=len(parsed.users),
-        skipped=parsed.skipped,
-        examples=parsed.examples,
-        duplicates_merged=merged,
-    )
-    return table, report
+    return InputError(f"interaction file {shown} has no usable row: {reasons}")
 
 
 @dataclass
@@ -553,64 +538,91 @@ class _Rows:
     skipped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
-
-def _read_rows(lines: Iterable[str], n_fields: int, resolved: dict[str, int], sep: str) -> _Rows:
-    out = _Rows(timestamps=[] if "timestamp" in resolved else None)
-    users, items, weights, timestamps = out.users, out.items, out.weights, out.timestamps
-    skipped, examples = out.skipped, out.examples
-    user_pos, item_pos = resolved["user"], resolved["item"]
-    weight_pos, time_pos = resolved.get("weight"), resolved.get("timestamp")
-
-    def skip(reason: str, line: int, value: str) -> None:
-        skipped[reason] = skipped.get(reason, 0) + 1
-        shown = examples.setdefault(reason, [])
+    def skip(self, reason: str, line: int, value: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        shown = self.examples.setdefault(reason, [])
         if len(shown) < MAX_EXAMPLES:
             shown.append((line, value))
 
-    reader = csv.reader(lines, delimiter=sep)
+
+class _RowError(Exception):  # never leaves this module: the row is counted as skipped instead
+    """A row that cannot become an interaction: why, and the offending text."""
+
+    def __init__(self, reason: str, value: str) -> None:
+        super().__init__(reason)
+        self.reason, self.value = reason, value
+
+
+def _number(text: str, parse: Callable[[str], float], what: str, malformed: str) -> float:
+    """`parse(text)`, or a `_RowError` naming a missing or `malformed` `what` (`weight`, `timestamp`)."""
+    try:
+        return parse(text)
+    except ValueError:
+        raise _RowError(f"missing {what}" if not text else f"{malformed} {what}", text) from None
+
+
+def _weight(text: str) -> float:
+    weight = _number(text, float, "weight", "non-numeric")
+    if not math.isfinite(weight):
+        raise _RowError("non-finite weight", text)
+    if weight < 0:
+        raise _RowError("negative weight", text)
+    if weight == 0:
+        raise _RowError("zero weight", text)
+    return weight
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a log's fields are: the field count, the separator, and each role's column."""
+
+    n_fields: int
+    sep: str
+    user: int
+    item: int
+    weight: int | None
+    timestamp: int | None
+
+    @classmethod
+    def of(cls, header: list[str], resolved: Mapping[str, int], sep: str) -> _Layout:
+        return cls(
+            len(header), sep, resolved["user"], resolved["item"], resolved.get("weight"), resolved.get("timestamp")
+        )
+
+    def parse(self, row: list[str]) -> tuple[str, str, float, float | None]:
+        """(user, item, weight, timestamp or None) from a row, or a `_RowError` saying why not."""
+        if len(row) != self.n_fields:
+            raise _RowError("wrong number of fields", self.sep.join(row)[:80])
+        user, item = row[self.user].strip(), row[self.item].strip()
+        if not user:
+            raise _RowError("empty user id", row[self.user])
+        if not item:
+            raise _RowError("empty item id", row[self.item])
+        weight = 1.0 if self.weight is None else _weight(row[self.weight].strip())
+        stamp = None
+        if self.timestamp is not None:
+            stamp = _number(row[self.timestamp].strip(), parse_timestamp, "timestamp", "unparseable")
+        return user, item, weight, stamp
+
+
+def _read_rows(lines: Iterable[str], layout: _Layout) -> _Rows:
+    out = _Rows(timestamps=[] if layout.timestamp is not None else None)
+    reader = csv.reader(lines, delimiter=layout.sep)
     for row in reader:
         line = reader.line_num + 1  # the header line was consumed before the reader started
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         out.rows_read += 1
-        if len(row) != n_fields:
-            skip("wrong number of fields", line, sep.join(row)[:80])
+        try:
+            user, item, weight, stamp = layout.parse(row)
+        except _RowError as e:
+            out.skip(e.reason, line, e.value)
             continue
-        user, item = row[user_pos].strip(), row[item_pos].strip()
-        if not user:
-            skip("empty user id", line, row[user_pos])
-            continue
-        if not item:
-            skip("empty item id", line, row[item_pos])
-            continue
-        weight = 1.0
-        if weight_pos is not None:
-            text = row[weight_pos].strip()
-            try:
-                weight = float(text)
-            except ValueError:
-                skip("missing weight" if not text else "non-numeric weight", line, text)
-                continue
-            if not math.isfinite(weight):
-                skip("non-finite weight", line, text)
-                continue
-            if weight < 0:
-                skip("negative weight", line, text)
-                continue
-            if weight == 0:
-                skip("zero weight", line, text)
-                continue
-        if timestamps is not None and time_pos is not None:
-            text = row[time_pos].strip()
-            try:
-                stamp = parse_timestamp(text)
-            except ValueError:
-                skip("missing timestamp" if not text else "unparseable timestamp", line, text)
-                continue
-            timestamps.append(stamp)
-        users.append(user)
-        items.append(item)
-        weights.append(weight)
+        if out.timestamps is not None and stamp is not None:
+            out.timestamps.append(stamp)
+        out.users.append(user)
+        out.items.append(item)
+        out.weights.append(weight)
     return out
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from mmsearch.cf.config import ALSConfig, BPRConfig
+from mmsearch.cf.ids import IdMaps, read_only
 from mmsearch.errors import ConfigError, ModelError, NotFoundError, listed
 from mmsearch.ranking import top_k
 
@@ -31,8 +31,15 @@ class Recommendation(NamedTuple):
     scores: np.ndarray
 
 
+# What to do about an id the model does not know, by kind.
+_UNKNOWN = {
+    "user": "users without training interactions are cold: check is_cold() and fall back to content signals",
+    "item": "items without training interactions are reachable through content signals only",
+}
+
+
 @dataclass(frozen=True, eq=False)
-class CFModel:
+class CFModel(IdMaps):
     """User and item factors of one trained model, with the interactions it was trained on.
 
     Attributes:
@@ -64,9 +71,7 @@ class CFModel:
             ("seen_indptr", np.int64),
             ("seen_indices", np.int32),
         ):
-            view = np.ascontiguousarray(getattr(self, name), dtype=dtype).view()
-            view.setflags(write=False)
-            object.__setattr__(self, name, view)
+            object.__setattr__(self, name, read_only(getattr(self, name), dtype))
         users, items = self.user_factors, self.item_factors
         if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
             raise ModelError(f"CF factor shapes differ: users {users.shape}, items {items.shape}")
@@ -94,56 +99,31 @@ class CFModel:
         return self.config.algorithm
 
     @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-    @property
     def dim(self) -> int:
         """Vector length (`factors`, or `factors + 1` for BPR's bias dimension)."""
         return int(self.item_factors.shape[1])
 
-    @cached_property
-    def user_index(self) -> dict[str, int]:
-        return {u: i for i, u in enumerate(self.user_ids)}
-
-    @cached_property
-    def item_index(self) -> dict[str, int]:
-        return {u: i for i, u in enumerate(self.item_ids)}
-
     def has_user(self, user_id: str) -> bool:
         return user_id in self.user_index
 
-    def has_item(self, item_id: str) -> bool:
-        return item_id in self.item_index
+    def _row(self, kind: Literal["user", "item"], raw_id: str) -> int:
+        """The factor row of a user or an item id.
 
-    def item_positions(self, item_ids: Sequence[str]) -> np.ndarray:
-        """Row of each item in `item_factors` (int64), -1 for items the model does not know."""
-        index = self.item_index
-        return np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
-
-    def _user_row(self, user_id: str) -> int:
+        Raises:
+            NotFoundError: the model does not know the id (the message says what to do instead).
+        """
+        ids, index = (self.user_ids, self.user_index) if kind == "user" else (self.item_ids, self.item_index)
         try:
-            return self.user_index[user_id]
+            return index[raw_id]
         except KeyError:
             raise NotFoundError(
-                f"user {user_id!r} is unknown to the {self.algorithm} model, which knows "
-                f"{self.n_users} users ({listed(self.user_ids, 5)}); users without training "
-                f"interactions are cold: check is_cold() and fall back to content signals"
+                f"{kind} {raw_id!r} is unknown to the {self.algorithm} model, which knows "
+                f"{len(ids)} {kind}s ({listed(ids, 5)}); {_UNKNOWN[kind]}"
             ) from None
 
-    def _item_row(self, item_id: str) -> int:
-        try:
-            return self.item_index[item_id]
-        except KeyError:
-            raise NotFoundError(
-                f"item {item_id!r} is unknown to the {self.algorithm} model, which knows "
-                f"{self.n_items} items ({listed(self.item_ids, 5)}); items without training "
-                f"interactions are reachable through content signals only"
-            ) from None
+    def _seen(self, row: int) -> np.ndarray:
+        """Item rows the user at factor row `row` interacted with in training."""
+        return self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]
 
     # ----------------------------------------------------------------- cold start
 
@@ -170,8 +150,7 @@ class CFModel:
         Raises:
             NotFoundError: unknown user.
         """
-        row = self._user_row(user_id)
-        return [self.item_ids[j] for j in self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]]
+        return [self.item_ids[j] for j in self._seen(self._row("user", user_id))]
 
     # ----------------------------------------------------------------- vectors and scores
 
@@ -181,7 +160,7 @@ class CFModel:
         Raises:
             NotFoundError: unknown user.
         """
-        return self.user_factors[self._user_row(user_id)]
+        return self.user_factors[self._row("user", user_id)]
 
     def item_vector(self, item_id: str) -> np.ndarray:
         """The item's factor vector (float32, `dim`).
@@ -189,7 +168,7 @@ class CFModel:
         Raises:
             NotFoundError: unknown item.
         """
-        return self.item_factors[self._item_row(item_id)]
+        return self.item_factors[self._row("item", item_id)]
 
     def all_scores(self, user_id: str) -> np.ndarray:
         """The user's score for every model item (float32, `n_items`, in `item_ids` order).
@@ -214,27 +193,6 @@ class CFModel:
         known = rows >= 0
         out[known] = self.item_factors[rows[known]] @ vector
         return out
-
-    def score_users(self, user_ids: Sequence[str]) -> np.ndarray:
-        """Scores of several users for every model item: float32 (len(user_ids), n_items).
-
-        Raises:
-            NotFoundError: an unknown user.
-        """
-        rows = np.array([self._user_row(u) for u in user_ids], dtype=np.int64)
-        return self.user_factors[rows] @ self.item_factors.T
-
-    def seen_mask(self, user_ids: Sequence[str]) -> np.ndarray:
-        """Boolean (len(user_ids), n_items): True where the user interacted with the item in training.
-
-        Raises:
-            NotFoundError: an unknown user.
-        """
-        mask = np.zeros((len(user_ids), self.n_items), dtype=bool)
-        for k, user in enumerate(user_ids):
-            row = self._user_row(user)
-            mask[k, self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]] = True
-        return mask
 
     def recommend(
         self,
@@ -267,8 +225,7 @@ class CFModel:
             allowed[rows[rows >= 0]] = True
             scores = np.where(allowed, scores, -np.inf)
         if exclude_seen:
-            row = self.user_index[user_id]
-            scores[self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]] = -np.inf
+            scores[self._seen(self.user_index[user_id])] = -np.inf
         best = top_k(scores, k)
         return Recommendation([self.item_ids[j] for j in best], scores[best])
 

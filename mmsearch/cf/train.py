@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -12,6 +14,9 @@ from mmsearch.cf.config import ALSConfig, BPRConfig
 from mmsearch.cf.interactions import AlignReport, Interactions
 from mmsearch.cf.model import CFModel
 from mmsearch.errors import DependencyError, InputError
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,18 @@ class FitReport:
         return text
 
 
-def _confidence(matrix: object, config: ALSConfig | BPRConfig) -> object:
+class _Estimator(Protocol):
+    """What training uses of an `implicit` CPU model."""
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+
+    def fit(self, user_items: scipy.sparse.csr_matrix, show_progress: bool = ...) -> None: ...
+
+
+def _confidence(matrix: scipy.sparse.csr_matrix, config: ALSConfig | BPRConfig) -> scipy.sparse.csr_matrix:
     """The matrix `implicit` trains on; ALS's `alpha` scaling is applied by implicit itself."""
-    matrix = matrix.copy()  # type: ignore[attr-defined]
+    matrix = matrix.copy()
     if isinstance(config, BPRConfig) or config.weighting == "binary":
         matrix.data[:] = 1.0
     elif config.weighting == "log1p":
@@ -60,7 +74,7 @@ def _confidence(matrix: object, config: ALSConfig | BPRConfig) -> object:
     return matrix
 
 
-def _estimator(config: ALSConfig | BPRConfig) -> object:
+def _estimator(config: ALSConfig | BPRConfig) -> _Estimator:
     try:
         from implicit.cpu.als import AlternatingLeastSquares
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -73,29 +87,22 @@ def _estimator(config: ALSConfig | BPRConfig) -> object:
         return _build_estimator(config, AlternatingLeastSquares, BayesianPersonalizedRanking)
 
 
-def _build_estimator(config: ALSConfig | BPRConfig, als: type, bpr: type) -> object:
+def _build_estimator(
+    config: ALSConfig | BPRConfig, als: Callable[..., _Estimator], bpr: Callable[..., _Estimator]
+) -> _Estimator:
     # The CPU classes directly: implicit's factories would switch to CUDA where it exists, whose
     # results differ from run to run and whose factors live on the GPU.
+    common: dict[str, Any] = {
+        "factors": config.factors,
+        "regularization": config.regularization,
+        "iterations": config.iterations,
+        "num_threads": config.num_threads,
+        "random_state": config.seed,
+        "dtype": np.float32,
+    }
     if isinstance(config, ALSConfig):
-        return als(
-            factors=config.factors,
-            regularization=config.regularization,
-            alpha=config.alpha,
-            iterations=config.iterations,
-            num_threads=config.num_threads,
-            random_state=config.seed,
-            dtype=np.float32,
-        )
-    return bpr(
-        factors=config.factors,
-        learning_rate=config.learning_rate,
-        regularization=config.regularization,
-        iterations=config.iterations,
-        num_threads=config.num_threads,
-        verify_negative_samples=config.verify_negative_samples,
-        random_state=config.seed,
-        dtype=np.float32,
-    )
+        return als(alpha=config.alpha, **common)
+    return bpr(learning_rate=config.learning_rate, verify_negative_samples=config.verify_negative_samples, **common)
 
 
 def _implicit_version() -> str:
@@ -105,6 +112,25 @@ def _implicit_version() -> str:
         return version("implicit")
     except PackageNotFoundError:
         return "unknown"
+
+
+class _Catalog(NamedTuple):
+    """How a log was restricted to a catalog: what was unknown, the catalog's ids, the users left with nothing."""
+
+    report: AlignReport
+    item_ids: list[str]
+    users_dropped: int
+
+
+def _restrict(
+    interactions: Interactions, catalog_item_ids: Sequence[str] | None
+) -> tuple[Interactions, _Catalog | None]:
+    if catalog_item_ids is None:
+        return interactions, None
+    ids = list(dict.fromkeys(str(i) for i in catalog_item_ids))
+    table, report = interactions.align(item_ids=ids)
+    users_dropped = int(((interactions.user_counts() > 0) & (table.user_counts() == 0)).sum())
+    return table, _Catalog(report, ids, users_dropped)
 
 
 def fit(
@@ -133,51 +159,40 @@ def fit(
         DependencyError: `implicit` is not installed.
     """
     config = config if config is not None else ALSConfig()
-    catalog_report = None
-    catalog_ids: list[str] = []
-    users_dropped = 0
-    table = interactions
-    if catalog_item_ids is not None:
-        catalog_ids = list(dict.fromkeys(str(i) for i in catalog_item_ids))
-        table, catalog_report = interactions.align(item_ids=catalog_ids)
-        users_dropped = int(((interactions.user_counts() > 0) & (table.user_counts() == 0)).sum())
+    table, catalog = _restrict(interactions, catalog_item_ids)
     if len(table) == 0:
-        where = " once items unknown to the catalog were dropped" if catalog_report is not None else ""
+        where = " once items unknown to the catalog were dropped" if catalog is not None else ""
         raise InputError(f"no interactions to train the {config.algorithm} model on{where}")
     table = table.compact()
     matrix = table.to_csr()
-    model_impl = _estimator(config)
+    estimator = _estimator(config)
     start = time.perf_counter()
     with _single_threaded_blas():
-        model_impl.fit(_confidence(matrix, config), show_progress=show_progress)  # type: ignore[attr-defined]
+        estimator.fit(_confidence(matrix, config), show_progress=show_progress)
     seconds = time.perf_counter() - start
     model = CFModel(
         config=config,
         user_ids=table.user_ids,
         item_ids=table.item_ids,
-        user_factors=np.asarray(model_impl.user_factors, dtype=np.float32),  # type: ignore[attr-defined]
-        item_factors=np.asarray(model_impl.item_factors, dtype=np.float32),  # type: ignore[attr-defined]
+        user_factors=np.asarray(estimator.user_factors, dtype=np.float32),
+        item_factors=np.asarray(estimator.item_factors, dtype=np.float32),
         seen_indptr=matrix.indptr,
         seen_indices=matrix.indices,
-        info={
-            "implicit_version": _implicit_version(),
-            "fit_seconds": round(seconds, 4),
-            "n_interactions": len(table),
-        },
+        info={"implicit_version": _implicit_version(), "fit_seconds": round(seconds, 4), "n_interactions": len(table)},
     )
     report = FitReport(
         n_users=table.n_users,
         n_items=table.n_items,
         n_interactions=len(table),
         seconds=seconds,
-        catalog=catalog_report,
-        users_dropped=users_dropped,
-        catalog_items_without_interactions=len(catalog_ids) - table.n_items if catalog_report is not None else 0,
+        catalog=catalog.report if catalog is not None else None,
+        users_dropped=catalog.users_dropped if catalog is not None else 0,
+        catalog_items_without_interactions=len(catalog.item_ids) - table.n_items if catalog is not None else 0,
     )
     return model, report
 
 
-def _single_threaded_blas() -> object:
+def _single_threaded_blas() -> AbstractContextManager[object]:
     # implicit parallelises over users itself; a multi-threaded BLAS underneath oversubscribes
     # the cores and is up to 10x slower (implicit warns about it), so BLAS gets one thread.
     try:

@@ -23,10 +23,11 @@ from mmsearch.errors import ConfigError, InputError, InvalidRecordError, Mmsearc
 
 if TYPE_CHECKING:
     from indexers.runtime import ImageEncoder, Model, TextEncoder
-    from mmsearch.indexing.catalog import CatalogConfig
+    from mmsearch.indexing.catalog import CatalogConfig, CatalogItem
 
 Modality = Literal["image", "text"]
 MODALITIES: tuple[str, ...] = ("image", "text")
+Skipped = tuple[int, str | None, str]  # a record left out: its line, its id if it has one, why
 
 
 def pool(rows: np.ndarray) -> np.ndarray | None:
@@ -162,7 +163,7 @@ class CatalogVectors:
 
     item_ids: tuple[str, ...]
     vectors: tuple[ItemVectors, ...]
-    skipped: tuple[tuple[int, str | None, str], ...] = ()
+    skipped: tuple[Skipped, ...] = ()
     missing: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -210,20 +211,29 @@ def catalog_vectors(
         ConfigError: no model has a tower to use, or two models share a name.
         InputError: no valid item.
     """
-    from mmsearch.fetch import FetchSettings
-    from mmsearch.indexing.catalog import read_catalog
-    from mmsearch.indexing.pipeline import load_item_images
+    _check_models(models, text_fields, images)
+    path = Path(path)
+    items, skipped = _valid_items(path, config)
+    say = progress or (lambda _message: None)
+    missing: dict[str, int] = {}
+    out: list[ItemVectors] = []
+    for model in models:  # per model, its image tower first, then its text tower
+        name = vector_model_name(model.name)
+        if model.image is not None and images:
+            say(f"embedding {len(items)} items with {model.name}.image")
+            limit = max_pixels if max_pixels is not None else model.image.max_pixels
+            vectors, failed = _image_vectors(model.image, name, items, path.parent, limit)
+            if failed:
+                missing[vectors.name] = failed
+            out.append(vectors)
+        if model.text is not None and text_fields:
+            say(f"embedding {len(items)} items with {model.name}.text")
+            out.append(embed_item_texts(model.text, name, [_texts(item, text_fields, text_join) for item in items]))
+    return CatalogVectors(tuple(i.id for i in items), tuple(out), tuple(skipped), missing)
 
-    towers = [
-        (m, modality)
-        for m in models
-        for modality, usable in (
-            ("image", m.image is not None and images),
-            ("text", m.text is not None and bool(text_fields)),
-        )
-        if usable
-    ]
-    if not towers:
+
+def _check_models(models: Sequence[Model], text_fields: Sequence[str], images: bool) -> None:
+    if not any((m.image is not None and images) or (m.text is not None and text_fields) for m in models):
         raise ConfigError(
             f"no tower to embed with: models {[m.name for m in models]} with text_fields={list(text_fields)} "
             f"and images={images}"
@@ -231,60 +241,59 @@ def catalog_vectors(
     names = [vector_model_name(m.name) for m in models]
     if len(set(names)) != len(names):
         raise ConfigError(f"two model folders share the name {min(n for n in names if names.count(n) > 1)!r}")
-    path = Path(path)
-    base_dir = path.parent
-    items = []
+
+
+def _valid_items(path: Path, config: CatalogConfig | None) -> tuple[list[CatalogItem], list[Skipped]]:
+    """The catalog's valid items, first occurrence of each id, and the records skipped."""
+    from mmsearch.indexing.catalog import read_catalog
+
+    items: list[CatalogItem] = []
     seen: set[str] = set()
-    skipped: list[tuple[int, str | None, str]] = []
+    skipped: list[Skipped] = []
     for record in read_catalog(path, config):
         if record.item is None:
             err = record.error
             skipped.append((record.line, err.id if err else None, err.reason if err else "invalid record"))
-            continue
-        if record.item.id in seen:
+        elif record.item.id in seen:
             skipped.append((record.line, record.item.id, f"repeated id {record.item.id!r}"))
-            continue
-        seen.add(record.item.id)
-        items.append(record.item)
+        else:
+            seen.add(record.item.id)
+            items.append(record.item)
     if not items:
         raise InputError(f"catalog {str(path)!r} has no valid item")
-    missing: dict[str, int] = {}
-    out: list[ItemVectors] = []
-    for model, modality in towers:
-        if progress is not None:
-            progress(f"embedding {len(items)} items with {model.name}.{modality}")
-        if modality == "text":
-            texts = []
-            for item in items:
-                try:
-                    rows = [t for f in text_fields for t in item.text_values(f)]
-                except InvalidRecordError:
-                    rows = []
-                if rows and text_join is not None:
-                    rows = [text_join.join(rows)]
-                texts.append(rows)
-            vectors = embed_item_texts(model.text, vector_model_name(model.name), texts)  # type: ignore[arg-type]
-        else:
-            encoder = model.image
-            pixels: list[np.ndarray | None] = []
-            failed = 0
-            fetch_settings = FetchSettings()
-            limit = max_pixels if max_pixels is not None else encoder.max_pixels  # type: ignore[union-attr]
-            for item in items:
-                if not item.images:
-                    pixels.append(None)
-                    continue
-                try:
-                    loaded = load_item_images(item, base_dir, max_pixels=limit, fetch_settings=fetch_settings)
-                    pixels.append(np.stack([encoder.preprocessor(img) for img in loaded]))  # type: ignore[union-attr]
-                except MmsearchError:
-                    failed += 1
-                    pixels.append(None)
-            vectors = embed_item_pixels(encoder, vector_model_name(model.name), pixels)  # type: ignore[arg-type]
-            if failed:
-                missing[vectors.name] = failed
-        out.append(vectors)
-    return CatalogVectors(tuple(i.id for i in items), tuple(out), tuple(skipped), missing)
+    return items, skipped
+
+
+def _texts(item: CatalogItem, text_fields: Sequence[str], text_join: str | None) -> list[str]:
+    """The item's texts, one row each (or joined into one); none when a field is not text."""
+    try:
+        rows = [t for f in text_fields for t in item.text_values(f)]
+    except InvalidRecordError:
+        return []
+    return [text_join.join(rows)] if rows and text_join is not None else rows
+
+
+def _image_vectors(
+    encoder: ImageEncoder, model: str, items: Sequence[CatalogItem], base_dir: Path, max_pixels: int
+) -> tuple[ItemVectors, int]:
+    """The items' pooled image vectors, and how many items had images that failed to load."""
+    from mmsearch.fetch import FetchSettings
+    from mmsearch.indexing.pipeline import load_item_images
+
+    fetch_settings = FetchSettings()
+    pixels: list[np.ndarray | None] = []
+    failed = 0
+    for item in items:
+        if not item.images:
+            pixels.append(None)
+            continue
+        try:
+            loaded = load_item_images(item, base_dir, max_pixels=max_pixels, fetch_settings=fetch_settings)
+            pixels.append(np.stack([encoder.preprocessor(img) for img in loaded]))
+        except MmsearchError:
+            failed += 1
+            pixels.append(None)
+    return embed_item_pixels(encoder, model, pixels), failed
 
 
 __all__ = [

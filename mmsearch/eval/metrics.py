@@ -104,14 +104,14 @@ def relevance_matrix(
         rows: list[int] = []
         cols: list[int] = []
         grades: list[float] = []
-        for u, entry in enumerate(relevant):  # type: ignore[arg-type]
+        for u, entry in enumerate(relevant):
             pairs: Iterable[tuple[int, float]]
             pairs = entry.items() if isinstance(entry, Mapping) else ((i, 1.0) for i in entry)
             for item, grade in pairs:
                 rows.append(u)
                 cols.append(int(item))
                 grades.append(float(grade))
-        n_rows = len(relevant)  # type: ignore[arg-type]
+        n_rows = len(relevant)
         if cols and min(cols) < 0:
             raise InputError(f"relevant item index {min(cols)} is negative")
         width = n_items if n_items is not None else (max(cols) + 1 if cols else 0)

@@ -9,12 +9,17 @@ encoder (ONNX, checked against sentence-transformers) into a cache folder and re
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mmsearch.errors import DependencyError, ModelError
-from mmsearch.eval.content import ItemVectors, embed_item_texts, vector_model_name
-from mmsearch.eval.runner import EvalResult, EvalSettings, Log, run_eval
+from mmsearch.errors import ConfigError, DependencyError, ModelError
+from mmsearch.eval.content import embed_item_texts, vector_model_name
+from mmsearch.eval.results import EvalResult
+from mmsearch.eval.runner import Log, run_eval, timed
+from mmsearch.eval.settings import EvalSettings
+
+if TYPE_CHECKING:
+    from indexers.onnx_session import Device
 
 DEFAULT_SPLITS: tuple[str, ...] = ("random", "cold-items")
 MINILM_FOLDER = "all-MiniLM-L6-v2"
@@ -80,7 +85,7 @@ def run_movielens(
     model_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
-    device: str = "cpu",
+    device: Device = "cpu",
     threads: int | None = None,
     log: Log | None = None,
 ) -> EvalResult:
@@ -100,35 +105,26 @@ def run_movielens(
     """
     from indexers.runtime import load_model
     from mmsearch.datasets.movielens import load_movielens_100k
-    from mmsearch.errors import ConfigError
 
     settings = settings or EvalSettings(splits=DEFAULT_SPLITS, tune=True)
     say = log or (lambda _m: None)
     timings: dict[str, float] = {}
-    began = time.perf_counter()
-    data = load_movielens_100k(data_dir)
-    interactions, _ = data.interactions.align(item_ids=[m.item_id for m in data.movies])
-    timings["load data"] = time.perf_counter() - began
-    began = time.perf_counter()
-    folder = Path(model_dir) if model_dir is not None else shipped_minilm_model(cache_dir, log=say)
-    model = load_model(folder, device=device, threads=threads)  # type: ignore[arg-type]
-    if model.text is None:
-        raise ConfigError(f"model {str(folder)!r} ({model.manifest.family}) has no text tower to embed movie texts")
-    timings["model"] = time.perf_counter() - began
-    began = time.perf_counter()
-    texts = data.item_texts()
-    say(f"embedding {interactions.n_items} movie texts with {model.name}")
-    name = CONTENT_NAME if model_dir is None else vector_model_name(model.name)
-    vectors: ItemVectors = embed_item_texts(model.text, name, [[texts[i]] for i in interactions.item_ids])
-    timings["embed texts"] = time.perf_counter() - began
-    result = run_eval(interactions, [vectors], settings, dataset="MovieLens-100k", log=log)
-    result.data["content_model"] = model.name
-    result.data["content_text"] = "Title (year). Genres: a, b."
-    measured = {**timings, **result.timings}
-    measured["total"] = sum(measured.values())
-    result.timings.clear()
-    result.timings.update(measured)
-    return result
+    with timed(timings, "load data"):
+        data = load_movielens_100k(data_dir)
+        interactions, _ = data.interactions.align(item_ids=[m.item_id for m in data.movies])
+    with timed(timings, "model"):
+        folder = Path(model_dir) if model_dir is not None else shipped_minilm_model(cache_dir, log=say)
+        model = load_model(folder, device=device, threads=threads)
+        if model.text is None:
+            raise ConfigError(f"model {str(folder)!r} ({model.manifest.family}) has no text tower to embed movie texts")
+        text = model.text
+    with timed(timings, "embed texts"):
+        texts = data.item_texts()
+        say(f"embedding {interactions.n_items} movie texts with {model.name}")
+        name = CONTENT_NAME if model_dir is None else vector_model_name(model.name)
+        vectors = embed_item_texts(text, name, [[texts[i]] for i in interactions.item_ids])
+    facts = {"content_model": model.name, "content_text": "Title (year). Genres: a, b."}
+    return run_eval(interactions, [vectors], settings, dataset="MovieLens-100k", log=log, facts=facts, steps=timings)
 
 
 __all__ = ["DEFAULT_SPLITS", "default_cache_dir", "run_movielens", "shipped_minilm_model"]

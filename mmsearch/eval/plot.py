@@ -50,7 +50,10 @@ class Panel:
     series: Mapping[str, Sequence[float]]
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
+
+
+def _font(size: int) -> Font:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow < 10.1, or built without FreeType
@@ -69,8 +72,8 @@ def nice_ceiling(value: float) -> float:
     return 10.0 ** (exponent + 1)
 
 
-def _text_width(draw: ImageDraw.ImageDraw, text: str, font: object) -> float:
-    return draw.textlength(text, font=font)  # type: ignore[arg-type]
+def _text_width(draw: ImageDraw.ImageDraw, text: str, font: Font) -> float:
+    return draw.textlength(text, font=font)
 
 
 def _draw_panel(
@@ -78,13 +81,13 @@ def _draw_panel(
     panel: Panel,
     box: tuple[int, int, int, int],
     colours: Mapping[str, str],
-    fonts: tuple[object, object],
+    fonts: tuple[Font, Font],
     duplicates: Mapping[str, str],
 ) -> None:
     small, bold = fonts
     left, top, right, bottom = box
     plot_l, plot_t, plot_r, plot_b = left + 58, top + 30, right - 16, bottom - 36
-    draw.text(((left + right) / 2, top + 6), panel.title, fill=INK, font=bold, anchor="mt")  # type: ignore[arg-type]
+    draw.text(((left + right) / 2, top + 6), panel.title, fill=INK, font=bold, anchor="mt")
     values = [v for ys in panel.series.values() for v in ys if v is not None and math.isfinite(v)]
     y_max = nice_ceiling(max(values) * 1.05 if values else 1.0)
     xs = [float(x) for x in panel.xs]
@@ -101,11 +104,11 @@ def _draw_panel(
         y = y_max * i / 5
         draw.line([(plot_l, py(y)), (plot_r, py(y))], fill=GRID, width=1)
         label = f"{y:.3g}"
-        draw.text((plot_l - 6, py(y)), label, fill=INK, font=small, anchor="rm")  # type: ignore[arg-type]
+        draw.text((plot_l - 6, py(y)), label, fill=INK, font=small, anchor="rm")
     for x in xs:
         draw.line([(px(x), plot_b), (px(x), plot_b + 4)], fill=INK, width=1)
-        draw.text((px(x), plot_b + 7), f"{x:g}", fill=INK, font=small, anchor="mt")  # type: ignore[arg-type]
-    draw.text(((plot_l + plot_r) / 2, bottom - 4), "k", fill=INK, font=small, anchor="mb")  # type: ignore[arg-type]
+        draw.text((px(x), plot_b + 7), f"{x:g}", fill=INK, font=small, anchor="mt")
+    draw.text(((plot_l + plot_r) / 2, bottom - 4), "k", fill=INK, font=small, anchor="mb")
     draw.rectangle([plot_l, plot_t, plot_r, plot_b], outline=INK, width=1)
     for name, ys in panel.series.items():
         colour = colours[name]
@@ -164,6 +167,26 @@ def duplicate_series(panels: Sequence[Panel]) -> dict[str, str]:
     return out
 
 
+def _draw_legend(
+    draw: ImageDraw.ImageDraw,
+    at: tuple[int, int],
+    labels: Mapping[str, str],
+    colours: Mapping[str, str],
+    font: Font,
+    duplicates: Mapping[str, str],
+) -> None:
+    """One line per series from `at` down: its stroke (dashed for a duplicate), a dot, its label."""
+    x, top = at
+    for i, name in enumerate(labels):
+        y = top + 24 * i
+        if name in duplicates:
+            _dashed_line(draw, (x, y), (x + 24, y), colours[name], dash=6.0, gap=4.0)
+        else:
+            draw.line([(x, y), (x + 24, y)], fill=colours[name], width=3)
+        draw.ellipse([x + 8, y - 4, x + 16, y + 4], fill=colours[name])
+        draw.text((x + 32, y), labels[name], fill=INK, font=font, anchor="lm")
+
+
 def line_chart(
     panels: Sequence[Panel],
     path: str | Path,
@@ -208,20 +231,13 @@ def line_chart(
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     if title:
-        draw.text((width / 2, 10), title, fill=INK, font=bold, anchor="mt")  # type: ignore[arg-type]
+        draw.text((width / 2, 10), title, fill=INK, font=bold, anchor="mt")
     for i, panel in enumerate(panels):
         r, c = divmod(i, columns)
         box = (c * width_p, title_h + r * height_p, (c + 1) * width_p, title_h + (r + 1) * height_p)
         _draw_panel(draw, panel, box, colours, (small, bold), duplicates)
     legend_x = min(columns, len(panels)) * width_p + 8
-    for i, name in enumerate(names):
-        y = title_h + 30 + 24 * i
-        if name in duplicates:
-            _dashed_line(draw, (legend_x, y), (legend_x + 24, y), colours[name], dash=6.0, gap=4.0)
-        else:
-            draw.line([(legend_x, y), (legend_x + 24, y)], fill=colours[name], width=3)
-        draw.ellipse([legend_x + 8, y - 4, legend_x + 16, y + 4], fill=colours[name])
-        draw.text((legend_x + 32, y), labels[name], fill=INK, font=small, anchor="lm")  # type: ignore[arg-type]
+    _draw_legend(draw, (legend_x, title_h + 30), labels, colours, small, duplicates)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")

@@ -15,7 +15,7 @@ from typing import Any
 from mmsearch.errors import ConfigError, UnknownNameError
 from mmsearch.eval.metrics import METRICS
 from mmsearch.eval.plot import Panel, line_chart
-from mmsearch.eval.runner import EvalResult, SplitResult
+from mmsearch.eval.results import EvalResult, SplitResult
 
 LABELS: dict[str, str] = {"map": "MAP", "ndcg": "nDCG", "recall": "Recall", "precision": "P", "coverage": "Cov"}
 PLOT_METRICS: tuple[str, ...] = ("map", "ndcg", "recall", "precision")
@@ -32,7 +32,7 @@ def _check_metrics(metrics: Sequence[str]) -> None:
             raise UnknownNameError("metric", m, METRICS)
 
 
-def _fmt(value: float, digits: int) -> str:
+def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 

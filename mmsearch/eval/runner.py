@@ -21,28 +21,37 @@ The protocol every reported number follows:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mmsearch.cf import ALSConfig, BPRConfig, fit
+from mmsearch.cf import fit
 from mmsearch.cf.interactions import Interactions
 from mmsearch.errors import ConfigError, InputError, UnknownNameError
 from mmsearch.eval.content import ItemVectors
 from mmsearch.eval.metrics import (
-    DEFAULT_KS,
-    METRICS,
+    MetricReport,
     average_precision_at_k,
     evaluate,
     ndcg_at_k,
     precision_at_k,
     recall_at_k,
 )
-from mmsearch.eval.splits import DEFAULT_FRACTIONS, Split, cold_item_split, random_split, temporal_split
+from mmsearch.eval.results import Comparison, EvalResult, SplitResult, StrategyResult, TuningTrial
+from mmsearch.eval.settings import (
+    DEFAULT_SCHEMES,
+    DEFAULT_WEIGHT_GRID,
+    SCHEMES,
+    SPLITS,
+    EvalSettings,
+    default_cf_configs,
+    fusion_spec,
+)
+from mmsearch.eval.splits import Split, cold_item_split, random_split, temporal_split
 from mmsearch.eval.strategies import (
-    DEFAULT_DEPTH,
     CFStrategy,
     FusionSpec,
     HybridStrategy,
@@ -55,291 +64,19 @@ from mmsearch.eval.strategies import (
 )
 from mmsearch.ranking import top_k_rows
 
-SPLITS: tuple[str, ...] = ("random", "temporal", "cold-items")
-SCHEMES: tuple[str, ...] = ("wsum-minmax", "wsum-dbsf", "wsum-none", "rrf", "dbsf")
-DEFAULT_SCHEMES: tuple[str, ...] = ("wsum-minmax", "wsum-dbsf", "rrf")
-DEFAULT_WEIGHT_GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 Log = Callable[[str], None]
 
 
-def default_cf_configs() -> tuple[ALSConfig, BPRConfig]:
-    """ALS with 100 factors and BPR with 50, the sizes the CLIP-for-recommendation study found best."""
-    return ALSConfig(factors=100), BPRConfig(factors=50)
+def _quiet(_message: str) -> None:
+    pass
 
 
-def fusion_spec(scheme: str, weights: Sequence[float], depth: int | None = DEFAULT_DEPTH) -> FusionSpec:
-    """A `FusionSpec` from a scheme name (`wsum-minmax`, `wsum-dbsf`, `wsum-none`, `rrf`, `dbsf`).
-
-    Raises:
-        UnknownNameError: unknown scheme.
-        ConfigError: bad weights.
-    """
-    if scheme not in SCHEMES:
-        raise UnknownNameError("fusion scheme", scheme, SCHEMES)
-    if scheme.startswith("wsum-"):
-        return FusionSpec(tuple(weights), "wsum", scheme.split("-", 1)[1], depth=depth)
-    return FusionSpec(tuple(weights), scheme, depth=depth)
-
-
-def _metric_names(ks: Sequence[int]) -> list[str]:
-    return [f"{m}@{k}" for k in ks for m in METRICS]
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """What an evaluation run does.
-
-    Attributes:
-        ks: metric cut-offs.
-        splits: any of `random` (rows shuffled 80/10/10), `temporal` (each user's latest
-            interaction to test, the one before to validation) and `cold-items` (items held out
-            whole, 80/10/10).
-        seed: seeds the splits, the random baseline, the user sample and the bootstrap (CF
-            models carry their own seeds in `cf`).
-        fractions: train, validation, test fractions of the random and cold-items splits.
-        cf: the CF models to train (`ALSConfig`, `BPRConfig`); names must differ by algorithm.
-        tune: search the hybrids' fusion on validation (`weight_grid` x `schemes`); otherwise
-            fuse with `cf_weight` and `scheme`.
-        cf_weight: weight of the CF leg without tuning (the content leg gets 1 - cf_weight).
-        scheme: fusion scheme without tuning.
-        weight_grid: CF-leg weights tried when tuning (the content leg gets 1 - w).
-        schemes: fusion schemes tried when tuning.
-        tune_metric: the validation metric that picks the hybrid's content leg and fusion.
-        fusion_depth: without tuning: each leg's best candidates pooled before fusion, as the
-            query engine's `SearchSettings.candidates` (100); None fuses over all candidates.
-        tune_depths: pool depths tried when tuning (None: all candidates, which the engine
-            reproduces with `candidates` >= the catalogue size).
-        max_users: evaluate at most this many users per part (a seeded sample); None for all.
-        chunk_users: users scored at a time (bounds memory: chunk x items floats per strategy).
-    """
-
-    ks: tuple[int, ...] = DEFAULT_KS
-    splits: tuple[str, ...] = ("random",)
-    seed: int = 0
-    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
-    cf: tuple[ALSConfig | BPRConfig, ...] = field(default_factory=default_cf_configs)
-    tune: bool = False
-    cf_weight: float = 0.5
-    scheme: str = "wsum-minmax"
-    weight_grid: tuple[float, ...] = DEFAULT_WEIGHT_GRID
-    schemes: tuple[str, ...] = DEFAULT_SCHEMES
-    tune_metric: str = "ndcg@10"
-    fusion_depth: int | None = DEFAULT_DEPTH
-    tune_depths: tuple[int | None, ...] = (DEFAULT_DEPTH, None)
-    max_users: int | None = None
-    chunk_users: int = 256
-
-    def __post_init__(self) -> None:
-        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks):
-            raise ConfigError(f"ks {list(self.ks)!r} must be positive integers (at least one)")
-        object.__setattr__(self, "ks", tuple(sorted(set(self.ks))))
-        if not self.splits:
-            raise ConfigError("splits must name at least one split")
-        for kind in self.splits:
-            if kind not in SPLITS:
-                raise UnknownNameError("split", kind, SPLITS)
-        algorithms = [c.algorithm for c in self.cf]
-        if len(set(algorithms)) != len(algorithms):
-            raise ConfigError(f"CF models {algorithms} repeat an algorithm; train each algorithm once")
-        for scheme in (self.scheme, *self.schemes):
-            if scheme not in SCHEMES:
-                raise UnknownNameError("fusion scheme", scheme, SCHEMES)
-        if not 0.0 <= self.cf_weight <= 1.0:
-            raise ConfigError(f"cf_weight {self.cf_weight!r} must lie in [0, 1]")
-        if not self.weight_grid or any(not 0.0 <= w <= 1.0 for w in self.weight_grid):
-            raise ConfigError(f"weight grid {list(self.weight_grid)!r} must hold CF weights in [0, 1]")
-        if not self.schemes:
-            raise ConfigError("schemes must name at least one fusion scheme to tune")
-        known = _metric_names(self.ks)
-        if self.tune_metric not in known or self.tune_metric.startswith("coverage"):
-            raise UnknownNameError("tune metric", self.tune_metric, [m for m in known if not m.startswith("coverage")])
-        for depth in (self.fusion_depth, *self.tune_depths):
-            if depth is not None and depth < 1:
-                raise ConfigError(f"fusion depth {depth!r} must be at least 1 (or None for all candidates)")
-        if not self.tune_depths:
-            raise ConfigError("tune_depths must list at least one pool depth (None for all candidates)")
-        if self.max_users is not None and self.max_users < 1:
-            raise ConfigError(f"max_users {self.max_users!r} must be at least 1")
-        if self.chunk_users < 1:
-            raise ConfigError(f"chunk_users {self.chunk_users!r} must be at least 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ks": list(self.ks),
-            "splits": list(self.splits),
-            "seed": self.seed,
-            "fractions": list(self.fractions),
-            "cf": [c.model_dump() for c in self.cf],
-            "tune": self.tune,
-            "cf_weight": self.cf_weight,
-            "scheme": self.scheme,
-            "weight_grid": list(self.weight_grid),
-            "schemes": list(self.schemes),
-            "tune_metric": self.tune_metric,
-            "fusion_depth": self.fusion_depth,
-            "tune_depths": list(self.tune_depths),
-            "max_users": self.max_users,
-        }
-
-
-@dataclass(frozen=True)
-class StrategyResult:
-    """One row of the results table.
-
-    Attributes:
-        name, kind, description: the strategy.
-        metrics: test metrics, e.g. {"ndcg@10": ...}.
-        validation: the same metrics on validation.
-        n_users: test users averaged over.
-        seconds: time to score and rank the test users.
-        fusion: for hybrids: legs, weights, method, whether tuned, and the validation score.
-    """
-
-    name: str
-    kind: str
-    description: str
-    metrics: dict[str, float]
-    validation: dict[str, float]
-    n_users: int
-    seconds: float
-    fusion: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "description": self.description,
-            "test": self.metrics,
-            "validation": self.validation,
-            "n_users": self.n_users,
-            "seconds": round(self.seconds, 3),
-            "fusion": self.fusion,
-        }
-
-
-@dataclass(frozen=True)
-class TuningTrial:
-    """One fusion tried on validation: its label, scheme, pool depth (None: all), weights and score."""
-
-    label: str
-    scheme: str
-    depth: int | None
-    weights: dict[str, float]
-    value: float
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A hybrid against the best single strategy on test, user by user (paired).
-
-    Attributes:
-        hybrid, versus: the two strategies.
-        metric: e.g. `ndcg@10`.
-        hybrid_value, versus_value: their means over the test users.
-        difference: hybrid minus versus.
-        ci95: a 95% paired bootstrap interval of the difference (users resampled).
-        users_better, users_worse: users whose metric the hybrid raised or lowered.
-    """
-
-    hybrid: str
-    versus: str
-    metric: str
-    hybrid_value: float
-    versus_value: float
-    difference: float
-    ci95: tuple[float, float]
-    users_better: int
-    users_worse: int
-
-
-@dataclass(frozen=True)
-class SplitResult:
-    """Every strategy's scores on one split.
-
-    Attributes:
-        kind: `random`, `temporal` or `cold-items`.
-        summary: the split's sizes in words.
-        candidates: `all items` or `cold items`.
-        sizes: interactions in train, validation and test.
-        users: users evaluated on validation and on test.
-        strategies: the table rows, in order: baselines, content, CF, hybrids.
-        tuning: hybrid name -> every fusion tried on validation (empty without tuning).
-        tune_metric: the validation metric that chose.
-        timings: seconds per step (CF fits, profiles, validation, tuning, test).
-        comparisons: each hybrid against the best single strategy on test (`tune_metric`), paired.
-    """
-
-    kind: str
-    summary: str
-    candidates: str
-    sizes: dict[str, int]
-    users: dict[str, int]
-    strategies: tuple[StrategyResult, ...]
-    tuning: dict[str, list[TuningTrial]]
-    tune_metric: str
-    timings: dict[str, float]
-    comparisons: tuple[Comparison, ...] = ()
-
-    def row(self, name: str) -> StrategyResult:
-        """The row of strategy `name`.
-
-        Raises:
-            UnknownNameError: no such strategy.
-        """
-        for r in self.strategies:
-            if r.name == name:
-                return r
-        raise UnknownNameError("strategy", name, [r.name for r in self.strategies])
-
-    def best(self, metric: str, kinds: Sequence[str] | None = None) -> StrategyResult:
-        """The row with the highest test `metric` among `kinds` (all kinds if None)."""
-        rows = [r for r in self.strategies if kinds is None or r.kind in kinds]
-        if not rows:
-            raise ConfigError(f"no strategy of kinds {list(kinds or [])} in the {self.kind} split")
-        return max(rows, key=lambda r: np.nan_to_num(r.metrics.get(metric, np.nan), nan=-1.0))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "split": self.kind,
-            "summary": self.summary,
-            "candidates": self.candidates,
-            "sizes": self.sizes,
-            "users": self.users,
-            "tune_metric": self.tune_metric,
-            "strategies": [r.to_dict() for r in self.strategies],
-            "tuning": {name: [vars(t) for t in trials] for name, trials in self.tuning.items()},
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "comparisons": [vars(c) for c in self.comparisons],
-        }
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """A whole run: one `SplitResult` per split, the settings, the data and the time taken."""
-
-    splits: tuple[SplitResult, ...]
-    settings: EvalSettings
-    data: dict[str, Any]
-    timings: dict[str, float]
-
-    def split(self, kind: str) -> SplitResult:
-        """The result of split `kind`.
-
-        Raises:
-            UnknownNameError: the run has no such split.
-        """
-        for s in self.splits:
-            if s.kind == kind:
-                return s
-        raise UnknownNameError("split", kind, [s.kind for s in self.splits])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "data": self.data,
-            "settings": self.settings.to_dict(),
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "splits": [s.to_dict() for s in self.splits],
-        }
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Add the seconds the `with` block takes to `timings[step]`."""
+    began = time.perf_counter()
+    yield
+    timings[step] = timings.get(step, 0.0) + time.perf_counter() - began
 
 
 # ----------------------------------------------------------------------- the steps
@@ -539,25 +276,200 @@ def compare_paired(
     )
 
 
-def _timed(timings: dict[str, float], key: str, began: float) -> None:
-    timings[key] = timings.get(key, 0.0) + time.perf_counter() - began
+# ----------------------------------------------------------------------- one split
 
 
-def _learn(
-    split: Split, vectors: Sequence[ItemVectors], settings: EvalSettings, timings: dict[str, float], say: Log
-) -> tuple[list[Strategy], list[Strategy]]:
-    """The content strategies (profiles from train) and the CF strategies (fitted on train)."""
-    began = time.perf_counter()
-    content: list[Strategy] = list(content_strategies(split.train, vectors))
-    _timed(timings, "content profiles", began)
-    cf: list[Strategy] = []
-    for config in settings.cf:
-        began = time.perf_counter()
-        model, report = fit(split.train, config)
-        _timed(timings, f"fit {config.algorithm}", began)
-        say(f"{split.kind}: {config.algorithm} {report.summary()}")
-        cf.append(CFStrategy.from_model(model, split.train.user_ids, split.train.item_ids))
-    return content, cf
+# The user samples of the two held-out parts are drawn with the run's seed plus these.
+_SAMPLE_SEED_OFFSET = {"validation": 1, "test": 2}
+
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """A held-out part of a split as it is scored: its users, their relevant items, their candidates."""
+
+    split: Split
+    name: str
+    users: np.ndarray
+    relevant: Any
+
+    @classmethod
+    def of(cls, split: Split, name: str, settings: EvalSettings) -> _Part:
+        table: Interactions = getattr(split, name)
+        users = eval_users(table, settings.max_users, settings.seed + _SAMPLE_SEED_OFFSET[name])
+        return cls(split, name, users, table.to_csr()[users])
+
+    @property
+    def n_items(self) -> int:
+        return self.split.train.n_items
+
+    def candidates(self, users: np.ndarray) -> np.ndarray:
+        return candidate_mask(self.split, self.name, users, cold_only=self.split.kind == "cold-items")
+
+
+@dataclass(eq=False)
+class _SplitRun:
+    """What the steps of one split's evaluation share: the settings, the progress log, the step timings."""
+
+    split: Split
+    settings: EvalSettings
+    say: Log
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, step: str) -> AbstractContextManager[None]:
+        return timed(self.timings, step)
+
+    def rank(
+        self, part: _Part, legs: Sequence[Strategy], fused: Sequence[Output] = (), *, rank_legs: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        k = max(self.settings.ks)
+        return rank(
+            part.users, part.candidates, k, legs, fused, rank_legs=rank_legs, chunk_users=self.settings.chunk_users
+        )
+
+    def report(self, ranked: np.ndarray, part: _Part) -> MetricReport:
+        return evaluate(ranked, part.relevant, ks=self.settings.ks, n_items=part.n_items)
+
+    def learn(self, vectors: Sequence[ItemVectors]) -> tuple[list[Strategy], list[Strategy]]:
+        """The content strategies (profiles from train) and the CF strategies (fitted on train)."""
+        train = self.split.train
+        with self.timed("content profiles"):
+            content: list[Strategy] = list(content_strategies(train, vectors))
+        cf: list[Strategy] = []
+        for config in self.settings.cf:
+            with self.timed(f"fit {config.algorithm}"):
+                model, report = fit(train, config)
+            self.say(f"{self.split.kind}: {config.algorithm} {report.summary()}")
+            cf.append(CFStrategy.from_model(model, train.user_ids, train.item_ids))
+        return content, cf
+
+    def baselines(self) -> list[Strategy]:
+        train = self.split.train
+        return [RandomStrategy(train.n_items, train.n_users, self.settings.seed), PopularStrategy.from_train(train)]
+
+    def validate(self, singles: Sequence[Strategy], part: _Part) -> dict[str, dict[str, float]]:
+        """Each single strategy's metrics on validation."""
+        with self.timed("validation"):
+            self.say(f"{self.split.kind}: ranking {len(part.users)} validation users with {len(singles)} strategies")
+            ranked, _ = self.rank(part, singles)
+            return {s.name: self.report(ranked[s.name], part).values for s in singles}
+
+    def hybrids(
+        self,
+        content: Sequence[Strategy],
+        cf: Sequence[Strategy],
+        validation: Mapping[str, Mapping[str, float]],
+        part: _Part,
+    ) -> tuple[list[HybridStrategy], dict[str, list[TuningTrial]], dict[str, dict[str, float]]]:
+        """Each CF strategy fused with the content strategy best on validation.
+
+        Returns:
+            The hybrids, the fusions tried per hybrid (tuning only), and the hybrids' validation metrics.
+        """
+        if not (content and cf):
+            return [], {}, {}
+        metric = self.settings.tune_metric
+        best_content = max(content, key=lambda s: np.nan_to_num(validation[s.name][metric], nan=-1.0))
+        hybrids: list[HybridStrategy] = []
+        tuning: dict[str, list[TuningTrial]] = {}
+        chosen: dict[str, dict[str, float]] = {}
+        for cf_leg in cf:
+            legs = (cf_leg, best_content)
+            name = hybrid_name([leg.name for leg in legs])
+            if self.settings.tune:
+                spec, tuning[name], chosen[name] = self.tune(name, legs, part)
+            else:
+                spec = fusion_spec(self.settings.scheme, _pair(self.settings.cf_weight), self.settings.fusion_depth)
+            hybrids.append(self.hybrid(name, legs, spec))
+        if not self.settings.tune:
+            # Untuned hybrids still get a validation row, for comparison with the tuned ones.
+            ranked, _ = self.rank(part, [*cf, best_content], _fusions(hybrids), rank_legs=False)
+            chosen = {h.name: self.report(ranked[h.name], part).values for h in hybrids}
+        return hybrids, tuning, chosen
+
+    def tune(
+        self, name: str, legs: Sequence[Strategy], part: _Part
+    ) -> tuple[FusionSpec, list[TuningTrial], dict[str, float]]:
+        settings = self.settings
+        with self.timed(f"tune {name}"):
+            grid = _grid(settings)
+            self.say(f"{self.split.kind}: tuning {name} over {len(grid)} fusions on validation")
+            return tune_fusion(
+                legs,
+                grid,
+                part.users,
+                part.candidates,
+                part.relevant,
+                ks=settings.ks,
+                metric=settings.tune_metric,
+                n_items=part.n_items,
+                chunk_users=settings.chunk_users,
+            )
+
+    def hybrid(self, name: str, legs: Sequence[Strategy], spec: FusionSpec) -> HybridStrategy:
+        params = {
+            **spec.to_dict([leg.name for leg in legs]),
+            "tuned": self.settings.tune,
+            "tune_metric": self.settings.tune_metric,
+            "content_leg_chosen_on": "validation",
+        }
+        return HybridStrategy(name, tuple(legs), spec, params=params)
+
+    def test(
+        self, singles: Sequence[Strategy], hybrids: Sequence[HybridStrategy], part: _Part
+    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Every strategy's test rankings and the seconds each took."""
+        with self.timed("test"):
+            self.say(f"{self.split.kind}: ranking {len(part.users)} test users")
+            return self.rank(part, singles, _fusions(hybrids))
+
+    def rows(
+        self,
+        strategies: Sequence[Strategy],
+        ranked: Mapping[str, np.ndarray],
+        seconds: Mapping[str, float],
+        validation: Mapping[str, dict[str, float]],
+        part: _Part,
+    ) -> tuple[StrategyResult, ...]:
+        metric = self.settings.tune_metric
+        rows = []
+        for s in strategies:
+            report = self.report(ranked[s.name], part)
+            fusion_info = None
+            if isinstance(s, HybridStrategy):
+                fusion_info = {**s.params, "validation_" + metric: validation[s.name][metric]}
+            row = StrategyResult(
+                s.name,
+                s.kind,
+                s.description,
+                report.values,
+                validation[s.name],
+                report.n_users,
+                seconds[s.name],
+                fusion_info,
+            )
+            rows.append(row)
+        return tuple(rows)
+
+    def comparisons(
+        self, rows: Sequence[StrategyResult], ranked: Mapping[str, np.ndarray], part: _Part
+    ) -> tuple[Comparison, ...]:
+        """Each hybrid against the single strategy best on test, user by user."""
+        metric = self.settings.tune_metric
+        singles = [r for r in rows if r.kind != "hybrid"]
+        hybrids = [r for r in rows if r.kind == "hybrid"]
+        if not (hybrids and singles):
+            return ()
+        best = max(singles, key=lambda r: np.nan_to_num(r.metrics[metric], nan=-1.0))
+        return tuple(
+            compare_paired(
+                h.name, ranked[h.name], best.name, ranked[best.name], part.relevant, metric, seed=self.settings.seed
+            )
+            for h in hybrids
+        )
+
+
+def _fusions(hybrids: Sequence[HybridStrategy]) -> list[Output]:
+    return [(h.name, h.leg_names, h.spec) for h in hybrids]
 
 
 def _grid(settings: EvalSettings) -> list[FusionSpec]:
@@ -568,6 +480,16 @@ def _grid(settings: EvalSettings) -> list[FusionSpec]:
         for depth in dict.fromkeys(settings.tune_depths)
         for w in settings.weight_grid
     ]
+
+
+def _check_split(split: Split, vectors: Sequence[ItemVectors]) -> None:
+    n_items = split.train.n_items
+    for v in vectors:
+        if v.n_items != n_items:
+            raise InputError(f"content vectors {v.name} have {v.n_items} rows for {n_items} items")
+    for part in ("validation", "test"):
+        if len(getattr(split, part)) == 0:
+            raise InputError(f"the {split.kind} split has an empty {part} part; use more interactions")
 
 
 def evaluate_split(
@@ -588,136 +510,36 @@ def evaluate_split(
     Raises:
         InputError: vectors whose rows do not match the items, or an empty validation or test part.
     """
-    settings = settings or EvalSettings()
-    say = log or (lambda _msg: None)
-    train = split.train
-    n_items = train.n_items
-    for v in vectors:
-        if v.n_items != n_items:
-            raise InputError(f"content vectors {v.name} have {v.n_items} rows for {n_items} items")
-    for part in ("validation", "test"):
-        if len(getattr(split, part)) == 0:
-            raise InputError(f"the {split.kind} split has an empty {part} part; use more interactions")
-    timings: dict[str, float] = {}
-    content, cf = _learn(split, vectors, settings, timings, say)
-    baselines: list[Strategy] = [
-        RandomStrategy(n_items, train.n_users, settings.seed),
-        PopularStrategy.from_train(train),
-    ]
-    singles = baselines + content + cf
-    cold_only = split.kind == "cold-items"
-    val_users = eval_users(split.validation, settings.max_users, settings.seed + 1)
-    test_users = eval_users(split.test, settings.max_users, settings.seed + 2)
-    val_relevant = split.validation.to_csr()[val_users]
-    test_relevant = split.test.to_csr()[test_users]
-    ks = settings.ks
+    return _evaluate_split(split, vectors, settings or EvalSettings(), log or _quiet)
 
-    def val_candidates(users: np.ndarray) -> np.ndarray:
-        return candidate_mask(split, "validation", users, cold_only=cold_only)
 
-    def test_candidates(users: np.ndarray) -> np.ndarray:
-        return candidate_mask(split, "test", users, cold_only=cold_only)
-
-    began = time.perf_counter()
-    say(f"{split.kind}: ranking {len(val_users)} validation users with {len(singles)} strategies")
-    val_ranked, _ = rank(val_users, val_candidates, max(ks), singles, chunk_users=settings.chunk_users)
-    validation = {s.name: evaluate(val_ranked[s.name], val_relevant, ks=ks, n_items=n_items).values for s in singles}
-    _timed(timings, "validation", began)
-
-    hybrids: list[HybridStrategy] = []
-    tuning: dict[str, list[TuningTrial]] = {}
-    metric = settings.tune_metric
-    if content and cf:
-        best_content = max(content, key=lambda s: np.nan_to_num(validation[s.name][metric], nan=-1.0))
-        for cf_leg in cf:
-            legs = (cf_leg, best_content)
-            names = (cf_leg.name, best_content.name)
-            name = hybrid_name(names)
-            if settings.tune:
-                began = time.perf_counter()
-                say(f"{split.kind}: tuning {name} over {len(_grid(settings))} fusions on validation")
-                spec, trials, chosen = tune_fusion(
-                    legs,
-                    _grid(settings),
-                    val_users,
-                    val_candidates,
-                    val_relevant,
-                    ks=ks,
-                    metric=metric,
-                    n_items=n_items,
-                    chunk_users=settings.chunk_users,
-                )
-                _timed(timings, f"tune {name}", began)
-                tuning[name] = trials
-                validation[name] = chosen
-            else:
-                spec = fusion_spec(settings.scheme, _pair(settings.cf_weight), settings.fusion_depth)
-            params = {
-                **spec.to_dict(names),
-                "tuned": settings.tune,
-                "tune_metric": metric,
-                "content_leg_chosen_on": "validation",
-            }
-            hybrids.append(HybridStrategy(name, legs, spec, params=params))
-
-    began = time.perf_counter()
-    say(f"{split.kind}: ranking {len(test_users)} test users")
-    fused = [(h.name, h.leg_names, h.spec) for h in hybrids]
-    test_ranked, seconds = rank(test_users, test_candidates, max(ks), singles, fused, chunk_users=settings.chunk_users)
-    _timed(timings, "test", began)
-    if not settings.tune:
-        # Untuned hybrids still get a validation row, for comparison with the tuned ones.
-        val_hybrid, _ = rank(
-            val_users, val_candidates, max(ks), singles, fused, rank_legs=False, chunk_users=settings.chunk_users
-        )
-        for h in hybrids:
-            validation[h.name] = evaluate(val_hybrid[h.name], val_relevant, ks=ks, n_items=n_items).values
-
-    rows = []
-    for s in [*singles, *hybrids]:
-        report = evaluate(test_ranked[s.name], test_relevant, ks=ks, n_items=n_items)
-        fusion_info = None
-        if isinstance(s, HybridStrategy):
-            fusion_info = {**s.params, "validation_" + metric: validation[s.name][metric]}
-        rows.append(
-            StrategyResult(
-                s.name,
-                s.kind,
-                s.description,
-                report.values,
-                validation[s.name],
-                report.n_users,
-                seconds[s.name],
-                fusion_info,
-            )
-        )
-    comparisons = []
-    singles_rows = [r for r in rows if r.kind != "hybrid"]
-    if hybrids and singles_rows:
-        best_single = max(singles_rows, key=lambda r: np.nan_to_num(r.metrics[metric], nan=-1.0))
-        for h in hybrids:
-            comparisons.append(
-                compare_paired(
-                    h.name,
-                    test_ranked[h.name],
-                    best_single.name,
-                    test_ranked[best_single.name],
-                    test_relevant,
-                    metric,
-                    seed=settings.seed,
-                )
-            )
+def _evaluate_split(
+    split: Split, vectors: Sequence[ItemVectors], settings: EvalSettings, say: Log, *, started: float | None = None
+) -> SplitResult:
+    """`evaluate_split`; with `started` (a `time.perf_counter()` reading), timings get the `total` since."""
+    _check_split(split, vectors)
+    run = _SplitRun(split, settings, say)
+    content, cf = run.learn(vectors)
+    singles = [*run.baselines(), *content, *cf]
+    val_part, test_part = _Part.of(split, "validation", settings), _Part.of(split, "test", settings)
+    validation = run.validate(singles, val_part)
+    hybrids, tuning, hybrid_validation = run.hybrids(content, cf, validation, val_part)
+    ranked, seconds = run.test(singles, hybrids, test_part)
+    rows = run.rows([*singles, *hybrids], ranked, seconds, {**validation, **hybrid_validation}, test_part)
+    timings = dict(run.timings)
+    if started is not None:
+        timings["total"] = time.perf_counter() - started
     return SplitResult(
         kind=split.kind,
         summary=split.summary(),
-        candidates="cold items" if cold_only else "all items",
+        candidates="cold items" if split.kind == "cold-items" else "all items",
         sizes={"train": len(split.train), "validation": len(split.validation), "test": len(split.test)},
-        users={"validation": len(val_users), "test": len(test_users)},
-        strategies=tuple(rows),
+        users={"validation": len(val_part.users), "test": len(test_part.users)},
+        strategies=rows,
         tuning=tuning,
-        tune_metric=metric,
+        tune_metric=settings.tune_metric,
         timings=timings,
-        comparisons=tuple(comparisons),
+        comparisons=run.comparisons(rows, ranked, test_part),
     )
 
 
@@ -728,6 +550,8 @@ def run_eval(
     *,
     dataset: str = "",
     log: Log | None = None,
+    facts: Mapping[str, Any] | None = None,
+    steps: Mapping[str, float] | None = None,
 ) -> EvalResult:
     """Evaluate every strategy on each split of `settings.splits`.
 
@@ -737,12 +561,16 @@ def run_eval(
         settings: what to run.
         dataset: a name for the report.
         log: called with progress messages.
+        facts: more about the data for the report (e.g. the content model), after the sizes.
+        steps: seconds of the steps before the evaluation (loading, embedding): the timings list
+            them first, then `evaluation`, then their `total`.
 
     Raises:
         InputError: vectors that do not match the items; a split that cannot be made.
         ConfigError: bad settings.
     """
     settings = settings or EvalSettings()
+    say = log or _quiet
     for v in vectors:
         if v.n_items != interactions.n_items:
             raise InputError(
@@ -752,20 +580,22 @@ def run_eval(
     began = time.perf_counter()
     results = []
     for kind in settings.splits:
-        start = time.perf_counter()
+        started = time.perf_counter()
         split = make_split(interactions, kind, settings)
-        (log or (lambda _m: None))(split.summary())
-        result = evaluate_split(split, vectors, settings, log=log)
-        result.timings["total"] = time.perf_counter() - start
-        results.append(result)
+        say(split.summary())
+        results.append(_evaluate_split(split, vectors, settings, say, started=started))
+    timings = {**(steps or {}), "evaluation": time.perf_counter() - began}
+    if steps is not None:
+        timings["total"] = sum(timings.values())
     data = {
         "dataset": dataset,
         "users": interactions.n_users,
         "items": interactions.n_items,
         "interactions": len(interactions),
         "content": [v.name for v in vectors],
+        **(facts or {}),
     }
-    return EvalResult(tuple(results), settings, data, {"evaluation": time.perf_counter() - began})
+    return EvalResult(tuple(results), settings, data, timings)
 
 
 __all__ = [
@@ -776,6 +606,7 @@ __all__ = [
     "Comparison",
     "EvalResult",
     "EvalSettings",
+    "Log",
     "SplitResult",
     "StrategyResult",
     "TuningTrial",
@@ -788,5 +619,6 @@ __all__ = [
     "make_split",
     "rank",
     "run_eval",
+    "timed",
     "tune_fusion",
 ]

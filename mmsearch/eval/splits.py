@@ -67,7 +67,12 @@ class Split:
         )
 
 
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """(train, validation, test) fractions as floats, checked.
+
+    Raises:
+        ConfigError: not three non-negative numbers summing to 1, with train above 0.
+    """
     values = tuple(float(f) for f in fractions)
     if (
         len(values) != 3
@@ -80,7 +85,7 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
             f"fractions {tuple(fractions)!r} must be three non-negative numbers (train, validation, "
             f"test) summing to 1, with train above 0"
         )
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 def _cut(n: int, fractions: tuple[float, float, float]) -> tuple[int, int]:
@@ -104,7 +109,7 @@ def random_split(interactions: Interactions, fractions: Sequence[float] = DEFAUL
         ConfigError: fractions that are not three non-negative numbers summing to 1.
         InputError: an empty table.
     """
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     n = len(interactions)
     if n == 0:
         raise InputError("cannot split an empty interaction table")
@@ -129,7 +134,8 @@ def temporal_split(interactions: Interactions, *, n_test: int = 1, n_validation:
         InputError: the table has no timestamps, or is empty.
         ConfigError: `n_test` or `min_train` below 1, or `n_validation` below 0.
     """
-    if not interactions.has_timestamps:
+    timestamps = interactions.timestamps
+    if timestamps is None:
         raise InputError("a temporal split needs timestamps; the interaction log has no timestamp column")
     if n_test < 1 or min_train < 1 or n_validation < 0:
         raise ConfigError(
@@ -140,7 +146,7 @@ def temporal_split(interactions: Interactions, *, n_test: int = 1, n_validation:
     if n == 0:
         raise InputError("cannot split an empty interaction table")
     users = interactions.users.astype(np.int64)
-    order = np.lexsort((np.arange(n), interactions.timestamps, users))
+    order = np.lexsort((np.arange(n), timestamps, users))
     counts = np.bincount(users, minlength=interactions.n_users)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     sorted_users = users[order]
@@ -166,7 +172,7 @@ def cold_item_split(
         ConfigError: fractions that are not three non-negative numbers summing to 1.
         InputError: an empty table.
     """
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     if len(interactions) == 0:
         raise InputError("cannot split an empty interaction table")
     items = np.unique(interactions.items)
@@ -179,4 +185,4 @@ def cold_item_split(
     return Split("cold-items", train, validation, test, seed=seed)
 
 
-__all__ = ["DEFAULT_FRACTIONS", "Split", "cold_item_split", "random_split", "temporal_split"]
+__all__ = ["DEFAULT_FRACTIONS", "Split", "check_fractions", "cold_item_split", "random_split", "temporal_split"]

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from mmsearch.cf import CFModel
     from mmsearch.cf.interactions import Interactions
 
-KINDS: tuple[str, ...] = ("baseline", "content", "cf", "hybrid")
 # Candidates fetched per signal before fusion: the query engine's default (SearchSettings.candidates).
 DEFAULT_DEPTH = 100
 CONTENT_TECHNIQUES: dict[str, str] = {
@@ -50,11 +49,26 @@ CONTENT_TECHNIQUES: dict[str, str] = {
 
 @runtime_checkable
 class Strategy(Protocol):
-    """Scores users against every item. `name` is unique in a run; `kind` one of `KINDS`."""
+    """Scores users against every item.
 
-    name: str
-    kind: str
-    description: str
+    Its name, kind and description are read-only: the frozen dataclasses below implement them as
+    fields, a test double as plain attributes.
+    """
+
+    @property
+    def name(self) -> str:
+        """Unique in a run (a table row, a fusion leg)."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """`baseline`, `content`, `cf` or `hybrid`."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """What it does, in a few words, for the report."""
+        ...
 
     def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """(len(users), n_items) float64 scores; NaN where there is no score or `candidates` is False."""
@@ -267,9 +281,8 @@ class CFStrategy:
         cls, model: CFModel, user_ids: Sequence[str], item_ids: Sequence[str], name: str | None = None
     ) -> CFStrategy:
         """Map `model` onto an interaction table's user and item ids."""
-        index = model.user_index
-        user_rows = np.fromiter((index.get(u, -1) for u in user_ids), dtype=np.int64, count=len(user_ids))
-        item_rows = model.item_positions(list(item_ids))
+        user_rows = model.user_positions(user_ids)
+        item_rows = model.item_positions(item_ids)
         config = model.config
         what = {"als": "implicit ALS", "bpr": "BPR"}[model.algorithm]
         return cls(
@@ -317,10 +330,10 @@ class FusionSpec:
     """
 
     weights: tuple[float, ...]
-    method: str = "wsum"
-    normalization: str = "minmax"
+    method: fusion.Method = "wsum"
+    normalization: fusion.Normalization = "minmax"
     rrf_k: int = fusion.DEFAULT_RRF_K
-    missing: str = "renormalize"
+    missing: fusion.Missing = "renormalize"
     depth: int | None = DEFAULT_DEPTH
 
     def __post_init__(self) -> None:
@@ -407,10 +420,10 @@ def fuse_scores(leg_scores: Sequence[np.ndarray], candidates: np.ndarray, spec: 
         fused = fusion.fuse(
             stacked[row, cols],
             weights,
-            spec.method,  # type: ignore[arg-type]
+            spec.method,
             normalization=spec.normalization,
             k=spec.rrf_k,
-            missing=spec.missing,  # type: ignore[arg-type]
+            missing=spec.missing,
         )
         out[row, cols] = fused.scores
     return out
@@ -437,12 +450,8 @@ class HybridStrategy:
     def leg_names(self) -> tuple[str, ...]:
         return tuple(leg.name for leg in self.legs)
 
-    def fuse(self, leg_scores: Sequence[np.ndarray], candidates: np.ndarray) -> np.ndarray:
-        """Fuse already computed leg scores (lets a caller score each leg once for many hybrids)."""
-        return fuse_scores(leg_scores, candidates, self.spec)
-
     def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        return self.fuse([leg.scores(users, candidates) for leg in self.legs], candidates)
+        return fuse_scores([leg.scores(users, candidates) for leg in self.legs], candidates, self.spec)
 
 
 def hybrid_name(legs: Sequence[str]) -> str:
@@ -453,7 +462,6 @@ def hybrid_name(legs: Sequence[str]) -> str:
 __all__ = [
     "CONTENT_TECHNIQUES",
     "DEFAULT_DEPTH",
-    "KINDS",
     "CFStrategy",
     "FusionSpec",
     "HybridStrategy",

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from indexers.images import DEFAULT_MAX_PIXELS
 from indexers.text import DEFAULT_MAX_CHARS
-from mmsearch.errors import ConfigError
+from mmsearch.errors import ConfigError, validation_message
 from mmsearch.fetch import FetchSettings
 from mmsearch.indexing.catalog import CatalogConfig
 from mmsearch.storage.settings import StoreSettings, load_settings
@@ -157,20 +157,10 @@ def parse_config(data: Mapping[str, Any], base_dir: str | Path = ".") -> IndexCo
             store = load_settings(store, path=_resolve(store.path, base))
         config = IndexConfig.model_validate({**data, "store": store})
     except ValidationError as e:
-        raise ConfigError(f"invalid config: {_describe(e)}") from e
+        raise ConfigError(f"invalid config: {validation_message(e)}") from e
     encoders = tuple(e.model_copy(update={"model": _resolve(e.model, base)}) for e in config.encoders)
     _check_encoders(encoders)
     return config.model_copy(update={"encoders": encoders})
-
-
-def _describe(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        shown = "" if err["type"] == "value_error" else f" (got {err['input']!r:.80})"
-        parts.append(f"{loc}: {msg}{shown}")
-    return "; ".join(parts)
 
 
 def _check_encoders(encoders: Sequence[EncoderConfig]) -> None:
@@ -238,6 +228,6 @@ def with_overrides(
         index = IndexSettings.model_validate({**config.index.model_dump(), **index_over})
         encoders = tuple(EncoderConfig(model=Path(m)) for m in models) if models else config.encoders
     except ValidationError as e:
-        raise ConfigError(f"invalid option: {_describe(e)}") from e
+        raise ConfigError(f"invalid option: {validation_message(e)}") from e
     _check_encoders(encoders)
     return config.model_copy(update={"store": store, "index": index, "encoders": encoders})
