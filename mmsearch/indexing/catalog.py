@@ -55,7 +55,6 @@ from mmsearch.storage.ids import ITEM_ID_KEY, MAX_ITEM_ID_LENGTH
 # Kept with every indexed item: the content hash that lets a re-run skip unchanged items.
 HASH_KEY = "_mmsearch_hash"
 CANONICAL_FIELDS = ("id", "title", "description", "reviews", "images")
-TEXT_FIELDS = ("title", "description", "reviews")
 FORMATS = ("jsonl", "csv", "tsv", "parquet")
 _SUFFIXES = {
     ".jsonl": "jsonl",

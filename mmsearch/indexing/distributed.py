@@ -151,16 +151,6 @@ class EmbedBatch:
         self.fetch = fetch if isinstance(fetch, FetchSettings) else FetchSettings(**(fetch or {}))
         self.error_column = error_column
 
-    @property
-    def output_columns(self) -> list[str]:
-        """The columns a call adds (for a Spark schema)."""
-        names = []
-        if self.model.image is not None and self.image_column:
-            names.append(f"{self.model.name}.image")
-        if self.model.text is not None and self.text_column:
-            names.append(f"{self.model.name}.text")
-        return [*names, self.error_column]
-
     def __call__(self, batch: Any) -> Any:
         cols, n = _columns(batch)
         errors: list[str | None] = [None] * n

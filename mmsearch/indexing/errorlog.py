@@ -77,10 +77,6 @@ class ErrorLog:
             except OSError as e:
                 raise ConfigError(f"cannot write the error log {str(self.path)!r}: {e}") from e
 
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
     def add(self, error: ItemError) -> None:
         """Record one skipped item (and write its line)."""
         if error.kind not in KINDS:
