@@ -105,7 +105,12 @@ def _searcher(opts: Mapping[str, Any]) -> Any:
         min_interactions=opts["min_interactions"],
     )
     return Searcher.open(
-        config, cf_path=opts["cf_path"], settings=settings, device=opts["device"], threads=opts["threads"]
+        config.store,
+        models=config.model_folders,
+        cf_path=opts["cf_path"],
+        settings=settings,
+        device=opts["device"],
+        threads=opts["threads"],
     )
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from mmsearch.indexing.config import IndexConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,7 +55,7 @@ def store_options(f: F) -> F:
 
 def resolve_config(
     config_path: str | None, store_path: str | None, collection: str | None, models: tuple[str, ...]
-) -> Any:
+) -> IndexConfig:
     """The `IndexConfig` from the config file (if any) with the command line's overrides applied.
 
     Raises:

@@ -33,7 +33,8 @@ Choices, and the traps they avoid:
   found through content signals, its weights renormalised over them.
 
 Example:
-    with Searcher.open(load_config("mmsearch.toml")) as searcher:
+    store = {"path": "data", "collection": "products"}  # mmsearch.storage.StoreSettings fields
+    with Searcher.open(store, models=["models/clip", "models/minilm"]) as searcher:
         hits = searcher.search(text="red running shoes", user="u42", weights={"clip_image": 0.6, "cf": 0.4},
                                filter=Filter(must=(Range("price", lte=100),)), explain=True)
         for hit in hits:
@@ -52,6 +53,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.images import ImageSource, load_image
+from indexers.onnx_session import Device
 from indexers.protocol import Encoder
 from indexers.runtime import Model
 from indexers.text import validate_text
@@ -91,6 +93,7 @@ from mmsearch.storage import (
     Prefetch,
     Rrf,
     Store,
+    StoreSettings,
     multi_name,
     pooled_name,
     weighted_sum_formula,
@@ -231,48 +234,51 @@ class Searcher:
     @classmethod
     def open(
         cls,
-        config: Any,
+        store: StoreSettings | Mapping[str, Any] | str | Path,
+        models: Sequence[str | Path] = (),
         *,
         cf_path: str | Path | None = None,
         settings: SearchSettings | None = None,
-        device: str = "auto",
+        device: Device = "auto",
         threads: int | None = None,
         verify_models: bool = True,
     ) -> Searcher:
-        """Open the collection of an indexing config (`mmsearch.indexing.config.IndexConfig`) for searching.
+        """Open an indexed collection for searching, with the model folders that indexed it.
 
-        Loads the config's model folders and the collection's CF model when one was fitted.
+        Loads the model folders and the collection's CF model when one was fitted.
 
         Args:
-            config: the indexing config (its `store` and `encoders`).
+            store: the store settings (`mmsearch.storage.StoreSettings`, or a mapping of its
+                fields), or an Edge store folder (collection `mmsearch`).
+            models: model folders written by `mmsearch export`, whose towers embed the query inputs.
             cf_path: the CF model folder, when not the default one beside the store.
             settings: engine settings.
             device, threads: onnxruntime placement and threads for the encoders.
             verify_models: check the model files' sha256 against their manifests.
 
         Raises:
+            ConfigError: invalid store settings.
             StoreNotFoundError: the collection does not exist (index it first).
             ModelError: a model folder cannot be loaded.
             FingerprintMismatchError: a model differs from the one that wrote the collection.
         """
         from indexers.runtime import load_model
         from mmsearch.cf.collection import load_collection_cf
-        from mmsearch.storage import open_store
+        from mmsearch.storage import load_settings, open_store
 
-        store = open_store(config.store)
+        store_settings = load_settings({"path": store} if isinstance(store, (str, Path)) else store)
+        opened = open_store(store_settings)
         try:
-            models = [
-                load_model(e.model, device=device, threads=threads, verify=verify_models) for e in config.encoders
-            ]
+            loaded = [load_model(m, device=device, threads=threads, verify=verify_models) for m in models]
             try:
-                cf_model = load_collection_cf(config.store, cf_path)
+                cf_model = load_collection_cf(store_settings, cf_path)
             except ConfigError:
                 if cf_path is not None:
                     raise
                 cf_model = None  # a server store keeps no CF model unless told where
-            return cls(store, models, cf_model, settings, owns_store=True)
+            return cls(opened, loaded, cf_model, settings, owns_store=True)
         except BaseException:
-            store.close()
+            opened.close()
             raise
 
     def close(self) -> None:
