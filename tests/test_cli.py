@@ -1,5 +1,6 @@
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -9,9 +10,12 @@ from tests.helpers import make_image
 
 
 def _commands(group, prefix=()):
-    for name, cmd in group.commands.items():
+    # list_commands/get_command, not .commands: a lazy group loads its commands on demand.
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
         yield (*prefix, name), cmd
-        if hasattr(cmd, "commands"):
+        if isinstance(cmd, click.Group):
             yield from _commands(cmd, (*prefix, name))
 
 
