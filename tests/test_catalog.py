@@ -275,3 +275,18 @@ def test_the_example_catalog_is_valid_and_its_images_exist():
             assert image_source(ref, example_catalog().parent).is_file()
     total = sum(p.stat().st_size for p in (example_catalog().parent / "images").iterdir())
     assert total < 1_000_000
+
+
+def test_make_catalog_rewrites_the_shipped_example_exactly(tmp_path):
+    from click.testing import CliRunner
+
+    from mmsearch.examples.make_catalog import main
+
+    result = CliRunner().invoke(main, ["--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 40 items" in result.output
+    shipped = example_catalog()
+    assert (tmp_path / "catalog.jsonl").read_text(encoding="utf-8") == shipped.read_text(encoding="utf-8")
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(
+        p.name for p in (shipped.parent / "images").iterdir()
+    )
