@@ -103,3 +103,14 @@ def test_an_unknown_name_is_an_attribute_error():
         _ = mmsearch.Seracher
     with pytest.raises(ImportError):
         exec("from mmsearch import Seracher", {})
+
+
+def test_the_command_line_starts_without_heavy_dependencies():
+    # `mmsearch --help` and every command's parsing import only click: the commands import the
+    # library when they run, and `bench index|query|store` load on first use.
+    loaded = _run(f"""
+        import sys
+        import mmsearch.cli
+        print(",".join(m for m in {HEAVY!r} if m in sys.modules))
+    """)
+    assert loaded == ""

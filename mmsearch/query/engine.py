@@ -579,8 +579,8 @@ class Searcher:
                 chosen = default_weights(available)
                 notes.append(f"no weighted signal is left; using every available one: {_names(list(chosen))}")
         legs = [drafts[s.name] for s in available if s.name in chosen]
-        w = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
-        return legs, w / w.sum()
+        shares = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
+        return legs, shares / shares.sum()
 
     # ------------------------------------------------------------------ the three store calls
 
@@ -628,7 +628,7 @@ class Searcher:
             rows = self.store.score_items([h[0] for h in hits], pairs) if explain and hits else None
             fused = F.weighted_sum(rows, weights, params=params) if rows is not None else None
             results = [
-                Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if fused else {})
+                Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if rows is not None and fused else {})
                 for r, (item_id, score, payload) in enumerate(hits)
             ]
             return SearchResponse(results=results, engine="qdrant", **base)
@@ -680,7 +680,10 @@ class Searcher:
         limit: int,
     ) -> list[_Hit]:
         formula = weighted_sum_formula(
-            weights, [p.shift for p in params], [p.scale for p in params], renormalize_by=[g.vector for g in legs]
+            [float(w) for w in weights],
+            [p.shift for p in params],
+            [p.scale for p in params],
+            renormalize_by=[g.vector for g in legs],
         )
         return self._hybrid(legs, candidates, formula, limit)
 
