@@ -9,9 +9,8 @@ figures, as JSON, to stdout.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -21,11 +20,11 @@ from mmsearch.bench import store as store_bench
 from mmsearch.bench.index import IndexBenchConfig
 from mmsearch.bench.query import QueryBenchConfig
 from mmsearch.bench.store import StoreBenchConfig
+from mmsearch.cli.options import option_group
 from mmsearch.cli.settings_options import settings_from, settings_option
 from mmsearch.indexing.config import IndexSettings
 from mmsearch.storage import HnswSettings
 
-F = TypeVar("F", bound=Callable[..., Any])
 # A model folder given on the command line must exist: said before any photo or store is made.
 _MODEL_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -40,22 +39,11 @@ def _report(table: str, figures: dict[str, Any], as_json: bool) -> None:
         click.echo(json.dumps(figures, indent=2))
 
 
-def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
-    """Apply click options in the order written (click's decorators stack bottom-up)."""
-
-    def apply(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return apply
-
-
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (the table to stderr).")
 
 
 @click.command("index")
-@_options(
+@option_group(
     settings_option(IndexBenchConfig, "items", help="Generated photos in the catalog, one item each."),
     settings_option(
         IndexBenchConfig,
@@ -90,7 +78,7 @@ def bench_index(as_json: bool, **opts: Any) -> None:
 
 
 @click.command("query")
-@_options(
+@option_group(
     settings_option(QueryBenchConfig, "items", help="Items in the synthetic catalogue."),
     settings_option(QueryBenchConfig, "queries", help="Timed queries of each kind (text, image)."),
     settings_option(QueryBenchConfig, "warmup", help="Untimed queries of each kind first."),
@@ -131,7 +119,7 @@ def bench_query(as_json: bool, **opts: Any) -> None:
 
 
 @click.command("store")
-@_options(
+@option_group(
     settings_option(StoreBenchConfig, "items", help="Items in the Edge catalogue."),
     settings_option(StoreBenchConfig, "dim", help="Vector size."),
     settings_option(StoreBenchConfig, "multi_items", help="Items that also get photos [default: 10% of the items]."),

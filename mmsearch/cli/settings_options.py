@@ -4,7 +4,7 @@
 `IntRange`/`FloatRange` carrying its `ge`/`le` bounds, a `Choice` for a `Literal`, a path) and its
 default, so a bad value is a click usage error (exit 2) naming the option, and `--help` shows the
 library's default. A default computed at run time (a `default_factory`, e.g. from the core count)
-is left to the model: the option defaults to None and `settings_from` passes on only the values
+is left to the model: the option defaults to None, and `settings_from` passes on only the values
 that are not None.
 """
 
@@ -24,7 +24,6 @@ from mmsearch.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
-
 
 # pydantic constraint -> click range argument, and whether the bound itself is excluded.
 _BOUNDS = (("ge", "min", False), ("gt", "min", True), ("le", "max", False), ("lt", "max", True))
