@@ -346,18 +346,7 @@ class Searcher:
                 input to, `user` without a CF model, `normalization="none"` with a CF signal.
             InvalidFilterError: `filter` is not a `Filter`.
         """
-        if text is None and image is None and item is None and user is None:
-            raise InputError("empty query: give a text, an image, an item id or a user id")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InputError(f"limit {limit!r} must be a positive integer")
-        if fusion not in F.METHODS:
-            raise UnknownNameError("fusion method", str(fusion), F.METHODS)
-        if normalization not in F.NORMALIZATIONS:
-            raise UnknownNameError("normalization", str(normalization), F.NORMALIZATIONS)
-        if filter is not None and not isinstance(filter, Filter):
-            raise InvalidFilterError(
-                f"filter {filter!r:.200} is a {type(filter).__name__}; pass a mmsearch.storage.Filter or None"
-            )
+        _check_query(text, image, item, user, limit, fusion, normalization, filter)
         wanted = None if weights is None else resolve_weights(weights, self._signals)  # fail early on bad names
         notes: list[str] = []
         user_state = self._user(user, alone=text is None and image is None and item is None, notes=notes)
@@ -365,10 +354,7 @@ class Searcher:
         if exclude_seen and user_state is not None:
             excluded += user_state.seen
         legs, leg_weights = self._weigh(drafts, weights, dropped, notes)
-        if fusion == "wsum" and normalization == "none" and any(g.signal.distance != "cosine" for g in legs):
-            raise ConfigError(
-                "normalization 'none' would add raw CF dot products (unbounded) to cosines; use 'minmax' or 'dbsf'"
-            )
+        _check_normalization(legs, fusion, normalization)
         flt = _combine_filters(filter, excluded)
         return self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
 
@@ -596,18 +582,7 @@ class Searcher:
         notes: list[str],
     ) -> SearchResponse:
         s = self.settings
-        depth = max(s.candidates, limit)
-        first = [
-            NearestQuery(
-                vector=g.signal.vector,
-                query=g.query if g.query.ndim == 1 else g.query[0],
-                limit=depth,
-                filter=flt,
-                hnsw_ef=s.hnsw_ef,
-            )
-            for g in legs
-        ]
-        candidates = list(dict.fromkeys(h.id for hits in self.store.query_batch(first) for h in hits))
+        candidates = self._candidates(legs, max(s.candidates, limit), flt)
         uses = [SignalUse(g.signal.name, g.vector, float(w), g.inputs) for g, w in zip(legs, weights, strict=True)]
         base: dict[str, Any] = {
             "signals": uses,
@@ -652,11 +627,7 @@ class Searcher:
             params = [F.affine(matrix[:, j], norm) for j in range(len(legs))]  # type: ignore[arg-type]
             fused = F.weighted_sum(matrix, weights, params=params)
             hits = self._formula(legs, weights, params, candidates, limit)
-        row = {c: i for i, c in enumerate(candidates)}
-        results = [
-            Result(item_id, score, payload, _breakdown(legs, matrix, fused, row[item_id]) if explain else {})
-            for item_id, score, payload in hits
-        ]
+        results = _results(legs, matrix, fused, candidates, hits, explain)
         return SearchResponse(results=results, engine=engine, **base)
 
     def _dense(self, vector: str) -> bool:
@@ -692,6 +663,20 @@ class Searcher:
         payloads = {it.id: it.payload for it in self.store.retrieve([candidates[i] for i in order])}
         return [(candidates[i], float(fused.scores[i]), payloads.get(candidates[i], {})) for i in order]
 
+    def _candidates(self, legs: Sequence[_Leg], depth: int, flt: Filter | None) -> list[str]:
+        """Step 1: the union of each leg's `depth` nearest neighbours (pooled vectors, with the filter)."""
+        first = [
+            NearestQuery(
+                vector=g.signal.vector,
+                query=g.query if g.query.ndim == 1 else g.query[0],
+                limit=depth,
+                filter=flt,
+                hnsw_ef=self.settings.hnsw_ef,
+            )
+            for g in legs
+        ]
+        return list(dict.fromkeys(h.id for hits in self.store.query_batch(first) for h in hits))
+
 
 def _breakdown(legs: Sequence[_Leg], matrix: np.ndarray, fused: F.Fused, r: int) -> dict[str, SignalScore]:
     return {
@@ -703,6 +688,54 @@ def _breakdown(legs: Sequence[_Leg], matrix: np.ndarray, fused: F.Fused, r: int)
         )
         for j, g in enumerate(legs)
     }
+
+
+def _results(
+    legs: Sequence[_Leg],
+    matrix: np.ndarray,
+    fused: F.Fused,
+    candidates: Sequence[str],
+    hits: Sequence[_Hit],
+    explain: bool,
+) -> list[Result]:
+    """The hits as results, with their breakdown from the candidates' score matrix when explained."""
+    row = {c: i for i, c in enumerate(candidates)}
+    return [
+        Result(item_id, score, payload, _breakdown(legs, matrix, fused, row[item_id]) if explain else {})
+        for item_id, score, payload in hits
+    ]
+
+
+def _check_query(
+    text: str | None,
+    image: ImageSource | None,
+    item: str | None,
+    user: str | None,
+    limit: object,
+    fusion: str,
+    normalization: str,
+    flt: object,
+) -> None:
+    """The checks of `Searcher.search`'s arguments that need no store (see its Raises)."""
+    if text is None and image is None and item is None and user is None:
+        raise InputError("empty query: give a text, an image, an item id or a user id")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InputError(f"limit {limit!r} must be a positive integer")
+    if fusion not in F.METHODS:
+        raise UnknownNameError("fusion method", str(fusion), F.METHODS)
+    if normalization not in F.NORMALIZATIONS:
+        raise UnknownNameError("normalization", str(normalization), F.NORMALIZATIONS)
+    if flt is not None and not isinstance(flt, Filter):
+        raise InvalidFilterError(
+            f"filter {flt!r:.200} is a {type(flt).__name__}; pass a mmsearch.storage.Filter or None"
+        )
+
+
+def _check_normalization(legs: Sequence[_Leg], fusion: str, normalization: str) -> None:
+    if fusion == "wsum" and normalization == "none" and any(g.signal.distance != "cosine" for g in legs):
+        raise ConfigError(
+            "normalization 'none' would add raw CF dot products (unbounded) to cosines; use 'minmax' or 'dbsf'"
+        )
 
 
 def _combine_filters(flt: Filter | None, excluded: Sequence[str]) -> Filter | None:
