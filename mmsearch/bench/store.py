@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from indexers.protocol import EncoderSpec
 from mmsearch.bench.vectors import noisy, unit
 from mmsearch.storage import HnswSettings, Item, NearestQuery, Store, StoreSettings, open_store
+
+_log = logging.getLogger(__name__)
 
 
 def bench_encoders(dim: int) -> list[EncoderSpec]:
@@ -217,12 +220,12 @@ def _measure(
     return figures, knn_ids  # local mode is exact
 
 
-def run(config: StoreBenchConfig | None = None, log: Callable[[str], None] = lambda s: None) -> StoreBenchResult:
+def run(config: StoreBenchConfig | None = None, log: Callable[[str], None] = _log.info) -> StoreBenchResult:
     """Build the synthetic catalogue in Edge (and local mode), time it, and return the figures.
 
     Args:
         config: what to measure (defaults: 100k items, 512-d, 10% with 4 photos).
-        log: called with progress lines.
+        log: called with progress lines (default: this module's logger, at INFO).
 
     Returns:
         Figures per backend, plus the share of local-mode top-10 lists identical to Edge's exact ones.
