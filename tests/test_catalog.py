@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from mmsearch.indexing.catalog import (
     parse_record,
     read_catalog,
 )
+from mmsearch.indexing.errorlog import KINDS
 
 
 def write_lines(path: Path, lines: list[str | bytes]) -> Path:
@@ -158,13 +161,29 @@ def test_csv_bad_rows_are_reported_and_reading_goes_on(tmp_path):
     assert [(r.line, r.item.id if r.item else r.error.kind) for r in recs] == [
         (2, "a"),
         (3, "utf8"),
-        (4, "json"),
-        (5, "json"),
+        (4, "row"),
+        (5, "row"),
         (7, "e"),
     ]
     assert recs[1].error.id == "b" and "bytes e9" in recs[1].error.reason
     assert "has 1 field(s), the header has 2" in recs[2].error.reason
     assert recs[3].error.id == "d"
+
+
+def test_a_csv_row_the_csv_module_cannot_parse_is_a_row_error(tmp_path):
+    path = tmp_path / "c.csv"
+    huge = "x" * (csv.field_size_limit() + 1)  # over the csv module's field limit: csv.Error
+    path.write_text(f"id,title\na,ok\nb,{huge}\nc,fine\n", encoding="utf-8")
+    recs = list(read_catalog(path))
+    assert [(r.line, r.item.id if r.item else r.error.kind) for r in recs] == [(2, "a"), (3, "row"), (4, "c")]
+    assert "malformed CSV" in recs[1].error.reason
+
+
+def test_the_readme_error_kind_table_lists_every_kind_once():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| kind | the item was skipped because |\n| --- | --- |\n", 1)[1].split("\n\n", 1)[0]
+    kinds = [re.match(r"\| `([a-z0-9]+)` \|", row).group(1) for row in table.splitlines()]
+    assert sorted(kinds) == sorted(KINDS)
 
 
 def test_csv_without_the_id_column_cannot_be_read(tmp_path):
@@ -256,3 +275,18 @@ def test_the_example_catalog_is_valid_and_its_images_exist():
             assert image_source(ref, example_catalog().parent).is_file()
     total = sum(p.stat().st_size for p in (example_catalog().parent / "images").iterdir())
     assert total < 1_000_000
+
+
+def test_make_catalog_rewrites_the_shipped_example_exactly(tmp_path):
+    from click.testing import CliRunner
+
+    from mmsearch.examples.make_catalog import main
+
+    result = CliRunner().invoke(main, ["--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 40 items" in result.output
+    shipped = example_catalog()
+    assert (tmp_path / "catalog.jsonl").read_text(encoding="utf-8") == shipped.read_text(encoding="utf-8")
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(
+        p.name for p in (shipped.parent / "images").iterdir()
+    )

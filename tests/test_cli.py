@@ -1,5 +1,7 @@
 import json
+import typing
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -9,9 +11,12 @@ from tests.helpers import make_image
 
 
 def _commands(group, prefix=()):
-    for name, cmd in group.commands.items():
+    # list_commands/get_command, not .commands: a lazy group loads its commands on demand.
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
         yield (*prefix, name), cmd
-        if hasattr(cmd, "commands"):
+        if isinstance(cmd, click.Group):
             yield from _commands(cmd, (*prefix, name))
 
 
@@ -48,6 +53,11 @@ def test_embed_prints_json_vectors(tiny_clip_dir, tmp_path):
         (
             ["export", "clip", "--arch", "ViT-Q-99", "--out", "{tmp}/m"],
             "error: unknown open_clip architecture 'ViT-Q-99'",
+        ),
+        (["cf", "fit", "{tmp}/log.csv", "--column", "user"], "error: --column 'user' must look like role=name"),
+        (
+            ["eval", "--interactions", "{tmp}/log.csv", "--column", "=sku"],
+            "error: --column '=sku' must look like role=name",
         ),
     ],
 )
@@ -104,3 +114,10 @@ def test_export_full_size_clip_then_embed_from_the_cli(tmp_path):
     assert result.exit_code == 0, result.output
     embedded = runner.invoke(cli, ["embed", "--model", str(out), "--text", "a red bicycle"])
     assert embedded.exit_code == 0 and json.loads(embedded.output)["dim"] == 512
+
+
+def test_the_duplicates_choices_are_the_librarys():
+    from mmsearch.cf.interactions import DUPLICATE_POLICIES, Duplicates
+    from mmsearch.cli import options
+
+    assert options.DUPLICATE_POLICIES == DUPLICATE_POLICIES == typing.get_args(Duplicates)

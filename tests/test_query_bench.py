@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+from click.testing import CliRunner
+
 from mmsearch.bench.query import QueryBenchConfig, format_result, run
+from mmsearch.cli import cli
+from mmsearch.errors import ConfigError
 
 
 def test_query_bench_small(tiny_clip_dir, minilm_dir, tmp_path):
@@ -30,3 +37,20 @@ def test_query_bench_small(tiny_clip_dir, minilm_dir, tmp_path):
     again = run(cfg)  # the store is reused from the cache
     assert again.build_s is None
     assert "ratio" in format_result(again) and "store reused" in format_result(again)
+
+
+def test_cli_prints_the_figures_as_json(tiny_clip_dir, minilm_dir, tmp_path):
+    args = ["--items", "200", "--queries", "2", "--warmup", "0", "--candidates", "10", "--users", "10"]
+    models = ["--clip-model", str(tiny_clip_dir), "--text-model", str(minilm_dir)]
+    result = CliRunner().invoke(cli, ["bench", "query", *args, *models, "--cache", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert [r["kind"] for r in figures["rows"]] == ["text", "image"] and figures["config"]["items"] == 200
+    assert all(r["ratio"] > 0 for r in figures["rows"])
+    assert "store built in" in result.stderr and "ratio" in result.stderr  # progress and the table
+
+
+def test_a_clip_model_without_both_towers_is_a_config_error(minilm_dir, tmp_path):
+    cfg = QueryBenchConfig(items=100, cache=tmp_path, clip_model=minilm_dir, text_model=minilm_dir)
+    with pytest.raises(ConfigError, match="needs an image and a text tower"):
+        run(cfg)

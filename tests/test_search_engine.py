@@ -377,6 +377,40 @@ def test_searcher_checks_models_and_cf_against_the_store(world):
         Searcher(world.store, [world.clip]).search(text=TEXT, user="u0")
 
 
+@pytest.mark.parametrize("form", ["settings", "mapping"])
+def test_open_takes_the_store_settings_and_the_model_folders(models, tiny_clip_dir, minilm_dir, tmp_path, form):
+    from mmsearch.cf.collection import cf_folder
+    from mmsearch.cf.persist import save_model
+
+    world = World(models, "edge", tmp_path)
+    save_model(world.cf, cf_folder(world.store.settings))  # where `cf fit` keeps it
+    expected = world.searcher().search(text=TEXT, user="u0", limit=5).ids
+    settings = world.store.settings
+    world.store.close()
+    store = settings if form == "settings" else {"path": str(settings.path), "collection": settings.collection}
+    engine = SearchSettings(candidates=K, min_interactions=2)
+    with Searcher.open(store, models=[tiny_clip_dir, minilm_dir], settings=engine, threads=1) as searcher:
+        assert set(searcher.models) == {world.clip.name, world.minilm.name}
+        assert searcher.cf_model is not None and searcher.cf_model.user_ids == USERS
+        assert searcher.search(text=TEXT, user="u0", limit=5).ids == expected
+    with open_store(settings):  # closed on exit: the Edge folder lock is free again
+        pass
+
+
+def test_open_names_the_missing_collection_and_releases_the_store_on_failure(models, tmp_path):
+    from mmsearch.errors import ModelError, StoreNotFoundError
+
+    with pytest.raises(StoreNotFoundError, match="mmsearch"):
+        Searcher.open(tmp_path / "empty")  # a folder: an Edge store, collection `mmsearch`
+    world = World(models, "edge", tmp_path)
+    settings = world.store.settings
+    world.store.close()
+    with pytest.raises(ModelError):
+        Searcher.open(settings, models=[tmp_path / "no-such-model"])
+    with open_store(settings):  # the failed open closed the store it had opened
+        pass
+
+
 def test_query_path_never_imports_torch():
     import subprocess
     import sys

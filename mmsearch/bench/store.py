@@ -15,11 +15,13 @@ Run: `mmsearch bench store --items 20000` (default 100,000 items).
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.protocol import EncoderSpec
+from mmsearch.bench.vectors import noisy, unit
 from mmsearch.storage import HnswSettings, Item, NearestQuery, Store, StoreSettings, open_store
+
+_log = logging.getLogger(__name__)
 
 
 def bench_encoders(dim: int) -> list[EncoderSpec]:
@@ -95,9 +100,26 @@ class BackendFigures:
 
 @dataclass
 class StoreBenchResult:
+    """What `run` measured.
+
+    Attributes:
+        config: the `StoreBenchConfig` as JSON.
+        backends: the figures of each backend, Edge first.
+        top10_agreement: the share of queries whose local-mode top 10 equals Edge's exact one (same
+            points, same queries); None when local mode ran on fewer items.
+    """
+
     config: dict[str, Any]
     backends: list[BackendFigures] = field(default_factory=list)
-    top10_agreement: float | None = None  # Edge exact vs local mode, same points and queries
+    top10_agreement: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures as a JSON-able dict."""
+        return {
+            "config": self.config,
+            "backends": [asdict(b) for b in self.backends],
+            "top10_agreement": self.top10_agreement,
+        }
 
 
 class _Data:
@@ -108,13 +130,13 @@ class _Data:
         self.n = cfg.items
         self.n_multi = min(cfg.items, cfg.multi_items if cfg.multi_items is not None else cfg.items // 10)
         n_centers = cfg.items if cfg.uniform else max(16, cfg.items // 100)
-        centers = _unit(rng.standard_normal((n_centers, cfg.dim)).astype(np.float32))
+        centers = unit(rng.standard_normal((n_centers, cfg.dim)).astype(np.float32))
         labels = np.arange(cfg.items) if cfg.uniform else rng.integers(0, n_centers, cfg.items)
-        self.text = _noisy(centers[labels], 1.0, rng)
-        self.photos = _noisy(np.repeat(centers[labels[: self.n_multi], None, :], cfg.multi_rows, axis=1), 1.2, rng)
-        self.knn_queries = _noisy(self.text[rng.integers(0, cfg.items, cfg.queries)], 0.5, rng)
+        self.text = noisy(centers[labels], 1.0, rng)
+        self.photos = noisy(np.repeat(centers[labels[: self.n_multi], None, :], cfg.multi_rows, axis=1), 1.2, rng)
+        self.knn_queries = noisy(self.text[rng.integers(0, cfg.items, cfg.queries)], 0.5, rng)
         picks = rng.integers(0, max(1, self.n_multi), cfg.queries)
-        self.maxsim_queries = _noisy(self.photos[picks, :2] if self.n_multi else self.text[picks, None], 0.5, rng)
+        self.maxsim_queries = noisy(self.photos[picks, :2] if self.n_multi else self.text[picks, None], 0.5, rng)
 
     def items(self, start: int, stop: int) -> list[Item]:
         out = []
@@ -126,16 +148,6 @@ class _Data:
         return out
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _noisy(x: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """Unit vectors near `x`: Gaussian noise of expected norm `scale` added, then re-normalised."""
-    noise = rng.standard_normal(x.shape).astype(np.float32) * (scale / np.sqrt(x.shape[-1]))
-    return _unit(x + noise)
-
-
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn()
@@ -143,9 +155,10 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def _latencies(store: Store, queries: Sequence[NearestQuery]) -> tuple[list[float], list[list[str]]]:
+    """Each query's latency in milliseconds, and its hits' ids."""
     times, ids = [], []
     for q in queries:
-        dt, hits = _timed(lambda q=q: store.query(q.vector, q.query, limit=q.limit, exact=q.exact))
+        dt, hits = _timed(functools.partial(store.query, q.vector, q.query, limit=q.limit, exact=q.exact))
         times.append(dt * 1000)
         ids.append([h.id for h in hits])
     return times, ids
@@ -207,12 +220,12 @@ def _measure(
     return figures, knn_ids  # local mode is exact
 
 
-def run(config: StoreBenchConfig | None = None, log: Callable[[str], None] = lambda s: None) -> StoreBenchResult:
+def run(config: StoreBenchConfig | None = None, log: Callable[[str], None] = _log.info) -> StoreBenchResult:
     """Build the synthetic catalogue in Edge (and local mode), time it, and return the figures.
 
     Args:
         config: what to measure (defaults: 100k items, 512-d, 10% with 4 photos).
-        log: called with progress lines.
+        log: called with progress lines (default: this module's logger, at INFO).
 
     Returns:
         Figures per backend, plus the share of local-mode top-10 lists identical to Edge's exact ones.

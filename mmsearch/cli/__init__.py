@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -14,7 +15,7 @@ from mmsearch.version import __version__
 class MmsearchGroup(click.Group):
     """Turns library errors into one clean line and exit status 1, in one place."""
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MmsearchError as e:

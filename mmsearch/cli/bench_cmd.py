@@ -1,20 +1,54 @@
-"""`mmsearch bench`: throughput figures with ratios against a baseline from the same run."""
+"""`mmsearch bench`: throughput and latency figures with ratios against a baseline from the same run.
+
+`encoders` is defined here; `index`, `query` and `store` live in `mmsearch.cli.bench_commands`,
+imported when one of them is asked for: their options are read off the benchmarks' settings
+models, and importing those (numpy, pydantic, the store) would slow down every `mmsearch` call.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
+_LAZY = {
+    "index": "mmsearch.cli.bench_commands:bench_index",
+    "query": "mmsearch.cli.bench_commands:bench_query",
+    "store": "mmsearch.cli.bench_commands:bench_store",
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A click group whose commands named in `lazy` (name -> "module:attribute") load on first use."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = dict(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy and cmd_name not in self.commands:
+            module, attr = self._lazy[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy=_LAZY)
 def bench() -> None:
-    """Benchmarks that print figures and ratios.
+    """Benchmarks that print figures and ratios against a baseline measured in the same run.
+
+    Progress goes to stderr and the figures to stdout; with --json, the figures as JSON.
 
     \b
     Example:
       mmsearch bench encoders --batch 1 --batch 32
+      mmsearch bench index --items 1000 --rounds 3
+      mmsearch bench query --quantize int8 --threads 2 --json
     """
 
 
@@ -69,104 +103,3 @@ def bench_encoders(
     )
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
-
-
-@bench.command("store")
-@click.option("--items", type=int, default=100_000, show_default=True)
-@click.option("--dim", type=int, default=512, show_default=True)
-@click.option("--multi-items", type=int, default=None, help="Items with photos (default: 10%).")
-@click.option("--queries", type=int, default=200, show_default=True)
-@click.option("--memory-items", type=int, default=None, help="Items for local mode (default: all; 0 skips).")
-@click.option("--memory-queries", type=int, default=10, show_default=True)
-@click.option("--hnsw-m", type=int, default=16, show_default=True)
-@click.option("--ef-construct", type=int, default=100, show_default=True)
-@click.option("--ef", type=int, default=128, show_default=True)
-@click.option("--uniform", is_flag=True, help="Uniform random vectors instead of clustered ones (worst case).")
-@click.option("--path", type=click.Path(path_type=Path), default=None, help="Edge store folder (default: temporary).")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON too.")
-def bench_store(
-    items: int,
-    dim: int,
-    multi_items: int | None,
-    queries: int,
-    memory_items: int | None,
-    memory_queries: int,
-    hnsw_m: int,
-    ef_construct: int,
-    ef: int,
-    uniform: bool,
-    path: Path | None,
-    as_json: bool,
-) -> None:
-    """Store figures: upsert rate, HNSW build, kNN and MaxSim p50/p95, recall@10; Edge vs local mode.
-
-    \b
-    Example:
-      mmsearch bench store --items 100000 --queries 200
-    """
-    from dataclasses import asdict
-
-    from mmsearch.bench.store import StoreBenchConfig, format_result, run
-    from mmsearch.storage import HnswSettings
-
-    cfg = StoreBenchConfig(
-        items=items,
-        dim=dim,
-        multi_items=multi_items,
-        queries=queries,
-        memory_items=memory_items,
-        memory_queries=memory_queries,
-        path=path,
-        uniform=uniform,
-        hnsw=HnswSettings(m=hnsw_m, ef_construct=ef_construct, ef=ef),
-    )
-    result = run(cfg, log=lambda line: click.echo(line, err=as_json))
-    click.echo(format_result(result), err=as_json)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "config": result.config,
-                    "backends": [asdict(b) for b in result.backends],
-                    "top10_agreement": result.top10_agreement,
-                },
-                indent=2,
-            )
-        )
-
-
-_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
-
-
-@bench.command("index", context_settings=_PASSTHROUGH)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def bench_index(args: tuple[str, ...]) -> None:
-    """`mmsearch index` end to end against the encoder alone, items/s and the ratio.
-
-    Options (--items, --model, --batch-size, --workers, --threads, --rounds, --json...) are those of
-    `python -m mmsearch.bench.index --help`.
-
-    \b
-    Example:
-      mmsearch bench index --items 1000 --rounds 3
-    """
-    from mmsearch.bench.index import main
-
-    main(list(args))
-
-
-@bench.command("query", context_settings=_PASSTHROUGH)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def bench_query(args: tuple[str, ...]) -> None:
-    """Encode + hybrid search latency p50/p95 on 100k items in Qdrant Edge, against encode + one kNN.
-
-    Options (--items, --queries, --candidates, --threads, --quantize, --cache, --json...) are those
-    of `python -m mmsearch.bench.query --help`.
-
-    \b
-    Example:
-      mmsearch bench query --quantize int8 --threads 2
-    """
-    from mmsearch.bench.query import main
-
-    main(list(args))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from mmsearch.cli.options import column_mapping, interaction_log_options
 from mmsearch.cli.store_options import resolve_config, store_options
+
+if TYPE_CHECKING:
+    from mmsearch.cf.interactions import Duplicates
 
 
 @click.group()
@@ -59,20 +63,7 @@ def cf() -> None:
 @click.option(
     "--threads", type=click.IntRange(min=0), default=None, help="Training threads (0 = every core; default 1)."
 )
-@click.option(
-    "--column",
-    "columns",
-    multiple=True,
-    metavar="ROLE=NAME",
-    help="Map a log column: --column user=customer --column item=sku --column weight=qty (repeatable).",
-)
-@click.option(
-    "--duplicates",
-    type=click.Choice(["sum", "max", "last"]),
-    default="sum",
-    show_default=True,
-    help="How repeated (user, item) rows merge their weights.",
-)
+@interaction_log_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def cf_fit(
     interactions: str,
@@ -83,7 +74,7 @@ def cf_fit(
     cf_path: str | None,
     algorithm: str,
     columns: tuple[str, ...],
-    duplicates: str,
+    duplicates: Duplicates,
     as_json: bool,
     seed: int,
     **options: Any,
@@ -102,17 +93,10 @@ def cf_fit(
     from mmsearch.cf import cf_config
     from mmsearch.cf.collection import default_factors, fit_collection_cf
     from mmsearch.cf.interactions import read_interactions
-    from mmsearch.errors import ConfigError
     from mmsearch.storage import CF_VECTOR, open_store
 
-    mapping = {}
-    for item in columns:
-        role, sep, name = item.partition("=")
-        if not sep or not role.strip() or not name.strip():
-            raise ConfigError(f"--column {item!r} must look like role=name, e.g. user=customer_id")
-        mapping[role.strip()] = name.strip()
     config = resolve_config(config_path, store_path, collection, models)
-    log, read = read_interactions(interactions, columns=mapping or None, duplicates=duplicates)  # type: ignore[arg-type]
+    log, read = read_interactions(interactions, columns=column_mapping(columns), duplicates=duplicates)
     if options.get("threads") is not None:
         options["num_threads"] = options.pop("threads")
     given = {k: v for k, v in options.items() if v is not None}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from mmsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from indexers.onnx_session import Device
 
 
 @click.command()
@@ -15,7 +19,7 @@ from mmsearch.errors import ConfigError
 @click.option("--image", "images", multiple=True, help="An image file to embed (repeatable).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores).")
-def embed(model_dir: str, texts: tuple[str, ...], images: tuple[str, ...], device: str, threads: int | None) -> None:
+def embed(model_dir: str, texts: tuple[str, ...], images: tuple[str, ...], device: Device, threads: int | None) -> None:
     """Embed texts and/or images and print the vectors as JSON.
 
     \b

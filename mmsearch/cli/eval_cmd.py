@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from mmsearch.cli.options import column_mapping, interaction_log_options, option_group
 from mmsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmsearch.cf.interactions import Duplicates
 
 SPLIT_CHOICES = ("random", "temporal", "cold-items")
 SCHEME_CHOICES = ("wsum-minmax", "wsum-dbsf", "wsum-none", "rrf", "dbsf")
@@ -28,11 +32,96 @@ def _grid(text: str) -> tuple[float, ...]:
     return values
 
 
+# Options both `eval` and `eval movielens` take with the same defaults; `_shared_options` adds
+# the three whose defaults differ (--split, --tune, --out).
+_K_OPTION = click.option(
+    "--k", "ks", multiple=True, type=int, default=(10, 20, 30), show_default=True, help="Metric cut-off (repeatable)."
+)
+_FUSION_OPTIONS = option_group(
+    click.option(
+        "--cf-weight",
+        type=float,
+        default=0.5,
+        show_default=True,
+        help="Without --tune: the CF leg's weight in a hybrid (content gets 1 - it).",
+    ),
+    click.option(
+        "--fusion",
+        "scheme",
+        type=click.Choice(SCHEME_CHOICES),
+        default="wsum-minmax",
+        show_default=True,
+        help="Without --tune: how a hybrid fuses its legs.",
+    ),
+    click.option(
+        "--weight-grid",
+        default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+        show_default=True,
+        help="With --tune: the CF-leg weights tried.",
+    ),
+    click.option(
+        "--tune-fusion",
+        "schemes",
+        multiple=True,
+        type=click.Choice(SCHEME_CHOICES),
+        default=("wsum-minmax", "wsum-dbsf", "rrf"),
+        show_default=True,
+        help="With --tune: the fusion schemes tried (repeatable).",
+    ),
+    click.option(
+        "--tune-metric",
+        default="ndcg@10",
+        show_default=True,
+        help="Validation metric that picks the hybrid's content leg and fusion.",
+    ),
+    click.option(
+        "--fusion-depth",
+        type=int,
+        default=100,
+        show_default=True,
+        help="Without --tune: each leg's best items pooled and normalised together before "
+        "fusing, as queries do (0: all candidates).",
+    ),
+    click.option(
+        "--tune-depth",
+        "tune_depths",
+        multiple=True,
+        type=int,
+        default=(100, 0),
+        show_default=True,
+        help="With --tune: pool depths tried (repeatable; 0: all candidates).",
+    ),
+)
+_TRAINING_OPTIONS = option_group(
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits and baselines."),
+    click.option(
+        "--max-users",
+        type=int,
+        default=None,
+        help="Evaluate a seeded sample of at most this many users per split part (faster).",
+    ),
+    click.option("--als-factors", type=int, default=100, show_default=True, help="ALS latent factors."),
+    click.option("--bpr-factors", type=int, default=50, show_default=True, help="BPR latent factors."),
+)
+_RUN_OPTIONS = option_group(
+    click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table."),
+    click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default="cpu",
+        show_default=True,
+        help="Where the encoders run.",
+    ),
+    click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr."),
+)
+
+
 def _shared_options(*, tune_default: bool, splits_default: tuple[str, ...], out_default: str) -> Callable:
     tune_help = "Search the hybrids' fusion (weights x schemes) on the validation split; " + (
         "on by default here." if tune_default else "otherwise fuse with --cf-weight and --fusion."
     )
-    options = [
+    return option_group(
         click.option(
             "--split",
             "splits",
@@ -42,78 +131,10 @@ def _shared_options(*, tune_default: bool, splits_default: tuple[str, ...], out_
             show_default=True,
             help="Split(s) to evaluate (repeatable).",
         ),
-        click.option(
-            "--k",
-            "ks",
-            multiple=True,
-            type=int,
-            default=(10, 20, 30),
-            show_default=True,
-            help="Metric cut-off (repeatable).",
-        ),
+        _K_OPTION,
         click.option("--tune/--no-tune", default=tune_default, show_default=True, help=tune_help),
-        click.option(
-            "--cf-weight",
-            type=float,
-            default=0.5,
-            show_default=True,
-            help="Without --tune: the CF leg's weight in a hybrid (content gets 1 - it).",
-        ),
-        click.option(
-            "--fusion",
-            "scheme",
-            type=click.Choice(SCHEME_CHOICES),
-            default="wsum-minmax",
-            show_default=True,
-            help="Without --tune: how a hybrid fuses its legs.",
-        ),
-        click.option(
-            "--weight-grid",
-            default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
-            show_default=True,
-            help="With --tune: the CF-leg weights tried.",
-        ),
-        click.option(
-            "--tune-fusion",
-            "schemes",
-            multiple=True,
-            type=click.Choice(SCHEME_CHOICES),
-            default=("wsum-minmax", "wsum-dbsf", "rrf"),
-            show_default=True,
-            help="With --tune: the fusion schemes tried (repeatable).",
-        ),
-        click.option(
-            "--tune-metric",
-            default="ndcg@10",
-            show_default=True,
-            help="Validation metric that picks the hybrid's content leg and fusion.",
-        ),
-        click.option(
-            "--fusion-depth",
-            type=int,
-            default=100,
-            show_default=True,
-            help="Without --tune: each leg's best items pooled and normalised together before "
-            "fusing, as queries do (0: all candidates).",
-        ),
-        click.option(
-            "--tune-depth",
-            "tune_depths",
-            multiple=True,
-            type=int,
-            default=(100, 0),
-            show_default=True,
-            help="With --tune: pool depths tried (repeatable; 0: all candidates).",
-        ),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits and baselines."),
-        click.option(
-            "--max-users",
-            type=int,
-            default=None,
-            help="Evaluate a seeded sample of at most this many users per split part (faster).",
-        ),
-        click.option("--als-factors", type=int, default=100, show_default=True, help="ALS latent factors."),
-        click.option("--bpr-factors", type=int, default=50, show_default=True, help="BPR latent factors."),
+        _FUSION_OPTIONS,
+        _TRAINING_OPTIONS,
         click.option(
             "--out",
             "out_dir",
@@ -122,24 +143,8 @@ def _shared_options(*, tune_default: bool, splits_default: tuple[str, ...], out_
             show_default=True,
             help="Folder for eval.md, eval.json and one eval-<split>.png per split.",
         ),
-        click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table."),
-        click.option(
-            "--device",
-            type=click.Choice(["auto", "cpu", "cuda"]),
-            default="cpu",
-            show_default=True,
-            help="Where the encoders run.",
-        ),
-        click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr."),
-    ]
-
-    def decorate(fn: Callable) -> Callable:
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return decorate
+        _RUN_OPTIONS,
+    )
 
 
 def _settings(opts: dict[str, Any]) -> Any:
@@ -178,14 +183,36 @@ def _finish(result: Any, opts: dict[str, Any]) -> None:
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-def _columns(options: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for option in options:
-        role, sep, name = option.partition("=")
-        if not sep or not role.strip() or not name.strip():
-            raise ConfigError(f"--column {option!r} must look like role=header, e.g. item=sku")
-        out[role.strip()] = name.strip()
-    return out
+def _refuse_options_before_subcommand(ctx: click.Context) -> None:
+    """`mmsearch eval --tune movielens` would silently drop --tune: the options go after the subcommand."""
+    given = [
+        p.name
+        for p in ctx.command.params
+        if p.name and ctx.get_parameter_source(p.name) not in (click.core.ParameterSource.DEFAULT, None)
+    ]
+    if given:
+        raise click.UsageError(
+            f"options {', '.join('--' + n.replace('_', '-') for n in given)} go after "
+            f"'{ctx.invoked_subcommand}', e.g. mmsearch eval {ctx.invoked_subcommand} --tune"
+        )
+
+
+def _catalog_vectors(
+    catalog: Path,
+    models: tuple[Path, ...],
+    opts: dict[str, Any],
+    say: Callable[[str], None] | None,
+    **fields: Any,
+) -> Any:
+    """The catalog's items embedded by the model folders (`mmsearch.eval.content.catalog_vectors`)."""
+    from indexers.runtime import load_model
+    from mmsearch.eval.content import catalog_vectors
+
+    loaded = [load_model(m, device=opts["device"], threads=opts["threads"]) for m in models]
+    content = catalog_vectors(catalog, loaded, progress=say, **fields)
+    if say:
+        say(content.summary())
+    return content
 
 
 @click.group("eval", invoke_without_command=True)
@@ -218,19 +245,7 @@ def _columns(options: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--text-join", default=None, help="Join an item's texts into one row with this separator instead.")
 @click.option("--no-images", is_flag=True, help="Do not embed images, even with an image tower.")
-@click.option(
-    "--column",
-    "columns",
-    multiple=True,
-    help="Map an interaction column: role=header, roles user, item, weight, timestamp (repeatable).",
-)
-@click.option(
-    "--duplicates",
-    type=click.Choice(["sum", "max", "last"]),
-    default="sum",
-    show_default=True,
-    help="How repeated (user, item) rows merge their weights.",
-)
+@interaction_log_options
 @_shared_options(tune_default=False, splits_default=("random",), out_default="eval-results")
 @click.pass_context
 def eval_group(
@@ -242,7 +257,7 @@ def eval_group(
     text_join: str | None,
     no_images: bool,
     columns: tuple[str, ...],
-    duplicates: str,
+    duplicates: Duplicates,
     **opts: Any,
 ) -> None:
     """Evaluate random, popular, content, ALS, BPR and hybrid recommendations on your data.
@@ -261,16 +276,7 @@ def eval_group(
       mmsearch eval movielens
     """
     if ctx.invoked_subcommand is not None:
-        given = [
-            p.name
-            for p in ctx.command.params
-            if ctx.get_parameter_source(p.name) not in (click.core.ParameterSource.DEFAULT, None)
-        ]
-        if given:
-            raise click.UsageError(
-                f"options {', '.join('--' + n.replace('_', '-') for n in given)} go after "
-                f"'{ctx.invoked_subcommand}', e.g. mmsearch eval {ctx.invoked_subcommand} --tune"
-            )
+        _refuse_options_before_subcommand(ctx)
         return
     if interactions is None:
         raise click.UsageError("give --interactions FILE (or run `mmsearch eval movielens`)")
@@ -283,20 +289,13 @@ def eval_group(
 
     say = _logger(opts["quiet"])
     settings = _settings(opts)
-    table, report = read_interactions(interactions, columns=_columns(columns) or None, duplicates=duplicates)  # type: ignore[arg-type]
+    table, report = read_interactions(interactions, columns=column_mapping(columns), duplicates=duplicates)
     if say:
         say(report.summary())
     vectors: tuple[Any, ...] = ()
     if catalog is not None:
-        from indexers.runtime import load_model
-        from mmsearch.eval.content import catalog_vectors
-
-        loaded = [load_model(m, device=opts["device"], threads=opts["threads"]) for m in models]
-        content = catalog_vectors(
-            catalog, loaded, text_fields=text_fields, text_join=text_join, images=not no_images, progress=say
-        )
-        if say:
-            say(content.summary())
+        fields = {"text_fields": text_fields, "text_join": text_join, "images": not no_images}
+        content = _catalog_vectors(catalog, models, opts, say, **fields)
         table, aligned = table.align(item_ids=content.item_ids)
         if say and aligned.rows_dropped:
             say(f"interactions with items outside the catalog dropped: {aligned.summary()}")

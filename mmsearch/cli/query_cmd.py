@@ -8,90 +8,91 @@ from typing import Any, TypeVar
 
 import click
 
+from mmsearch.cli.options import option_group
 from mmsearch.cli.store_options import resolve_config, store_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 _TITLE_WIDTH = 48
 
 
+_SEARCH_OPTIONS = option_group(
+    click.option(
+        "-w",
+        "--weight",
+        "weights",
+        multiple=True,
+        metavar="SIGNAL=W",
+        help="A signal's weight, e.g. -w clip_image=0.5 -w bert=0.3 -w cf=0.2 (repeatable; only the "
+        "signals named take part). Default: query content, user profile and CF share equally.",
+    ),
+    click.option(
+        "--fusion",
+        type=click.Choice(["wsum", "rrf", "dbsf"]),
+        default="wsum",
+        show_default=True,
+        help="Weighted sum of normalised scores, weighted RRF, or DBSF.",
+    ),
+    click.option(
+        "--normalization",
+        type=click.Choice(["minmax", "dbsf", "none"]),
+        default="minmax",
+        show_default=True,
+        help="Score normalisation for wsum.",
+    ),
+    click.option(
+        "--filter",
+        "filters",
+        multiple=True,
+        metavar="EXPR",
+        help="Payload filter: color=red, color=red,blue, color!=red, 'price<20', 'price>=5' (repeatable, "
+        "all must hold).",
+    ),
+    click.option("-k", "--limit", type=click.IntRange(min=1), default=10, show_default=True),
+    click.option("--explain", is_flag=True, help="Show each signal's raw and normalised score per hit."),
+    click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
+    click.option(
+        "--html",
+        "html_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Also write an HTML page with the hits' photos and breakdowns.",
+    ),
+    click.option(
+        "--image-root",
+        type=click.Path(file_okay=False),
+        default=".",
+        show_default=True,
+        help="Folder relative image paths in payloads are resolved against (for --html).",
+    ),
+    click.option(
+        "--candidates",
+        type=click.IntRange(min=1),
+        default=50,
+        show_default=True,
+        help="Nearest neighbours fetched per signal; all are scored on every signal.",
+    ),
+    click.option("--maxsim", is_flag=True, help="Score content signals on the best matching photo/text (MaxSim)."),
+    click.option(
+        "--profile",
+        type=click.Choice(["mixed", "same", "crossed"]),
+        default="mixed",
+        show_default=True,
+        help="How a user's content profile is built from their items.",
+    ),
+    click.option(
+        "--min-interactions",
+        type=click.IntRange(min=1),
+        default=3,
+        show_default=True,
+        help="Users with fewer interactions are cold: no CF signal, content only.",
+    ),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
+)
+
+
 def _search_options(f: F) -> F:
-    options = [
-        click.option(
-            "-w",
-            "--weight",
-            "weights",
-            multiple=True,
-            metavar="SIGNAL=W",
-            help="A signal's weight, e.g. -w clip_image=0.5 -w bert=0.3 -w cf=0.2 (repeatable; only the "
-            "signals named take part). Default: query content, user profile and CF share equally.",
-        ),
-        click.option(
-            "--fusion",
-            type=click.Choice(["wsum", "rrf", "dbsf"]),
-            default="wsum",
-            show_default=True,
-            help="Weighted sum of normalised scores, weighted RRF, or DBSF.",
-        ),
-        click.option(
-            "--normalization",
-            type=click.Choice(["minmax", "dbsf", "none"]),
-            default="minmax",
-            show_default=True,
-            help="Score normalisation for wsum.",
-        ),
-        click.option(
-            "--filter",
-            "filters",
-            multiple=True,
-            metavar="EXPR",
-            help="Payload filter: color=red, color=red,blue, color!=red, 'price<20', 'price>=5' (repeatable, "
-            "all must hold).",
-        ),
-        click.option("-k", "--limit", type=click.IntRange(min=1), default=10, show_default=True),
-        click.option("--explain", is_flag=True, help="Show each signal's raw and normalised score per hit."),
-        click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
-        click.option(
-            "--html",
-            "html_path",
-            type=click.Path(dir_okay=False),
-            default=None,
-            help="Also write an HTML page with the hits' photos and breakdowns.",
-        ),
-        click.option(
-            "--image-root",
-            type=click.Path(file_okay=False),
-            default=".",
-            show_default=True,
-            help="Folder relative image paths in payloads are resolved against (for --html).",
-        ),
-        click.option(
-            "--candidates",
-            type=click.IntRange(min=1),
-            default=50,
-            show_default=True,
-            help="Nearest neighbours fetched per signal; all are scored on every signal.",
-        ),
-        click.option("--maxsim", is_flag=True, help="Score content signals on the best matching photo/text (MaxSim)."),
-        click.option(
-            "--profile",
-            type=click.Choice(["mixed", "same", "crossed"]),
-            default="mixed",
-            show_default=True,
-            help="How a user's content profile is built from their items.",
-        ),
-        click.option(
-            "--min-interactions",
-            type=click.IntRange(min=1),
-            default=3,
-            show_default=True,
-            help="Users with fewer interactions are cold: no CF signal, content only.",
-        ),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return store_options(f)
+    return store_options(_SEARCH_OPTIONS(f))
 
 
 def _searcher(opts: Mapping[str, Any]) -> Any:
@@ -105,7 +106,12 @@ def _searcher(opts: Mapping[str, Any]) -> Any:
         min_interactions=opts["min_interactions"],
     )
     return Searcher.open(
-        config, cf_path=opts["cf_path"], settings=settings, device=opts["device"], threads=opts["threads"]
+        config.store,
+        models=config.model_folders,
+        cf_path=opts["cf_path"],
+        settings=settings,
+        device=opts["device"],
+        threads=opts["threads"],
     )
 
 

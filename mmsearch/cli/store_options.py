@@ -4,55 +4,60 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from mmsearch.cli.options import option_group
+
+if TYPE_CHECKING:
+    from mmsearch.indexing.config import IndexConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_STORE_OPTIONS = option_group(
+    click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        envvar="MMSEARCH_CONFIG",
+        help="The indexing config (TOML): store, collection, encoders. [env: MMSEARCH_CONFIG]",
+    ),
+    click.option(
+        "--store",
+        "store_path",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="The store folder (overrides the config; default ./mmsearch-data).",
+    ),
+    click.option("--collection", default=None, help="The collection (overrides the config; default mmsearch)."),
+    click.option(
+        "--model",
+        "models",
+        type=click.Path(file_okay=False),
+        multiple=True,
+        help="A model folder used to embed query inputs (repeatable; replaces the config's encoders).",
+    ),
+    click.option(
+        "--cf-path",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="The CF model folder (default: beside the store; needed for a server store).",
+    ),
+)
+
+
 def store_options(f: F) -> F:
     """Add --config, --store, --collection, --model and --cf-path to a command."""
-    options = [
-        click.option(
-            "-c",
-            "--config",
-            "config_path",
-            type=click.Path(dir_okay=False),
-            default=None,
-            envvar="MMSEARCH_CONFIG",
-            help="The indexing config (TOML): store, collection, encoders. [env: MMSEARCH_CONFIG]",
-        ),
-        click.option(
-            "--store",
-            "store_path",
-            type=click.Path(file_okay=False),
-            default=None,
-            help="The store folder (overrides the config; default ./mmsearch-data).",
-        ),
-        click.option("--collection", default=None, help="The collection (overrides the config; default mmsearch)."),
-        click.option(
-            "--model",
-            "models",
-            type=click.Path(file_okay=False),
-            multiple=True,
-            help="A model folder used to embed query inputs (repeatable; replaces the config's encoders).",
-        ),
-        click.option(
-            "--cf-path",
-            type=click.Path(file_okay=False),
-            default=None,
-            help="The CF model folder (default: beside the store; needed for a server store).",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return _STORE_OPTIONS(f)
 
 
 def resolve_config(
     config_path: str | None, store_path: str | None, collection: str | None, models: tuple[str, ...]
-) -> Any:
+) -> IndexConfig:
     """The `IndexConfig` from the config file (if any) with the command line's overrides applied.
 
     Raises:

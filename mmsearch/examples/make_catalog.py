@@ -7,12 +7,12 @@ have one photo, a few have two or three (other angles), and four have none (text
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 from PIL import Image, ImageDraw
 
 SIZE = 96
@@ -183,32 +183,40 @@ def draw(fn: Draw, color: tuple[int, int, int], variant: int) -> Image.Image:
     return image
 
 
-def build(out: Path) -> list[dict]:
-    """Write images under `out/images` and return the catalog records."""
-    rng = random.Random(2024)
-    images_dir = out / "images"
-    images_dir.mkdir(parents=True, exist_ok=True)
-    records: list[dict] = []
-    n = 0
+class _Writer:
+    """Saves the drawn photos under `images/` and numbers the items (`sku-001`, ...) in order."""
 
-    def save(image: Image.Image, name: str, jpeg: bool) -> str:
-        path = images_dir / (name + (".jpg" if jpeg else ".png"))
+    def __init__(self, out: Path) -> None:
+        self.images_dir = out / "images"
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    def next_id(self) -> str:
+        self.count += 1
+        return f"sku-{self.count:03d}"
+
+    def save(self, image: Image.Image, name: str, jpeg: bool) -> str:
+        path = self.images_dir / (name + (".jpg" if jpeg else ".png"))
         if jpeg:
             image.save(path, "JPEG", quality=85, optimize=True)
         else:
             image.save(path, "PNG", optimize=True)
         return f"images/{path.name}"
 
+
+def _products(w: _Writer, rng: random.Random) -> list[dict]:
+    records = []
     for kind, (fn, category, phrases, price) in PRODUCTS.items():
         for color in PRODUCT_COLORS[kind]:
-            n += 1
+            item_id = w.next_id()
+            jpeg = w.count % 3 == 0
             photos = [
-                save(draw(fn, COLORS[color], v), f"{kind}-{color}" + (f"-{v + 1}" if v else ""), n % 3 == 0)
+                w.save(draw(fn, COLORS[color], v), f"{kind}-{color}" + (f"-{v + 1}" if v else ""), jpeg)
                 for v in range(MULTI_PHOTO.get((kind, color), 1))
             ]
             records.append(
                 {
-                    "id": f"sku-{n:03d}",
+                    "id": item_id,
                     "title": f"{color.capitalize()} {kind}",
                     "description": f"{rng.choice(phrases)} Colour: {color}.",
                     "reviews": rng.sample(REVIEWS, rng.randrange(0, 4)),
@@ -219,51 +227,76 @@ def build(out: Path) -> list[dict]:
                     "in_stock": rng.random() > 0.15,
                 }
             )
+    return records
+
+
+def _posters(w: _Writer, rng: random.Random) -> list[dict]:
+    records = []
     for title, fn, description in POSTERS:
-        n += 1
+        item_id = w.next_id()
         slug = title.lower().replace(" ", "-").replace(",", "")
         records.append(
             {
-                "id": f"sku-{n:03d}",
+                "id": item_id,
                 "title": f"{title} poster",
                 "description": description,
                 "reviews": rng.sample(REVIEWS, rng.randrange(0, 3)),
-                "images": [save(draw(fn, (0, 0, 0), 0), slug, True)],
+                "images": [w.save(draw(fn, (0, 0, 0), 0), slug, True)],
                 "category": "posters",
                 "price": round(rng.uniform(12, 30), 2),
-                "in_stock": True,
-            }
-        )
-    for title, description, category, price in TEXT_ONLY:
-        n += 1
-        records.append(
-            {
-                "id": f"sku-{n:03d}",
-                "title": title,
-                "description": description,
-                "reviews": [],
-                "images": [],
-                "category": category,
-                "price": price,
                 "in_stock": True,
             }
         )
     return records
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="folder to write (default: here)")
-    args = parser.parse_args(argv)
-    records = build(args.out)
-    with open(args.out / "catalog.jsonl", "w", encoding="utf-8") as f:
+def _text_only(w: _Writer) -> list[dict]:
+    return [
+        {
+            "id": w.next_id(),
+            "title": title,
+            "description": description,
+            "reviews": [],
+            "images": [],
+            "category": category,
+            "price": price,
+            "in_stock": True,
+        }
+        for title, description, category, price in TEXT_ONLY
+    ]
+
+
+def build(out: Path) -> list[dict]:
+    """Write images under `out/images` and return the catalog records."""
+    rng = random.Random(2024)  # one stream, drawn in this order: the same catalog every time
+    writer = _Writer(out)
+    products = _products(writer, rng)
+    posters = _posters(writer, rng)
+    return [*products, *posters, *_text_only(writer)]
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(__file__).parent,
+    show_default="this package's folder",
+    help="The folder to write catalog.jsonl and images/ into.",
+)
+def main(out: Path) -> None:
+    """Rewrite the example catalog (40 items, their drawn photos) into a folder, deterministically.
+
+    \b
+    Example:
+      python -m mmsearch.examples.make_catalog --out /tmp/example-catalog
+    """
+    records = build(out)
+    with open(out / "catalog.jsonl", "w", encoding="utf-8") as f:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    size = sum(p.stat().st_size for p in (args.out / "images").iterdir())
-    print(
-        f"wrote {len(records)} items and {len(list((args.out / 'images').iterdir()))} images "
-        f"({size / 1024:.0f} KB) to {args.out}"
-    )
+    images = list((out / "images").iterdir())
+    size = sum(p.stat().st_size for p in images)
+    click.echo(f"wrote {len(records)} items and {len(images)} images ({size / 1024:.0f} KB) to {out}")
 
 
 if __name__ == "__main__":

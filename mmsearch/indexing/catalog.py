@@ -50,14 +50,11 @@ from pydantic import (
 from mmsearch.errors import CatalogError, DependencyError, InvalidRecordError
 from mmsearch.fetch import is_url
 from mmsearch.indexing.errorlog import ItemError
+from mmsearch.storage.ids import ITEM_ID_KEY, MAX_ITEM_ID_LENGTH
 
 # Kept with every indexed item: the content hash that lets a re-run skip unchanged items.
 HASH_KEY = "_mmsearch_hash"
-# The store keeps the item id under this payload key (mmsearch.storage.ids.ITEM_ID_KEY).
-ITEM_ID_KEY = "item_id"
-MAX_ID_LENGTH = 1024
 CANONICAL_FIELDS = ("id", "title", "description", "reviews", "images")
-TEXT_FIELDS = ("title", "description", "reviews")
 FORMATS = ("jsonl", "csv", "tsv", "parquet")
 _SUFFIXES = {
     ".jsonl": "jsonl",
@@ -128,8 +125,10 @@ def _to_id(value: Any) -> Any:
         return str(value)
     if isinstance(value, str) and not value.strip():
         raise ValueError(f"the id {value!r} is empty")
-    if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
-        raise ValueError(f"the id {value[:40]!r}... has {len(value):,} characters; ids have at most {MAX_ID_LENGTH}")
+    if isinstance(value, str) and len(value) > MAX_ITEM_ID_LENGTH:
+        raise ValueError(
+            f"the id {value[:40]!r}... has {len(value):,} characters; ids have at most {MAX_ITEM_ID_LENGTH}"
+        )
     return value
 
 
@@ -530,16 +529,14 @@ def _read_csv(path: Path, config: CatalogConfig, delimiter: str) -> Iterator[Cat
                 return
             except csv.Error as e:
                 line, previous = previous + 1, reader.line_num
-                yield _error(line, "json", f"line {line}: malformed CSV: {e}")
+                yield _error(line, "row", f"line {line}: malformed CSV: {e}")
                 continue
             line, previous = previous + 1, reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
                 item_id = row[id_at] if len(row) > id_at else None
-                yield _error(
-                    line, "json", f"line {line} has {len(row)} field(s), the header has {len(header)}", item_id
-                )
+                yield _error(line, "row", f"line {line} has {len(row)} field(s), the header has {len(header)}", item_id)
                 continue
             raw = {h: cell for h, cell in zip(header, row, strict=True) if cell.strip() != ""}
             yield _record(line, raw, config, config.list_separator)

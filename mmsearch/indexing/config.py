@@ -135,6 +135,11 @@ class IndexConfig(BaseModel):
     fetch: FetchSettings = FetchSettings()
     encoders: tuple[EncoderConfig, ...] = ()
 
+    @property
+    def model_folders(self) -> tuple[Path, ...]:
+        """The encoders' model folders, in order (what `Searcher.open` loads to embed queries)."""
+        return tuple(e.model for e in self.encoders)
+
 
 def _resolve(path: Path | None, base: Path) -> Path | None:
     if path is None:

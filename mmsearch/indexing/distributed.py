@@ -44,6 +44,7 @@ import numpy as np
 
 from indexers.images import DEFAULT_MAX_PIXELS, load_image
 from indexers.manifest import Manifest
+from indexers.onnx_session import Device
 from indexers.protocol import EncoderSpec
 from indexers.runtime import ImageEncoder, Model, TextEncoder, load_model
 from indexers.text import DEFAULT_MAX_CHARS, validate_text
@@ -56,18 +57,13 @@ _MODELS_LOCK = threading.Lock()
 
 
 def cached_model(
-    model_dir: str | Path, *, device: str = "cpu", threads: int | None = None, batch_size: int = 32
+    model_dir: str | Path, *, device: Device = "cpu", threads: int | None = None, batch_size: int = 32
 ) -> Model:
     """Load a model folder once per process (a Spark executor calls the function once per partition)."""
     key = (str(Path(model_dir).resolve()), device, threads, batch_size)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_model(
-                model_dir,
-                device=device,
-                threads=threads,  # type: ignore[arg-type]
-                batch_size=batch_size,
-            )
+            _MODELS[key] = load_model(model_dir, device=device, threads=threads, batch_size=batch_size)
         return _MODELS[key]
 
 
@@ -132,7 +128,7 @@ class EmbedBatch:
         text_column: str | None = "title",
         image_column: str | None = "image",
         base_dir: str | Path | None = None,
-        device: str = "cpu",
+        device: Device = "cpu",
         threads: int | None = None,
         batch_size: int = 32,
         decode_workers: int = 4,
@@ -150,16 +146,6 @@ class EmbedBatch:
         self.max_chars = max_chars
         self.fetch = fetch if isinstance(fetch, FetchSettings) else FetchSettings(**(fetch or {}))
         self.error_column = error_column
-
-    @property
-    def output_columns(self) -> list[str]:
-        """The columns a call adds (for a Spark schema)."""
-        names = []
-        if self.model.image is not None and self.image_column:
-            names.append(f"{self.model.name}.image")
-        if self.model.text is not None and self.text_column:
-            names.append(f"{self.model.name}.text")
-        return [*names, self.error_column]
 
     def __call__(self, batch: Any) -> Any:
         cols, n = _columns(batch)

@@ -24,7 +24,8 @@ from typing import IO, Any
 from mmsearch.errors import ConfigError
 
 KINDS: dict[str, str] = {
-    "json": "the line is not a JSON object (or the CSV row is malformed)",
+    "json": "the line is not a JSON object",
+    "row": "the CSV/TSV row is malformed or has the wrong number of fields",
     "utf8": "the line holds bytes that are not UTF-8, or a string that cannot be UTF-8",
     "id": "the id is missing, empty, too long, or not a string or integer",
     "duplicate": "an earlier record in the catalog has the same id (the first one is kept)",
@@ -75,10 +76,6 @@ class ErrorLog:
                 self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - open for the run, closed by close()
             except OSError as e:
                 raise ConfigError(f"cannot write the error log {str(self.path)!r}: {e}") from e
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
     def add(self, error: ItemError) -> None:
         """Record one skipped item (and write its line)."""

@@ -172,11 +172,6 @@ class Index:
         store = open_store(cfg.store, encoders=[e.encoder.spec for e in embedders])
         return cls(cfg, store, embedders)
 
-    @property
-    def vector_keys(self) -> list[str]:
-        """The store keys this index writes, `<model>.<modality>`."""
-        return [e.key for e in self.embedders]
-
     def count_records(self, catalog: str | Path) -> int:
         """Records in a catalog file (for a progress bar's total)."""
         return count_records(catalog, self.config.catalog)

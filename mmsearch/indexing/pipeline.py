@@ -251,13 +251,14 @@ def encode(batch: Sequence[Prepared], embedders: Sequence[Embedder]) -> list[dic
         owners = [i for i, p in enumerate(batch) if emb.key in (p.pixels if emb.modality == "image" else p.texts)]
         if not owners:
             continue
-        if emb.modality == "image":
+        encoder = emb.encoder
+        if isinstance(encoder, ImageEncoder):
             parts = [batch[i].pixels[emb.key] for i in owners]
-            vectors = emb.encoder.embed_pixels(np.concatenate(parts))  # type: ignore[union-attr]
+            vectors = encoder.embed_pixels(np.concatenate(parts))
             sizes = [len(p) for p in parts]
         else:
             lists = [batch[i].texts[emb.key] for i in owners]
-            vectors = emb.encoder.embed([t for texts in lists for t in texts])  # type: ignore[arg-type]
+            vectors = encoder.embed([t for texts in lists for t in texts])
             sizes = [len(t) for t in lists]
         start = 0
         for i, n in zip(owners, sizes, strict=True):
@@ -329,7 +330,7 @@ class Pipeline:
 
     # -- stage 1: read, dedupe, skip unchanged ------------------------------------------------------
     def _triage(self, records: Iterable[CatalogRecord]) -> Iterator[Work]:
-        chunk: list[CatalogRecord] = []
+        chunk: list[tuple[int, CatalogItem]] = []  # (line, item)
         for rec in records:
             self.counts.records += 1
             if rec.error is not None:
@@ -339,7 +340,8 @@ class Pipeline:
                     self.counts.unreadable += 1
                 self._skip(rec.error)
                 continue
-            item_id = cast(CatalogItem, rec.item).id  # a record holds an item or an error
+            item = cast(CatalogItem, rec.item)  # a record holds an item or an error
+            item_id = item.id
             first = self._first_line.get(item_id)
             if first is not None:
                 self._skip(
@@ -353,16 +355,16 @@ class Pipeline:
                 continue
             self._first_line[item_id] = rec.line
             self.counts.seen.add(item_id)
-            chunk.append(rec)
+            chunk.append((rec.line, item))
             if len(chunk) >= self.settings.lookup_batch:
                 yield from self._changed(chunk)
                 chunk = []
         if chunk:
             yield from self._changed(chunk)
 
-    def _changed(self, records: list[CatalogRecord]) -> Iterator[Work]:
-        hashes = [content_hash(r.item, self.embedders, self.base_dir) for r in records]  # type: ignore[arg-type]
-        ids = [r.item.id for r in records]  # type: ignore[union-attr]
+    def _changed(self, records: list[tuple[int, CatalogItem]]) -> Iterator[Work]:
+        hashes = [content_hash(item, self.embedders, self.base_dir) for _, item in records]
+        ids = [item.id for _, item in records]
         stored = {s.id: s.payload.get(HASH_KEY) for s in self.store.retrieve(ids, with_payload=True)}
         changed = [i for i, h in zip(ids, hashes, strict=True) if i in stored and stored[i] != h]
         cf: dict[str, np.ndarray] = {}
@@ -371,18 +373,12 @@ class Pipeline:
             for s in self.store.retrieve(changed, with_vectors=[CF_VECTOR], with_payload=False):
                 if CF_VECTOR in s.vectors and s.vectors[CF_VECTOR].size:
                     cf[s.id] = s.vectors[CF_VECTOR]
-        for rec, item_id, h in zip(records, ids, hashes, strict=True):
+        for (line, item), item_id, h in zip(records, ids, hashes, strict=True):
             if stored.get(item_id) == h:
                 self.counts.unchanged += 1
                 self.progress(1)
                 continue
-            yield Work(
-                line=rec.line,
-                item=rec.item,
-                hash=h,
-                existed=item_id in stored,  # type: ignore[arg-type]
-                cf=cf.get(item_id),
-            )
+            yield Work(line=line, item=item, hash=h, existed=item_id in stored, cf=cf.get(item_id))
 
     # -- stage 3: encode and write ----------------------------------------------------------------
     def _encode(self, batch: list[Prepared]) -> list[tuple[Prepared, dict[str, np.ndarray]]]:

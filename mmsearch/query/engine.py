@@ -33,7 +33,8 @@ Choices, and the traps they avoid:
   found through content signals, its weights renormalised over them.
 
 Example:
-    with Searcher.open(load_config("mmsearch.toml")) as searcher:
+    store = {"path": "data", "collection": "products"}  # mmsearch.storage.StoreSettings fields
+    with Searcher.open(store, models=["models/clip", "models/minilm"]) as searcher:
         hits = searcher.search(text="red running shoes", user="u42", weights={"clip_image": 0.6, "cf": 0.4},
                                filter=Filter(must=(Range("price", lte=100),)), explain=True)
         for hit in hits:
@@ -52,6 +53,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.images import ImageSource, load_image
+from indexers.onnx_session import Device
 from indexers.protocol import Encoder
 from indexers.runtime import Model
 from indexers.text import validate_text
@@ -90,6 +92,7 @@ from mmsearch.storage import (
     Prefetch,
     Rrf,
     Store,
+    StoreSettings,
     check_filter,
     multi_name,
     pooled_name,
@@ -231,43 +234,46 @@ class Searcher:
     @classmethod
     def open(
         cls,
-        config: Any,
+        store: StoreSettings | Mapping[str, Any] | str | Path,
+        models: Sequence[str | Path] = (),
         *,
         cf_path: str | Path | None = None,
         settings: SearchSettings | None = None,
-        device: str = "auto",
+        device: Device = "auto",
         threads: int | None = None,
         verify_models: bool = True,
     ) -> Searcher:
-        """Open the collection of an indexing config (`mmsearch.indexing.config.IndexConfig`) for searching.
+        """Open an indexed collection for searching, with the model folders that indexed it.
 
-        Loads the config's model folders and the collection's CF model when one was fitted.
+        Loads the model folders and the collection's CF model when one was fitted.
 
         Args:
-            config: the indexing config (its `store` and `encoders`).
+            store: the store settings (`mmsearch.storage.StoreSettings`, or a mapping of its
+                fields), or an Edge store folder (collection `mmsearch`).
+            models: model folders written by `mmsearch export`, whose towers embed the query inputs.
             cf_path: the CF model folder, when not the default one beside the store.
             settings: engine settings.
             device, threads: onnxruntime placement and threads for the encoders.
             verify_models: check the model files' sha256 against their manifests.
 
         Raises:
+            ConfigError: invalid store settings.
             StoreNotFoundError: the collection does not exist (index it first).
             ModelError: a model folder cannot be loaded.
             FingerprintMismatchError: a model differs from the one that wrote the collection.
         """
         from indexers.runtime import load_model
         from mmsearch.cf.collection import load_collection_cf
-        from mmsearch.storage import open_store
+        from mmsearch.storage import load_settings, open_store
 
-        store = open_store(config.store)
+        store_settings = load_settings({"path": store} if isinstance(store, (str, Path)) else store)
+        opened = open_store(store_settings)
         try:
-            models = [
-                load_model(e.model, device=device, threads=threads, verify=verify_models) for e in config.encoders
-            ]
-            cf_model = load_collection_cf(store, cf_path)
-            return cls(store, models, cf_model, settings, owns_store=True)
+            loaded = [load_model(m, device=device, threads=threads, verify=verify_models) for m in models]
+            cf_model = load_collection_cf(opened, cf_path)
+            return cls(opened, loaded, cf_model, settings, owns_store=True)
         except BaseException:
-            store.close()
+            opened.close()
             raise
 
     def close(self) -> None:
@@ -335,15 +341,7 @@ class Searcher:
                 input to, `user` without a CF model, `normalization="none"` with a CF signal.
             InvalidFilterError: `filter` is not a `Filter`.
         """
-        if text is None and image is None and item is None and user is None:
-            raise InputError("empty query: give a text, an image, an item id or a user id")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InputError(f"limit {limit!r} must be a positive integer")
-        if fusion not in F.METHODS:
-            raise UnknownNameError("fusion method", str(fusion), F.METHODS)
-        if normalization not in F.NORMALIZATIONS:
-            raise UnknownNameError("normalization", str(normalization), F.NORMALIZATIONS)
-        check_filter(filter)
+        _check_query(text, image, item, user, limit, fusion, normalization, filter)
         wanted = None if weights is None else resolve_weights(weights, self._signals)  # fail early on bad names
         notes: list[str] = []
         user_state = self._user(user, alone=text is None and image is None and item is None, notes=notes)
@@ -351,10 +349,7 @@ class Searcher:
         if exclude_seen and user_state is not None:
             excluded += user_state.seen
         legs, leg_weights = self._weigh(drafts, weights, dropped, notes)
-        if fusion == "wsum" and normalization == "none" and any(g.signal.distance != "cosine" for g in legs):
-            raise ConfigError(
-                "normalization 'none' would add raw CF dot products (unbounded) to cosines; use 'minmax' or 'dbsf'"
-            )
+        _check_normalization(legs, fusion, normalization)
         flt = _combine_filters(filter, excluded)
         return self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
 
@@ -565,8 +560,8 @@ class Searcher:
                 chosen = default_weights(available)
                 notes.append(f"no weighted signal is left; using every available one: {_names(list(chosen))}")
         legs = [drafts[s.name] for s in available if s.name in chosen]
-        w = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
-        return legs, w / w.sum()
+        shares = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
+        return legs, shares / shares.sum()
 
     # ------------------------------------------------------------------ the three store calls
 
@@ -582,18 +577,7 @@ class Searcher:
         notes: list[str],
     ) -> SearchResponse:
         s = self.settings
-        depth = max(s.candidates, limit)
-        first = [
-            NearestQuery(
-                vector=g.signal.vector,
-                query=g.query if g.query.ndim == 1 else g.query[0],
-                limit=depth,
-                filter=flt,
-                hnsw_ef=s.hnsw_ef,
-            )
-            for g in legs
-        ]
-        candidates = list(dict.fromkeys(h.id for hits in self.store.query_batch(first) for h in hits))
+        candidates = self._candidates(legs, max(s.candidates, limit), flt)
         uses = [SignalUse(g.signal.name, g.vector, float(w), g.inputs) for g, w in zip(legs, weights, strict=True)]
         base: dict[str, Any] = {
             "signals": uses,
@@ -614,7 +598,7 @@ class Searcher:
             rows = self.store.score_items([h[0] for h in hits], pairs) if explain and hits else None
             fused = F.weighted_sum(rows, weights, params=params) if rows is not None else None
             results = [
-                Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if fused else {})
+                Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if rows is not None and fused else {})
                 for r, (item_id, score, payload) in enumerate(hits)
             ]
             return SearchResponse(results=results, engine=self.store.engine, **base)
@@ -634,11 +618,7 @@ class Searcher:
             params = [F.affine(matrix[:, j], norm) for j in range(len(legs))]  # type: ignore[arg-type]
             fused = F.weighted_sum(matrix, weights, params=params)
             hits = self._formula(legs, weights, params, candidates, limit)
-        row = {c: i for i, c in enumerate(candidates)}
-        results = [
-            Result(item_id, score, payload, _breakdown(legs, matrix, fused, row[item_id]) if explain else {})
-            for item_id, score, payload in hits
-        ]
+        results = _results(legs, matrix, fused, candidates, hits, explain)
         return SearchResponse(results=results, engine=engine, **base)
 
     def _hybrid(self, legs: Sequence[_Leg], candidates: Sequence[str], fusion: Any, limit: int) -> list[_Hit]:
@@ -658,7 +638,10 @@ class Searcher:
         limit: int,
     ) -> list[_Hit]:
         formula = weighted_sum_formula(
-            weights, [p.shift for p in params], [p.scale for p in params], renormalize_by=[g.vector for g in legs]
+            [float(w) for w in weights],
+            [p.shift for p in params],
+            [p.scale for p in params],
+            renormalize_by=[g.vector for g in legs],
         )
         return self._hybrid(legs, candidates, formula, limit)
 
@@ -666,6 +649,20 @@ class Searcher:
         order = [int(i) for i in top_k(fused.scores, limit)]
         payloads = {it.id: it.payload for it in self.store.retrieve([candidates[i] for i in order])}
         return [(candidates[i], float(fused.scores[i]), payloads.get(candidates[i], {})) for i in order]
+
+    def _candidates(self, legs: Sequence[_Leg], depth: int, flt: Filter | None) -> list[str]:
+        """Step 1: the union of each leg's `depth` nearest neighbours (pooled vectors, with the filter)."""
+        first = [
+            NearestQuery(
+                vector=g.signal.vector,
+                query=g.query if g.query.ndim == 1 else g.query[0],
+                limit=depth,
+                filter=flt,
+                hnsw_ef=self.settings.hnsw_ef,
+            )
+            for g in legs
+        ]
+        return list(dict.fromkeys(h.id for hits in self.store.query_batch(first) for h in hits))
 
 
 def _breakdown(legs: Sequence[_Leg], matrix: np.ndarray, fused: F.Fused, r: int) -> dict[str, SignalScore]:
@@ -678,6 +675,51 @@ def _breakdown(legs: Sequence[_Leg], matrix: np.ndarray, fused: F.Fused, r: int)
         )
         for j, g in enumerate(legs)
     }
+
+
+def _results(
+    legs: Sequence[_Leg],
+    matrix: np.ndarray,
+    fused: F.Fused,
+    candidates: Sequence[str],
+    hits: Sequence[_Hit],
+    explain: bool,
+) -> list[Result]:
+    """The hits as results, with their breakdown from the candidates' score matrix when explained."""
+    row = {c: i for i, c in enumerate(candidates)}
+    return [
+        Result(item_id, score, payload, _breakdown(legs, matrix, fused, row[item_id]) if explain else {})
+        for item_id, score, payload in hits
+    ]
+
+
+def _check_query(
+    text: str | None,
+    image: ImageSource | None,
+    item: str | None,
+    user: str | None,
+    limit: object,
+    fusion: str,
+    normalization: str,
+    flt: object,
+) -> None:
+    """The checks of `Searcher.search`'s arguments that need no store (see its Raises)."""
+    if text is None and image is None and item is None and user is None:
+        raise InputError("empty query: give a text, an image, an item id or a user id")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InputError(f"limit {limit!r} must be a positive integer")
+    if fusion not in F.METHODS:
+        raise UnknownNameError("fusion method", str(fusion), F.METHODS)
+    if normalization not in F.NORMALIZATIONS:
+        raise UnknownNameError("normalization", str(normalization), F.NORMALIZATIONS)
+    check_filter(flt)
+
+
+def _check_normalization(legs: Sequence[_Leg], fusion: str, normalization: str) -> None:
+    if fusion == "wsum" and normalization == "none" and any(g.signal.distance != "cosine" for g in legs):
+        raise ConfigError(
+            "normalization 'none' would add raw CF dot products (unbounded) to cosines; use 'minmax' or 'dbsf'"
+        )
 
 
 def _combine_filters(flt: Filter | None, excluded: Sequence[str]) -> Filter | None:

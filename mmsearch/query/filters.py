@@ -64,7 +64,8 @@ def parse_filters(exprs: Iterable[str]) -> Filter | None:
     Raises:
         InvalidFilterError: a malformed expression (named in the message).
     """
-    must, must_not = [], []
+    must: list[Match | MatchAny | Range] = []
+    must_not: list[Match | MatchAny | Range] = []
     for expr in exprs:
         part, cond = parse_filter_expr(expr)
         (must if part == "must" else must_not).append(cond)

@@ -80,10 +80,10 @@ def render_report(response: SearchResponse, query: Mapping[str, Any], *, image_r
         + f", computed in {html.escape(response.engine)}, {response.candidates} candidates scored on every signal.</p>",
         "<table class='sig'><tr><th>signal</th><th>vector</th><th>weight</th><th>from</th></tr>",
     ]
-    for s in response.signals:
+    for use in response.signals:
         parts.append(
-            f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.vector)}</td>"
-            f"<td class='num'>{s.weight:.3f}</td><td>{html.escape(', '.join(s.inputs))}</td></tr>"
+            f"<tr><td>{html.escape(use.name)}</td><td>{html.escape(use.vector)}</td>"
+            f"<td class='num'>{use.weight:.3f}</td><td>{html.escape(', '.join(use.inputs))}</td></tr>"
         )
     parts.append("</table>")
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in response.notes]

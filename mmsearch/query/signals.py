@@ -297,17 +297,23 @@ def profile_queries(
     for spec in sorted(schema.vectors.values(), key=lambda s: s.name):
         if spec.kind != "pooled":
             continue
-        own, other = means.get(spec.name), means.get(_other(spec))
-        bimodal = spec.family == "clip" and other is not None
-        if technique == "crossed" and bimodal:
-            vec = other
-        elif technique == "mixed" and bimodal:
-            vec = unit(other) if own is None else unit(own + other)
-        else:
-            vec = own
+        # Only CLIP's towers share one space, so only they can stand in for each other.
+        other = means.get(_other(spec)) if spec.family == "clip" else None
+        vec = _profile_vector(technique, means.get(spec.name), other)
         if vec is not None:
             out[spec.name] = vec
     return out
+
+
+def _profile_vector(technique: str, own: np.ndarray | None, other: np.ndarray | None) -> np.ndarray | None:
+    """One vector's profile from the user's mean on it (`own`) and on the other tower (`other`)."""
+    if other is None:
+        return own
+    if technique == "crossed":
+        return other
+    if technique == "mixed":
+        return unit(other) if own is None else unit(own + other)
+    return own
 
 
 __all__ = [

@@ -1,0 +1,156 @@
+"""`mmsearch bench index`, `bench query` and `bench store`: one shape for the three benchmarks.
+
+Each reads its options off the benchmark's settings model (`settings_option`: the defaults and
+limits stay in the library), builds the settings, runs the library's `run` with progress lines on
+stderr, and prints the library's table on stdout; with `--json` the table goes to stderr and the
+figures, as JSON, to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mmsearch.bench import index as index_bench
+from mmsearch.bench import query as query_bench
+from mmsearch.bench import store as store_bench
+from mmsearch.bench.index import IndexBenchConfig
+from mmsearch.bench.query import QueryBenchConfig
+from mmsearch.bench.store import StoreBenchConfig
+from mmsearch.cli.options import option_group
+from mmsearch.cli.settings_options import settings_from, settings_option
+from mmsearch.indexing.config import IndexSettings
+from mmsearch.storage import HnswSettings
+
+# A model folder given on the command line must exist: said before any photo or store is made.
+_MODEL_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _report(table: str, figures: dict[str, Any], as_json: bool) -> None:
+    click.echo(table, err=as_json)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (the table to stderr).")
+
+
+@click.command("index")
+@option_group(
+    settings_option(IndexBenchConfig, "items", help="Generated photos in the catalog, one item each."),
+    settings_option(
+        IndexBenchConfig,
+        "model",
+        help="An image model folder from `mmsearch export` [default: ResNet-18 with random weights, "
+        "exported on the fly; needs the export extra].",
+        type=_MODEL_DIR,
+    ),
+    settings_option(IndexBenchConfig, "image_size", help="Side of the generated JPEG photos, in pixels."),
+    settings_option(IndexBenchConfig, "rounds", help="Pipeline runs, each between two encoder-alone runs."),
+    settings_option(IndexSettings, "batch_size", help="Items per encode step, pipeline and encoder alone alike."),
+    settings_option(IndexSettings, "workers", help="The pipeline's decode threads [default: 2 x cores, 2 to 16]."),
+    settings_option(IndexSettings, "threads", help="onnxruntime threads per session [default: its choice]."),
+    settings_option(IndexSettings, "device", help="Where the encoder runs (auto: CUDA when available)."),
+    _json_option,
+)
+def bench_index(as_json: bool, **opts: Any) -> None:
+    """`mmsearch index` end to end against the encoder alone, items/s and the ratio.
+
+    Generates a catalog of JPEG photos, then alternates the encoder alone (on batches decoded
+    beforehand) and `Index.sync` into a fresh Qdrant Edge collection; the median round is kept.
+    Rates are also given per CPU second, the ratio that holds on a busy machine.
+
+    \b
+    Example:
+      mmsearch bench index --items 1000 --rounds 3
+      mmsearch bench index --model models/clip --batch-size 64 --workers 8 --json
+    """
+    config = settings_from(IndexBenchConfig, opts, index=settings_from(IndexSettings, opts))
+    result = index_bench.run(config, log=_progress)
+    _report(index_bench.format_result(result), result.to_json(), as_json)
+
+
+@click.command("query")
+@option_group(
+    settings_option(QueryBenchConfig, "items", help="Items in the synthetic catalogue."),
+    settings_option(QueryBenchConfig, "queries", help="Timed queries of each kind (text, image)."),
+    settings_option(QueryBenchConfig, "warmup", help="Untimed queries of each kind first."),
+    settings_option(QueryBenchConfig, "candidates", help="Nearest neighbours per signal (the engine's candidates)."),
+    settings_option(QueryBenchConfig, "limit", help="Results per query."),
+    settings_option(QueryBenchConfig, "users", help="Synthetic CF users."),
+    settings_option(QueryBenchConfig, "threads", help="onnxruntime threads per tower."),
+    settings_option(QueryBenchConfig, "quantize", help="int8: the dynamic-int8 towers (and a store built with them)."),
+    settings_option(
+        QueryBenchConfig,
+        "cache",
+        help="Folder for the exported models and the built store, reused by later runs "
+        "[default: $MMSEARCH_CACHE/bench-query, else ~/.cache/mmsearch/bench-query].",
+    ),
+    settings_option(
+        QueryBenchConfig, "clip_model", help="A CLIP model folder instead of the cached export.", type=_MODEL_DIR
+    ),
+    settings_option(
+        QueryBenchConfig, "text_model", help="A text model folder instead of the cached MiniLM export.", type=_MODEL_DIR
+    ),
+    settings_option(QueryBenchConfig, "seed", help="Random seed of the catalogue and the queries."),
+    _json_option,
+)
+def bench_query(as_json: bool, **opts: Any) -> None:
+    """Encode + hybrid search latency p50/p95 on 100k items in Qdrant Edge, against encode + one kNN.
+
+    A text query (CLIP text tower + MiniLM; four signals) and an image query (CLIP image tower;
+    three signals), each for a warm user, fused inside Qdrant; the baseline is the same CLIP
+    encoding followed by one kNN. Models and store are built once into the cache folder.
+
+    \b
+    Example:
+      mmsearch bench query --items 100000 --queries 100
+      mmsearch bench query --quantize int8 --threads 2 --json
+    """
+    result = query_bench.run(settings_from(QueryBenchConfig, opts), log=_progress)
+    _report(query_bench.format_result(result), result.to_json(), as_json)
+
+
+@click.command("store")
+@option_group(
+    settings_option(StoreBenchConfig, "items", help="Items in the Edge catalogue."),
+    settings_option(StoreBenchConfig, "dim", help="Vector size."),
+    settings_option(StoreBenchConfig, "multi_items", help="Items that also get photos [default: 10% of the items]."),
+    settings_option(StoreBenchConfig, "multi_rows", help="Photos per item in that subset (the MaxSim rows)."),
+    settings_option(StoreBenchConfig, "queries", help="kNN and MaxSim queries timed on Edge."),
+    settings_option(StoreBenchConfig, "memory_items", help="Items for local mode [default: all; 0 skips it]."),
+    settings_option(StoreBenchConfig, "memory_queries", help="Queries timed on local mode."),
+    settings_option(StoreBenchConfig, "batch", help="Items per upsert call."),
+    settings_option(HnswSettings, "m", "--hnsw-m", "hnsw_m", help="HNSW edges per node."),
+    settings_option(HnswSettings, "ef_construct", help="HNSW build candidates."),
+    settings_option(HnswSettings, "ef", help="HNSW search candidates."),
+    settings_option(StoreBenchConfig, "uniform", help="Uniform random vectors instead of clustered ones (worst case)."),
+    settings_option(StoreBenchConfig, "seed", help="Random seed."),
+    settings_option(StoreBenchConfig, "path", help="Edge store folder [default: a temporary one]."),
+    _json_option,
+)
+def bench_store(as_json: bool, hnsw_m: int | None, **opts: Any) -> None:
+    """Store figures: upsert rate, HNSW build, kNN and MaxSim p50/p95, recall@10; Edge vs local mode.
+
+    A clustered synthetic catalogue goes into Qdrant Edge (and qdrant-client's local mode, exact,
+    for the agreement of the top 10); kNN queries search the pooled text vector, MaxSim queries
+    the photos' multivector.
+
+    \b
+    Example:
+      mmsearch bench store --items 100000 --queries 200
+      mmsearch bench store --items 20000 --memory-items 0 --hnsw-m 32 --json
+    """
+    hnsw = settings_from(HnswSettings, {**opts, "m": hnsw_m})
+    result = store_bench.run(settings_from(StoreBenchConfig, opts, hnsw=hnsw), log=_progress)
+    _report(store_bench.format_result(result), result.to_json(), as_json)
+
+
+__all__ = ["bench_index", "bench_query", "bench_store"]
