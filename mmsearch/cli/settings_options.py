@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from mmsearch.errors import ConfigError
+from mmsearch.errors import config_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
@@ -117,10 +117,7 @@ def settings_from(model: type[M], given: Mapping[str, Any], **fixed: Any) -> M:
     try:
         return model(**values, **fixed)
     except ValidationError as e:
-        # The config file's converter: the same "field: problem (got value)" wording everywhere.
-        from mmsearch.indexing.config import _describe
-
-        raise ConfigError(f"invalid option: {_describe(e)}") from e
+        raise config_error(e, "option") from e
 
 
 __all__ = ["settings_from", "settings_option"]
