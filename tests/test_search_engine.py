@@ -383,7 +383,7 @@ def test_open_takes_the_store_settings_and_the_model_folders(models, tiny_clip_d
     from mmsearch.cf.persist import save_model
 
     world = World(models, "edge", tmp_path)
-    save_model(world.cf, cf_folder(world.store.settings))  # where `cf fit` keeps it
+    save_model(world.cf, cf_folder(world.store))  # where `cf fit` keeps it
     expected = world.searcher().search(text=TEXT, user="u0", limit=5).ids
     settings = world.store.settings
     world.store.close()
