@@ -128,6 +128,8 @@ def _record(folder: Path, entries: Mapping[str, Entry]) -> None:
             if path == cached:
                 path.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(path, data)
+            if path == beside:
+                path.chmod(0o644)  # written private; readable like the model files it vouches for
             return
         except OSError as e:  # a read-only model folder (then the cache), or no writable cache at all
             log.debug("cannot write the verification stamp %s: %s", path, e)

@@ -92,6 +92,7 @@ def test_the_export_records_its_hashes_so_the_first_load_hashes_nothing(
     manifest = export_model("clip", out, architecture="tiny-test-clip", model_cfg=TINY_CLIP_CFG)
     stamp = json.loads((out / STAMP_FILE).read_text())
     assert {name: e["sha256"] for name, e in stamp["files"].items()} == manifest.files()
+    assert (out / STAMP_FILE).stat().st_mode & 0o777 == 0o644  # readable by whoever reads the model
     load_model(out, device="cpu")
     assert hashed == []
 
