@@ -1,4 +1,4 @@
-"""File primitives several packages share: content hashes and crash-safe writes."""
+"""File primitives several packages share: content hashes, crash-safe writes, the user cache folder."""
 
 from __future__ import annotations
 
