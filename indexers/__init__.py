@@ -4,13 +4,22 @@ Query-time code (`indexers.runtime` and what it imports) needs onnxruntime, nump
 `tokenizers`; only `indexers.export` imports torch, open_clip, torchvision or sentence-transformers.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from indexers.protocol import Encoder, EncoderSpec
+
+if TYPE_CHECKING:
+    from indexers.runtime import load_model
 
 __all__ = ["Encoder", "EncoderSpec", "load_model"]
 
 
-def load_model(path, **kwargs):  # noqa: ANN001, ANN003, ANN201 - thin lazy re-export
-    """Load a model folder written by `mmsearch export`; see `indexers.runtime.load_model`."""
-    from indexers.runtime import load_model as _load
+def __getattr__(name: str) -> Any:
+    # `load_model` is imported on first use: importing `indexers` (as the export code does) stays light.
+    if name == "load_model":
+        from indexers.runtime import load_model
 
-    return _load(path, **kwargs)
+        return load_model
+    raise AttributeError(f"module 'indexers' has no attribute {name!r}")

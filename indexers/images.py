@@ -10,7 +10,7 @@ import io
 import threading
 import warnings
 from pathlib import Path
-from typing import cast
+from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -85,7 +85,7 @@ def load_image(src: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     )
 
 
-def _decode(fp: io.IOBase, name: str, max_pixels: int) -> Image.Image:
+def _decode(fp: IO[bytes], name: str, max_pixels: int) -> Image.Image:
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; make it an error too.
@@ -112,7 +112,7 @@ def _from_pil(image: Image.Image, name: str, max_pixels: int) -> Image.Image:
     try:
         image.load()
         # Not in place: a new image, so the caller's stays as it was.
-        return cast(Image.Image, ImageOps.exif_transpose(image))
+        return ImageOps.exif_transpose(image)
     except Exception as e:
         raise ImageDecodeError(f"image {name} is corrupt or truncated: {e}") from e
 

@@ -8,11 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mmsearch.errors import ModelError, ModelIntegrityError
-from mmsearch.files import sha256_file
+from mmsearch.errors import ConfigError, ModelError, ModelIntegrityError
 
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
+# 2: an int8 export keeps each tower's fp32 graph and lists the int8 one beside it (`Tower.int8`).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # format 1 is read for fp32 exports only; see `_upgrade`
+
+Precision = Literal["auto", "fp32", "int8"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "int8")
+# Dynamic int8 for transformer towers, static QDQ int8 for CNNs (see indexers.export.quantize).
+QuantMethod = Literal["dynamic-int8", "static-qdq-int8"]
 
 
 class _Frozen(BaseModel):
@@ -54,10 +60,28 @@ class TokenizerConfig(_Frozen):
     input_names: tuple[str, ...] = ("input_ids",)
 
 
-class Tower(_Frozen):
-    modality: Literal["image", "text"]
+class Graph(_Frozen):
+    """One ONNX graph file of a tower and its sha256."""
+
     file: str
     sha256: str
+
+
+class Quantization(_Frozen):
+    method: QuantMethod
+    # Mean and minimum cosine between int8 and fp32 embeddings on the check inputs.
+    cosine_to_fp32_mean: float
+    cosine_to_fp32_min: float
+
+
+class Int8Graph(Quantization, Graph):
+    """A tower's int8 graph, written beside the fp32 one: its file, hash, method and drift from fp32."""
+
+
+class TowerInfo(_Frozen):
+    """What a tower takes and gives, known before its graphs are written."""
+
+    modality: Literal["image", "text"]
     dim: int
     distance: Literal["cosine", "dot", "euclid"] = "cosine"
     normalized: bool = True
@@ -66,17 +90,30 @@ class Tower(_Frozen):
     tokenizer: TokenizerConfig | None = None
 
 
+class Tower(TowerInfo):
+    """A tower's record: `file` / `sha256` are its fp32 graph, `int8` the optional int8 graph."""
+
+    file: str
+    sha256: str
+    int8: Int8Graph | None = None
+
+    def graph(self, precision: Literal["fp32", "int8"]) -> Graph:
+        """The graph file loaded at `precision`.
+
+        Raises:
+            ConfigError: `int8` for a tower exported without `--quantize int8`.
+        """
+        if precision == "fp32":
+            return Graph(file=self.file, sha256=self.sha256)
+        if self.int8 is None:
+            raise ConfigError(f"the {self.modality} tower has no int8 graph")
+        return self.int8
+
+
 class WeightsSource(_Frozen):
     kind: Literal["none", "pretrained", "file", "hub", "folder"]
     name: str | None = None
     sha256: str | None = None
-
-
-class Quantization(_Frozen):
-    method: Literal["dynamic-int8", "static-qdq-int8"]
-    # Mean and minimum cosine between int8 and fp32 embeddings on the check inputs.
-    cosine_to_fp32_mean: float
-    cosine_to_fp32_min: float
 
 
 class Manifest(_Frozen):
@@ -89,8 +126,55 @@ class Manifest(_Frozen):
     towers: dict[str, Tower]
     parity_max_abs_diff: dict[str, float] = Field(default_factory=dict)
     parity_tolerance: float
-    quantization: Quantization | None = None
     toolchain: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def quantization(self) -> Quantization | None:
+        """The int8 graphs' drift from fp32, the worst tower's figures; None without int8 graphs."""
+        graphs = [t.int8 for t in self.towers.values() if t.int8 is not None]
+        if not graphs:
+            return None
+        return Quantization(
+            method=graphs[0].method,
+            cosine_to_fp32_mean=min(g.cosine_to_fp32_mean for g in graphs),
+            cosine_to_fp32_min=min(g.cosine_to_fp32_min for g in graphs),
+        )
+
+    def precision(self, requested: Precision = "auto") -> Literal["fp32", "int8"]:
+        """The graphs a load at `requested` precision opens: `auto` is int8 when the model has int8 graphs.
+
+        Raises:
+            ConfigError: an unknown precision, or `int8` for a model exported without `--quantize int8`.
+        """
+        if requested not in PRECISIONS:
+            raise ConfigError(f"precision {requested!r} is not one of {', '.join(PRECISIONS)}")
+        has_int8 = all(t.int8 is not None for t in self.towers.values())
+        if requested == "fp32" or (requested == "auto" and not has_int8):
+            return "fp32"
+        if not has_int8:
+            raise ConfigError(
+                f"model {self.name!r} was exported without --quantize int8, so it has no int8 graphs: "
+                "load it with precision='fp32', or re-export it with --quantize int8"
+            )
+        return "int8"
+
+    def graphs(self, precision: Precision = "auto") -> dict[str, Graph]:
+        """Each tower's graph loaded at `precision`, by tower name."""
+        resolved = self.precision(precision)
+        return {key: tower.graph(resolved) for key, tower in self.towers.items()}
+
+    def files(self, precision: Precision | None = None) -> dict[str, str]:
+        """The files a load at `precision` reads (None: every file), mapped to their sha256."""
+        out: dict[str, str] = {}
+        for tower in self.towers.values():
+            if precision is not None:
+                graphs = [tower.graph(self.precision(precision))]
+            else:
+                graphs = [tower.graph("fp32"), *([tower.int8] if tower.int8 is not None else [])]
+            out.update({g.file: g.sha256 for g in graphs})
+            if tower.tokenizer is not None:
+                out[tower.tokenizer.file] = tower.tokenizer.sha256
+        return out
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST_FILE
@@ -103,11 +187,13 @@ class Manifest(_Frozen):
 
         Args:
             folder: the model folder written by `mmsearch export`.
-            verify: check that every file exists and has the sha256 the manifest records.
+            verify: check that every file exists and has the sha256 the manifest records
+                (see `indexers.integrity`: a file unchanged since its last check is not hashed again).
 
         Raises:
-            ModelError: no folder or no readable manifest.
-            ModelIntegrityError: a file is missing or was changed after export.
+            ModelError: no folder, a manifest of another format version, or an int8 export in the
+                layout of format 1 (int8 graphs only): re-export the model.
+            ModelIntegrityError: no readable manifest, or a file is missing or was changed after export.
         """
         folder = Path(folder)
         path = folder / MANIFEST_FILE
@@ -118,35 +204,44 @@ class Manifest(_Frozen):
                 f"{str(path)!r} is missing: is {str(folder)!r} a folder made by `mmsearch export`?"
             )
         try:
-            manifest = cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, ValidationError) as e:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ModelIntegrityError(f"manifest {str(path)!r} is not valid: {e}") from e
+        try:
+            manifest = cls.model_validate(_upgrade(data, path))
+        except ValidationError as e:
             raise ModelIntegrityError(f"manifest {str(path)!r} is not valid: {e}") from e
         if manifest.format_version != FORMAT_VERSION:
             raise ModelError(
                 f"manifest {str(path)!r} has format_version {manifest.format_version}; "
-                f"this mmsearch reads {FORMAT_VERSION}: re-export the model"
+                f"this mmsearch reads {', '.join(map(str, READABLE_VERSIONS))}: re-export the model"
             )
         if verify:
             manifest.verify(folder)
         return manifest
 
-    def files(self) -> dict[str, str]:
-        """Every file the model needs, mapped to its expected sha256."""
-        out: dict[str, str] = {}
-        for tower in self.towers.values():
-            out[tower.file] = tower.sha256
-            if tower.tokenizer is not None:
-                out[tower.tokenizer.file] = tower.tokenizer.sha256
-        return out
+    def verify(self, folder: Path, precision: Precision | None = None) -> None:
+        """Check the files a load at `precision` reads (None: every file) against their sha256.
 
-    def verify(self, folder: Path) -> None:
-        for name, expected in self.files().items():
-            path = Path(folder) / name
-            if not path.is_file():
-                raise ModelIntegrityError(f"model file {str(path)!r} is missing")
-            actual = sha256_file(path)
-            if actual != expected:
-                raise ModelIntegrityError(
-                    f"model file {str(path)!r} has sha256 {actual[:16]}..., the manifest says "
-                    f"{expected[:16]}...: the file was changed after export; re-export the model"
-                )
+        Raises:
+            ModelIntegrityError: a file is missing or its sha256 differs from the manifest's.
+        """
+        from indexers.integrity import verify_files
+
+        verify_files(Path(folder), self.files(precision))
+
+
+def _upgrade(data: object, path: Path) -> object:
+    """Format 1 as format 2: the same for fp32 exports; int8 ones kept only int8 graphs, so refuse them.
+
+    Format 1 stored an int8 export's graphs under the fp32 names or instead of them, with one
+    `quantization` record for the model; reading them as fp32 graphs would be a silent misread.
+    """
+    if not isinstance(data, dict) or data.get("format_version") != 1:
+        return data
+    if data.get("quantization") is not None:
+        raise ModelError(
+            f"manifest {str(path)!r} comes from an int8 export by an older mmsearch, which kept only the "
+            "int8 graphs: re-export the model (an int8 export now keeps the fp32 graphs beside the int8 ones)"
+        )
+    return {**{k: v for k, v in data.items() if k != "quantization"}, "format_version": FORMAT_VERSION}

@@ -92,7 +92,7 @@ def center_crop_or_pad(image: Image.Image, size: tuple[int, int], fill: int = 0)
 def _pad(image: Image.Image, ltrb: tuple[int, int, int, int], fill: int) -> Image.Image:
     """torchvision's constant padding of a PIL image (`_functional_pil.pad`)."""
     channels = len(image.getbands())
-    color: int | float | tuple[int, ...] = fill
+    color: int | tuple[int, ...] = fill
     if channels > 1:
         color = (int(fill),) * channels
     elif image.mode != "F":
@@ -138,7 +138,7 @@ class ImagePreprocessor:
         self._resample = _RESAMPLE[cfg.interpolation]
         self._table = normalisation_table(cfg.mean, cfg.std)
 
-    def resized_size(self, width: int, height: int) -> tuple[int, int] | None:
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """(new_height, new_width) the resize step gives an image of `width` x `height`."""
         mode, target = self.cfg.resize_mode, self.size
         if mode == "squash":

@@ -1,8 +1,7 @@
-"""A registry of frozen specs filled by a decorator; one registry per kind of thing."""
+"""A registry of frozen specs, one per kind of thing; `indexers.export.families.family` fills one as a decorator."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from mmsearch.errors import ConfigError, UnknownNameError
@@ -23,12 +22,6 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
-    def register(self, name: str) -> Callable[[T], T]:
-        def decorator(item: T) -> T:
-            return self.add(name, item)
-
-        return decorator
-
     def get(self, name: str) -> T:
         try:
             return self._items[name]
@@ -40,6 +33,3 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())

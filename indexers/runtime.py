@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from indexers.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from indexers.manifest import Manifest, Tower
+from indexers.manifest import Manifest, Precision
 from indexers.onnx_session import Device, OnnxSession
 from indexers.preprocess import ImagePreprocessor
 from indexers.protocol import Encoder, EncoderSpec
@@ -24,40 +25,45 @@ def _batches(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def _check_batch_size(batch_size: int) -> int:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r}: expected a positive integer")
-    return batch_size
+def encoder_specs(manifest: Manifest, precision: Precision = "auto") -> dict[str, EncoderSpec]:
+    """Each tower's EncoderSpec as `load_model(..., precision=precision)` gives it, without loading it.
+
+    The fingerprint is the sha256 of the graph loaded at that precision.
+    """
+    return {
+        key: EncoderSpec(
+            model=manifest.name,
+            family=manifest.family,
+            modality=manifest.towers[key].modality,
+            dim=manifest.towers[key].dim,
+            distance=manifest.towers[key].distance,
+            fingerprint=graph.sha256,
+        )
+        for key, graph in manifest.graphs(precision).items()
+    }
 
 
-def _spec(manifest: Manifest, tower: Tower) -> EncoderSpec:
-    return EncoderSpec(
-        model=manifest.name,
-        family=manifest.family,
-        modality=tower.modality,
-        dim=tower.dim,
-        distance=tower.distance,
-        fingerprint=tower.sha256,
-    )
+@dataclass(eq=False)
+class _TowerEncoder:
+    """What every encoder holds: its tower's spec, the onnxruntime session, rows per run."""
+
+    spec: EncoderSpec
+    session: OnnxSession
+    _: KW_ONLY
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size!r}: expected a positive integer")
 
 
-class ImageEncoder:
+@dataclass(eq=False)
+class ImageEncoder(_TowerEncoder):
     """Embeds images (paths, bytes or PIL images) with an image tower."""
 
-    def __init__(
-        self,
-        spec: EncoderSpec,
-        session: OnnxSession,
-        preprocessor: ImagePreprocessor,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-    ) -> None:
-        self.spec = spec
-        self.session = session
-        self.preprocessor = preprocessor
-        self.batch_size = _check_batch_size(batch_size)
-        self.max_pixels = max_pixels
+    preprocessor: ImagePreprocessor
+    _: KW_ONLY
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def preprocess(self, image: ImageSource) -> np.ndarray:
         """Load and preprocess one image into a (3, H, W) float32 array.
@@ -95,23 +101,13 @@ class ImageEncoder:
             raise ImageDecodeError(f"image #{index}: {e}") from e
 
 
-class TextEncoder:
+@dataclass(eq=False)
+class TextEncoder(_TowerEncoder):
     """Embeds texts with a text tower and the tokenizer saved beside it."""
 
-    def __init__(
-        self,
-        spec: EncoderSpec,
-        session: OnnxSession,
-        tokenizer: TextTokenizer,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_chars: int = DEFAULT_MAX_CHARS,
-    ) -> None:
-        self.spec = spec
-        self.session = session
-        self.tokenizer = tokenizer
-        self.batch_size = _check_batch_size(batch_size)
-        self.max_chars = max_chars
+    tokenizer: TextTokenizer
+    _: KW_ONLY
+    max_chars: int = DEFAULT_MAX_CHARS
 
     def embed(self, batch: Sequence[str]) -> np.ndarray:
         """Embed texts; returns (len(batch), dim) float32, L2-normalised.
@@ -137,13 +133,14 @@ class TextEncoder:
 
 @dataclass
 class Model:
-    """A loaded model folder: its manifest and one encoder per tower."""
+    """A loaded model folder: its manifest, the precision of the graphs loaded, one encoder per tower."""
 
     path: Path
     manifest: Manifest
     image: ImageEncoder | None = None
     text: TextEncoder | None = None
     encoders: dict[str, Encoder] = field(default_factory=dict)
+    precision: Literal["fp32", "int8"] = "fp32"
 
     @property
     def name(self) -> str:
@@ -164,6 +161,7 @@ def load_model(
     path: str | Path,
     *,
     device: Device = "auto",
+    precision: Precision = "auto",
     threads: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     verify: bool = True,
@@ -173,29 +171,37 @@ def load_model(
     Args:
         path: the model folder (manifest.json, .onnx graphs, tokenizer.json).
         device: `auto` (CUDA when available), `cpu` or `cuda`.
+        precision: `auto` loads the int8 graphs of a model exported with `--quantize int8` and the
+            fp32 ones otherwise; `fp32` or `int8` choose. The specs' fingerprints are the loaded graphs'.
         threads: onnxruntime intra-op threads per session; None lets it choose.
         batch_size: rows per onnxruntime run.
-        verify: check every file's sha256 against the manifest first.
+        verify: check the sha256 of the files loaded against the manifest first; a file unchanged
+            since its last check is not hashed again (see `indexers.integrity`).
 
     Raises:
         ModelError: not a model folder, or onnxruntime cannot load a graph.
         ModelIntegrityError: a file is missing or its hash differs from the manifest.
+        ConfigError: an unknown device or precision, or `int8` for a model without int8 graphs.
     """
     folder = Path(path)
-    manifest = Manifest.load(folder, verify=verify)
-    model = Model(path=folder, manifest=manifest)
-    for key, tower in manifest.towers.items():
-        session = OnnxSession(folder / tower.file, device=device, threads=threads)
-        spec = _spec(manifest, tower)
+    manifest = Manifest.load(folder, verify=False)
+    resolved = manifest.precision(precision)
+    if verify:
+        manifest.verify(folder, resolved)
+    model = Model(path=folder, manifest=manifest, precision=resolved)
+    specs = encoder_specs(manifest, resolved)
+    for key, graph in manifest.graphs(resolved).items():
+        tower = manifest.towers[key]
+        session = OnnxSession(folder / graph.file, device=device, threads=threads)
         if tower.modality == "image":
             if tower.preprocess is None:
                 raise ModelError(f"{folder}: image tower {key!r} has no preprocessing config")
-            model.image = ImageEncoder(spec, session, ImagePreprocessor(tower.preprocess), batch_size=batch_size)
+            model.image = ImageEncoder(specs[key], session, ImagePreprocessor(tower.preprocess), batch_size=batch_size)
             model.encoders[key] = model.image
         else:
             if tower.tokenizer is None:
                 raise ModelError(f"{folder}: text tower {key!r} has no tokenizer config")
             tokenizer = TextTokenizer(folder / tower.tokenizer.file, tower.tokenizer)
-            model.text = TextEncoder(spec, session, tokenizer, batch_size=batch_size)
+            model.text = TextEncoder(specs[key], session, tokenizer, batch_size=batch_size)
             model.encoders[key] = model.text
     return model

@@ -1,4 +1,4 @@
-"""File primitives several packages share: content hashes and crash-safe writes."""
+"""File primitives several packages share: content hashes, crash-safe writes, the user cache folder."""
 
 from __future__ import annotations
 
@@ -52,4 +52,12 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     write_atomic(path, lambda f: f.write(text))
 
 
-__all__ = ["sha256_file", "write_atomic", "write_json_atomic"]
+def user_cache_dir() -> Path:
+    """`$MMSEARCH_CACHE`, else `$XDG_CACHE_HOME/mmsearch`, else `~/.cache/mmsearch` (not created)."""
+    if os.environ.get("MMSEARCH_CACHE"):
+        return Path(os.environ["MMSEARCH_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "mmsearch"
+
+
+__all__ = ["sha256_file", "user_cache_dir", "write_atomic", "write_json_atomic"]

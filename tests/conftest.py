@@ -44,6 +44,15 @@ def tiny_clip_dir(models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_int8_dir(models_dir: Path) -> Path:
+    from indexers.export import export_model
+
+    out = models_dir / "clip-tiny-int8-random"
+    export_model("clip", out, architecture="tiny-test-clip", model_cfg=TINY_CLIP_CFG, weights="none", quantize="int8")
+    return out
+
+
+@pytest.fixture(scope="session")
 def resnet_dir(models_dir: Path) -> Path:
     from indexers.export import export_model
 

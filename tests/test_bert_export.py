@@ -39,10 +39,11 @@ from indexers.export.bert import (  # noqa: E402
     read_pipeline,
     resolve_source,
 )
-from indexers.manifest import Manifest, sha256_file  # noqa: E402
+from indexers.manifest import Manifest  # noqa: E402
 from indexers.onnx_session import OnnxSession  # noqa: E402
 from indexers.text import TextTokenizer  # noqa: E402
 from mmsearch.errors import ConfigError, ExportError, WeightsError  # noqa: E402
+from mmsearch.files import sha256_file  # noqa: E402
 from tests.conftest import minilm_folder  # noqa: E402
 
 LONG = (
@@ -88,11 +89,11 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def _runtime(folder: Path) -> tuple[Manifest, TextTokenizer, OnnxSession]:
+def _runtime(folder: Path, precision: str = "fp32") -> tuple[Manifest, TextTokenizer, OnnxSession]:
     manifest = Manifest.load(folder)
     tower = manifest.towers["text"]
     tokenizer = TextTokenizer(folder / tower.tokenizer.file, tower.tokenizer)
-    return manifest, tokenizer, OnnxSession(folder / tower.file, device="cpu")
+    return manifest, tokenizer, OnnxSession(folder / tower.graph(precision).file, device="cpu")
 
 
 def _embed(tokenizer: TextTokenizer, session: OnnxSession, texts: list[str], batch: int) -> np.ndarray:
@@ -321,7 +322,12 @@ def test_minilm_manifest(minilm_dir: Path) -> None:
     assert cfg.sha256 == sha256_file(minilm_dir / "tokenizer.json")
     assert 0 <= manifest.parity_max_abs_diff["text"] <= manifest.parity_tolerance == 1e-4
     assert {"torch", "onnx", "sentence-transformers", "transformers", "tokenizers"} <= set(manifest.toolchain)
-    assert sorted(p.name for p in minilm_dir.iterdir()) == ["manifest.json", "text.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in minilm_dir.iterdir()) == [
+        ".verified.json",
+        "manifest.json",
+        "text.onnx",
+        "tokenizer.json",
+    ]
 
 
 def test_minilm_graph_has_dynamic_batch_and_length(minilm_dir: Path) -> None:
@@ -408,16 +414,26 @@ def test_other_bert_family_architectures_export(arch: str, model_class: str, tmp
     assert _parity_with_st(src, out).min() >= 0.9999
 
 
-def test_int8_ships_only_the_quantized_graph(tiny_bert_src: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
+def test_int8_adds_the_quantized_graph_beside_fp32(tiny_bert_src: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "int8"
     manifest = export_model("bert", out, model=str(tiny_bert_src), quantize="int8")
     tower = manifest.towers["text"]
-    assert tower.file == "text.int8.onnx"
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "text.int8.onnx", "tokenizer.json"]
-    assert tower.sha256 == sha256_file(out / "text.int8.onnx")
+    assert tower.int8 is not None
+    assert (tower.file, tower.int8.file) == ("text.onnx", "text.int8.onnx")
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".verified.json",
+        "manifest.json",
+        "text.int8.onnx",
+        "text.onnx",
+        "tokenizer.json",
+    ]
+    # The fp32 graph is the one an fp32 export writes; the int8 one is listed beside it.
+    assert tower.sha256 == sha256_file(out / "text.onnx") == sha256_file(tiny_bert_dir / "text.onnx")
+    assert tower.int8.sha256 == sha256_file(out / "text.int8.onnx")
     assert manifest.quantization is not None and manifest.quantization.method == "dynamic-int8"
-    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(out / tower.file)).graph.node}
-    _, tokenizer, int8 = _runtime(out)
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(out / tower.int8.file)).graph.node}
+    assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(out / tower.file)).graph.node}
+    _, tokenizer, int8 = _runtime(out, "int8")
     _, _, fp32 = _runtime(tiny_bert_dir)
     feeds = tokenizer.encode(TEXTS[:6])
     cos = _cosine(int8.run(feeds), fp32.run(feeds))
@@ -561,7 +577,7 @@ def test_resolve_source_and_names(tmp_path: Path) -> None:
 def test_minilm_int8_stays_close_to_fp32(minilm_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "minilm-int8"
     manifest = export_model("bert", out, model=str(minilm_folder()), quantize="int8")
-    _, tokenizer, int8 = _runtime(out)
+    _, tokenizer, int8 = _runtime(out, "int8")
     _, _, fp32 = _runtime(minilm_dir)
     cos = _cosine(_embed(tokenizer, int8, TEXTS, 8), _embed(tokenizer, fp32, TEXTS, 8))
     assert manifest.quantization is not None

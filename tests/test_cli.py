@@ -42,6 +42,17 @@ def test_embed_prints_json_vectors(tiny_clip_dir, tmp_path):
     assert data["results"][0]["embedding"] != data["results"][1]["embedding"]
 
 
+def test_embed_loads_the_int8_graphs_of_an_int8_export_unless_told(tiny_clip_int8_dir):
+    runner = CliRunner()
+    args = ["embed", "--model", str(tiny_clip_int8_dir), "--text", "a red bicycle"]
+    auto = runner.invoke(cli, args)
+    fp32 = runner.invoke(cli, [*args, "--precision", "fp32"])
+    assert auto.exit_code == 0 and fp32.exit_code == 0, auto.output + fp32.output
+    auto_data, fp32_data = json.loads(auto.output), json.loads(fp32.output)
+    assert (auto_data["precision"], fp32_data["precision"]) == ("int8", "fp32")
+    assert auto_data["results"][0]["embedding"] != fp32_data["results"][0]["embedding"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

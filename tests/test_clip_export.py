@@ -10,9 +10,10 @@ import pytest
 from conftest import TINY_CLIP_CFG
 
 from indexers.export import export_model
-from indexers.manifest import Manifest, sha256_file
+from indexers.manifest import Manifest
 from indexers.text import TextTokenizer
 from mmsearch.errors import ConfigError, ExportError, UnknownNameError, WeightsError
+from mmsearch.files import sha256_file
 
 if TYPE_CHECKING:
     from torch import nn
@@ -92,7 +93,7 @@ def test_manifest_describes_the_export(tiny_clip_dir: Path, manifest: Manifest) 
     assert manifest.quantization is None
     for key, tower in manifest.towers.items():
         assert tower.modality == key
-        assert tower.file == f"{key}.onnx"
+        assert tower.file == f"{key}.onnx" and tower.int8 is None
         assert tower.output == f"{key}_embeds"
         assert tower.dim == TINY_CLIP_CFG["embed_dim"]
         assert tower.distance == "cosine" and tower.normalized
@@ -107,6 +108,7 @@ def test_manifest_hashes_match_the_files(tiny_clip_dir: Path, manifest: Manifest
     for name, digest in files.items():
         assert sha256_file(tiny_clip_dir / name) == digest
     assert sorted(p.name for p in tiny_clip_dir.iterdir()) == [
+        ".verified.json",
         "image.onnx",
         "manifest.json",
         "text.onnx",
@@ -266,26 +268,46 @@ def test_weights_file_is_loaded_and_recorded(
     assert manifest.weights.sha256 == sha256_file(path)
     cfg = manifest.towers["text"].tokenizer
     feeds = TextTokenizer(int8_dir / cfg.file, cfg).encode(TEXTS)
-    got = run(int8_dir / "text.onnx", feeds)
+    got = run(int8_dir / "text.int8.onnx", feeds)
     cos_loaded = np.sum(got * torch_text(model, TEXTS), axis=1)
     cos_random = np.sum(got * torch_text(tiny_model, TEXTS), axis=1)
     assert cos_loaded.min() > 0.98  # int8 of the checkpoint's weights...
     assert cos_random.max() < cos_loaded.min()  # ...not of the random init
 
 
-def test_int8_export_records_quantization(int8_dir: Path) -> None:
+def test_int8_export_keeps_fp32_and_adds_int8_graphs(int8_dir: Path) -> None:
     import onnx
 
     manifest = Manifest.load(int8_dir)
     q = manifest.quantization
     assert q is not None and q.method == "dynamic-int8"
     assert 0.98 < q.cosine_to_fp32_min <= q.cosine_to_fp32_mean <= 1.0 + 1e-6
-    assert sorted(p.name for p in int8_dir.iterdir()) == ["image.onnx", "manifest.json", "text.onnx", "tokenizer.json"]
-    for tower in manifest.towers.values():
-        ops = {n.op_type for n in onnx.load(str(int8_dir / tower.file)).graph.node}
-        assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}, ops
+    assert sorted(p.name for p in int8_dir.iterdir()) == [
+        ".verified.json",
+        "image.int8.onnx",
+        "image.onnx",
+        "manifest.json",
+        "text.int8.onnx",
+        "text.onnx",
+        "tokenizer.json",
+    ]
+    int8_ops = {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}
+    for key, tower in manifest.towers.items():
+        assert tower.int8 is not None
+        assert (tower.file, tower.int8.file) == (f"{key}.onnx", f"{key}.int8.onnx")
+        assert tower.sha256 == sha256_file(int8_dir / tower.file)
+        assert tower.int8.sha256 == sha256_file(int8_dir / tower.int8.file)
+        assert tower.int8.method == "dynamic-int8"
+        assert 0.98 < tower.int8.cosine_to_fp32_min <= tower.int8.cosine_to_fp32_mean <= 1.0 + 1e-6
+        fp32_ops = {n.op_type for n in onnx.load(str(int8_dir / tower.file)).graph.node}
+        ops = {n.op_type for n in onnx.load(str(int8_dir / tower.int8.file)).graph.node}
+        assert not fp32_ops & int8_ops, fp32_ops
+        assert ops & int8_ops, ops
+    # The model's summary is its worst tower.
+    assert q.cosine_to_fp32_min == min(t.int8.cosine_to_fp32_min for t in manifest.towers.values() if t.int8)
+    assert q.cosine_to_fp32_mean == min(t.int8.cosine_to_fp32_mean for t in manifest.towers.values() if t.int8)
     pixels = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
-    assert run(int8_dir / "image.onnx", {"pixel_values": pixels}).shape == (3, 32)
+    assert run(int8_dir / "image.int8.onnx", {"pixel_values": pixels}).shape == (3, 32)
 
 
 # --- a bidirectional CustomTextCLIP (MobileCLIP-S-style text tower) --------------------------

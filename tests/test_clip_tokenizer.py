@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from indexers.manifest import Manifest, TokenizerConfig, sha256_file
+from indexers.manifest import Manifest, TokenizerConfig
 from indexers.text import TextTokenizer
 from mmsearch.errors import ExportError
+from mmsearch.files import sha256_file
 
 SOT, EOT = 49406, 49407
 

@@ -95,9 +95,11 @@ def test_upsert_batch_writes_the_embedded_rows(tmp_path, tiny_clip_dir, photos):
         writer.close()
 
 
-def test_encoder_specs_match_the_runtime_specs(tiny_clip_dir):
-    model = load_model(tiny_clip_dir)
-    assert {s.modality: s for s in encoder_specs(tiny_clip_dir)} == {"image": model.image.spec, "text": model.text.spec}
+@pytest.mark.parametrize("folder", ["tiny_clip_dir", "tiny_clip_int8_dir"])
+def test_encoder_specs_match_the_runtime_specs(folder, request):
+    folder = request.getfixturevalue(folder)  # an int8 export is loaded, hence fingerprinted, by its int8 graphs
+    model = load_model(folder)
+    assert {s.modality: s for s in encoder_specs(folder)} == {"image": model.image.spec, "text": model.text.spec}
 
 
 def test_embed_partitions_maps_pandas_frames(tiny_clip_dir, photos):

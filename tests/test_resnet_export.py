@@ -21,10 +21,11 @@ from indexers.export.resnet import (  # noqa: E402
 )
 from indexers.export.torch_compat import import_torchvision  # noqa: E402
 from indexers.images import load_image  # noqa: E402
-from indexers.manifest import ImagePreprocess, Manifest, sha256_file  # noqa: E402
+from indexers.manifest import ImagePreprocess, Manifest  # noqa: E402
 from indexers.onnx_session import OnnxSession  # noqa: E402
 from indexers.preprocess import ImagePreprocessor  # noqa: E402
 from mmsearch.errors import ConfigError, ExportError, UnknownNameError, WeightsError  # noqa: E402
+from mmsearch.files import sha256_file  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -42,13 +43,13 @@ def torch_embed(embedder: ImageEmbedder, transform: object, images: list[Image.I
         return embedder(pixels).numpy()
 
 
-def runtime_embed(folder: Path, sources: list[object]) -> np.ndarray:
+def runtime_embed(folder: Path, sources: list[object], precision: str = "fp32") -> np.ndarray:
     """The query path: load_image, PIL + numpy preprocessing, onnxruntime. No torch."""
     manifest = Manifest.load(folder)
     tower = manifest.towers["image"]
     assert tower.preprocess is not None
     pixels = ImagePreprocessor(tower.preprocess).batch([load_image(s) for s in sources])  # type: ignore[arg-type]
-    return OnnxSession(folder / tower.file, device="cpu").run({"pixel_values": pixels})
+    return OnnxSession(folder / tower.graph(precision).file, device="cpu").run({"pixel_values": pixels})
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +92,10 @@ def test_manifest_fields_and_hashes(resnet_dir: Path) -> None:
         convert_rgb="first",
     )
     assert manifest.parity_tolerance == TOLERANCE
-    assert 0 <= manifest.parity_max_abs_diff["image_embeds"] <= TOLERANCE
+    assert 0 <= manifest.parity_max_abs_diff["image"] <= TOLERANCE
     assert {"torch", "torchvision", "onnxruntime"} <= set(manifest.toolchain)
-    assert sorted(p.name for p in resnet_dir.iterdir()) == ["image.onnx", "manifest.json"]
+    assert tower.int8 is None
+    assert sorted(p.name for p in resnet_dir.iterdir()) == [".verified.json", "image.onnx", "manifest.json"]
 
 
 def test_graph_inputs_and_outputs(resnet_dir: Path) -> None:
@@ -274,7 +276,7 @@ def test_calibration_folder_without_images(tmp_path: Path) -> None:
 def test_full_size_export_parity(tmp_path: Path, image_files: list[Path], arch: str, dim: int) -> None:
     manifest = export_model("resnet", tmp_path / arch, architecture=arch, weights="none")
     assert manifest.towers["image"].dim == dim
-    assert manifest.parity_max_abs_diff["image_embeds"] <= TOLERANCE
+    assert manifest.parity_max_abs_diff["image"] <= TOLERANCE
     got = runtime_embed(tmp_path / arch, image_files)
     embedder, transform = torch_embedder(arch)
     expected = torch_embed(embedder, transform, [Image.open(p) for p in image_files])
@@ -298,12 +300,14 @@ def test_static_int8_export(tmp_path: Path, image_files: list[Path]) -> None:
     assert q is not None and q.method == "static-qdq-int8"
     assert 0.99 <= q.cosine_to_fp32_min <= q.cosine_to_fp32_mean <= 1.0
     tower = manifest.towers["image"]
-    assert tower.file == "image.int8.onnx" and sorted(p.name for p in out.iterdir()) == [
-        "image.int8.onnx",
-        "manifest.json",
-    ]
+    assert tower.int8 is not None and tower.int8.method == "static-qdq-int8"
+    assert (tower.file, tower.int8.file) == ("image.onnx", "image.int8.onnx")
+    assert sorted(p.name for p in out.iterdir()) == [".verified.json", "image.int8.onnx", "image.onnx", "manifest.json"]
+    assert tower.int8.sha256 == sha256_file(out / "image.int8.onnx")
     Manifest.load(out, verify=True)
-    int8 = runtime_embed(out, image_files)
+    int8 = runtime_embed(out, image_files, "int8")
     embedder, transform = torch_embedder("resnet18")
     fp32 = torch_embed(embedder, transform, [Image.open(p) for p in image_files])
     assert np.min(np.sum(int8 * fp32, axis=1)) > 0.98  # unit vectors: the dot is the cosine
+    # The fp32 graph stays beside it, as exact as an fp32 export's.
+    assert float(np.abs(runtime_embed(out, image_files, "fp32") - fp32).max()) <= TOLERANCE

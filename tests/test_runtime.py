@@ -5,6 +5,7 @@ import pytest
 
 from indexers import Encoder, load_model
 from indexers.manifest import Manifest
+from indexers.runtime import encoder_specs
 from mmsearch.errors import ConfigError, ImageDecodeError, ModelError, ModelIntegrityError, TextInputError
 from tests.helpers import copy_model, image_bytes, make_image
 
@@ -116,3 +117,68 @@ def test_invalid_or_future_manifest_is_refused(tiny_clip_dir, tmp_path):
     (folder / "manifest.json").write_text("{not json")
     with pytest.raises(ModelIntegrityError, match="is not valid"):
         Manifest.load(folder)
+
+
+# --- precision ---------------------------------------------------------------------------------
+
+
+def test_an_int8_export_is_queried_with_int8_unless_fp32_is_asked(tiny_clip_int8_dir):
+    manifest = Manifest.load(tiny_clip_int8_dir)
+    auto = load_model(tiny_clip_int8_dir, device="cpu")
+    int8 = load_model(tiny_clip_int8_dir, device="cpu", precision="int8")
+    fp32 = load_model(tiny_clip_int8_dir, device="cpu", precision="fp32")
+    assert (auto.precision, int8.precision, fp32.precision) == ("int8", "int8", "fp32")
+    for key, tower in manifest.towers.items():
+        assert tower.int8 is not None and tower.int8.sha256 != tower.sha256
+        # The fingerprint the store records is the hash of the graph actually loaded.
+        assert auto.encoders[key].spec.fingerprint == int8.encoders[key].spec.fingerprint == tower.int8.sha256
+        assert fp32.encoders[key].spec.fingerprint == tower.sha256
+    assert auto.image.session.path.name == "image.int8.onnx" and auto.text.session.path.name == "text.int8.onnx"
+    assert fp32.image.session.path.name == "image.onnx" and fp32.text.session.path.name == "text.onnx"
+    quantized, exact = auto.embed_texts(TEXTS), fp32.embed_texts(TEXTS)
+    assert np.sum(quantized * exact, axis=1).min() > 0.98  # unit vectors: the dot is the cosine
+    assert not np.allclose(quantized, exact, atol=1e-6)  # ...and they really are two graphs
+
+
+def test_an_fp32_export_loads_fp32_and_refuses_int8(clip, tiny_clip_dir):
+    assert clip.precision == "fp32"
+    assert clip.image.spec.fingerprint == clip.manifest.towers["image"].sha256
+    with pytest.raises(ConfigError, match="without --quantize int8.*precision='fp32'"):
+        load_model(tiny_clip_dir, precision="int8")
+    with pytest.raises(ConfigError, match="precision 'fp16' is not one of auto, fp32, int8"):
+        load_model(tiny_clip_dir, precision="fp16")
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32", "int8"])
+def test_encoder_specs_without_loading_are_the_loaded_ones(tiny_clip_int8_dir, precision):
+    manifest = Manifest.load(tiny_clip_int8_dir, verify=False)
+    loaded = load_model(tiny_clip_int8_dir, device="cpu", precision=precision)
+    assert encoder_specs(manifest, precision) == {key: e.spec for key, e in loaded.encoders.items()}
+
+
+def _as_format_1(manifest: dict, quantization: dict | None) -> dict:
+    """The manifest as this mmsearch wrote it before int8 graphs were listed per tower."""
+    towers = {key: {k: v for k, v in tower.items() if k != "int8"} for key, tower in manifest["towers"].items()}
+    return {**manifest, "format_version": 1, "towers": towers, "quantization": quantization}
+
+
+def test_a_format_1_fp32_manifest_reads_as_before(tiny_clip_dir, tmp_path):
+    folder = copy_model(tiny_clip_dir, tmp_path / "m")
+    data = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(_as_format_1(data, None)))
+    assert Manifest.load(folder) == Manifest.load(tiny_clip_dir)
+    model = load_model(folder, device="cpu")
+    assert model.precision == "fp32"
+    assert model.text.spec.fingerprint == data["towers"]["text"]["sha256"]
+
+
+def test_a_format_1_int8_manifest_is_refused_with_re_export(tiny_clip_dir, tmp_path):
+    """Format 1 int8 exports hold int8 graphs under the fp32 names or alone: never read them as fp32."""
+    folder = copy_model(tiny_clip_dir, tmp_path / "m")
+    data = json.loads((folder / "manifest.json").read_text())
+    quantization = {"method": "dynamic-int8", "cosine_to_fp32_mean": 0.999, "cosine_to_fp32_min": 0.998}
+    (folder / "manifest.json").write_text(json.dumps(_as_format_1(data, quantization)))
+    with pytest.raises(ModelError, match="int8 export by an older mmsearch.*re-export the model"):
+        load_model(folder)
+    with pytest.raises(ModelError, match="re-export"):
+        Manifest.load(folder, verify=False)

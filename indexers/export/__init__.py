@@ -19,7 +19,7 @@ def _load_families() -> None:
         _LOADED = True
 
 
-def get_family(name: str) -> Family:
+def get_family(name: str) -> Family[Any]:
     _load_families()
     return FAMILIES.get(name)
 

@@ -1,7 +1,8 @@
 """Encoder throughput: PyTorch eager vs ONNX fp32 vs ONNX int8, same machine, same run.
 
-Random weights: speed does not depend on them. Each case exports its model into a scratch folder,
-then times `runs` forward passes per batch size after one warm-up.
+Random weights: speed does not depend on them. Each case exports its model into a scratch folder
+(with `quantize`, one int8 export, which keeps the fp32 graphs beside the int8 ones), then times
+`runs` forward passes per batch size after one warm-up.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import torch
 
 from indexers.export import export_model
 from indexers.export.torch_compat import import_torchvision
+from indexers.manifest import Manifest
 from indexers.onnx_session import OnnxSession
+from mmsearch.errors import ExportError
 
 import_torchvision()  # open_clip and sentence-transformers import torchvision; patch it first
 
@@ -76,17 +79,20 @@ def _calibration_folder(root: Path, count: int = 16) -> Path:
     return folder
 
 
+def _graphs(folder: Path, manifest: Manifest, key: str) -> tuple[Path, Path | None, float | None]:
+    """A tower's fp32 graph, its int8 graph (None without) and the int8 cosine to fp32."""
+    tower = manifest.towers[key]
+    if tower.int8 is None:
+        return folder / tower.file, None, None
+    return folder / tower.file, folder / tower.int8.file, tower.int8.cosine_to_fp32_mean
+
+
 def _clip_cases(root: Path, quantize: bool) -> list[_Case]:
     import open_clip
 
     out = root / "clip"
-    manifest = export_model("clip", out, architecture="ViT-B-32", weights="none", overwrite=True)
-    q = (
-        export_model(
-            "clip", root / "clip-int8", architecture="ViT-B-32", weights="none", quantize="int8", overwrite=True
-        )
-        if quantize
-        else None
+    manifest = export_model(
+        "clip", out, architecture="ViT-B-32", weights="none", quantize="int8" if quantize else "none", overwrite=True
     )
     model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
     ids = np.zeros((1, 77), dtype=np.int64)
@@ -96,15 +102,12 @@ def _clip_cases(root: Path, quantize: bool) -> list[_Case]:
     def text_feeds(b: int) -> dict[str, np.ndarray]:
         return {"input_ids": np.repeat(ids, b, axis=0)}
 
-    cos = q.quantization.cosine_to_fp32_mean if q and q.quantization else None
     return [
         _Case(
             "clip ViT-B-32 image",
             lambda b: functools.partial(model.encode_image, torch.from_numpy(_images(b)), normalize=True),
             lambda b: {"pixel_values": _images(b)},
-            out / manifest.towers["image"].file,
-            q and root / "clip-int8" / q.towers["image"].file,
-            cos,
+            *_graphs(out, manifest, "image"),
         ),
         _Case(
             "clip ViT-B-32 text (77 tokens)",
@@ -112,27 +115,16 @@ def _clip_cases(root: Path, quantize: bool) -> list[_Case]:
                 model.encode_text, torch.from_numpy(text_feeds(b)["input_ids"]), normalize=True
             ),
             text_feeds,
-            out / manifest.towers["text"].file,
-            q and root / "clip-int8" / q.towers["text"].file,
-            cos,
+            *_graphs(out, manifest, "text"),
         ),
     ]
 
 
 def _resnet_case(root: Path, quantize: bool) -> _Case:
     tv = import_torchvision()
-    manifest = export_model("resnet", root / "resnet", architecture="resnet50", weights="none", overwrite=True)
-    q = None
-    if quantize:
-        q = export_model(
-            "resnet",
-            root / "resnet-int8",
-            architecture="resnet50",
-            weights="none",
-            quantize="int8",
-            calibration=_calibration_folder(root),
-            overwrite=True,
-        )
+    options: dict[str, object] = {"quantize": "int8", "calibration": _calibration_folder(root)} if quantize else {}
+    out = root / "resnet"
+    manifest = export_model("resnet", out, architecture="resnet50", weights="none", overwrite=True, **options)
     net = tv.models.resnet50()
     net.fc = torch.nn.Identity()
     net.eval()
@@ -140,9 +132,7 @@ def _resnet_case(root: Path, quantize: bool) -> _Case:
         "resnet50",
         lambda b: functools.partial(net, torch.from_numpy(_images(b))),
         lambda b: {"pixel_values": _images(b)},
-        root / "resnet" / manifest.towers["image"].file,
-        q and root / "resnet-int8" / q.towers["image"].file,
-        q.quantization.cosine_to_fp32_mean if q and q.quantization else None,
+        *_graphs(out, manifest, "image"),
     )
 
 
@@ -151,15 +141,13 @@ def _minilm_case(root: Path, quantize: bool, model_dir: str) -> _Case:
 
     from indexers.text import TextTokenizer
 
-    manifest = export_model("bert", root / "minilm", model=model_dir, overwrite=True)
-    q = (
-        export_model("bert", root / "minilm-int8", model=model_dir, quantize="int8", overwrite=True)
-        if quantize
-        else None
-    )
+    out = root / "minilm"
+    manifest = export_model("bert", out, model=model_dir, quantize="int8" if quantize else "none", overwrite=True)
     st = SentenceTransformer(model_dir, device="cpu")
-    tower = manifest.towers["text"]
-    tok = TextTokenizer(root / "minilm" / tower.tokenizer.file, tower.tokenizer)
+    tokenizer = manifest.towers["text"].tokenizer
+    if tokenizer is None:
+        raise ExportError(f"the bert export of {model_dir!r} has no tokenizer config")
+    tok = TextTokenizer(out / tokenizer.file, tokenizer)
     text = "a cosy family restaurant with wood-fired pizza and friendly staff"
 
     def feeds(b: int) -> dict[str, np.ndarray]:
@@ -169,14 +157,21 @@ def _minilm_case(root: Path, quantize: bool, model_dir: str) -> _Case:
         batch = {k: torch.from_numpy(v) for k, v in feeds(b).items()}
         return lambda: st(batch)
 
-    return _Case(
-        "minilm-l6 text",
-        torch_fn,
-        feeds,
-        root / "minilm" / tower.file,
-        q and root / "minilm-int8" / q.towers["text"].file,
-        q.quantization.cosine_to_fp32_mean if q and q.quantization else None,
-    )
+    return _Case("minilm-l6 text", torch_fn, feeds, *_graphs(out, manifest, "text"))
+
+
+def _measure(case: _Case, batches: Sequence[int], threads: int, runs: int) -> list[Row]:
+    fp32 = OnnxSession(case.fp32, device="cpu", threads=threads)
+    int8 = OnnxSession(case.int8, device="cpu", threads=threads) if case.int8 else None
+    rows = []
+    for b in batches:
+        with torch.inference_mode():
+            t_torch = _time(case.torch_fn(b), runs)
+        feeds = case.onnx_feeds(b)
+        t_onnx = _time(functools.partial(fp32.run, feeds), runs)
+        t_int8 = _time(functools.partial(int8.run, feeds), runs) if int8 else None
+        rows.append(Row(case.name, b, b / t_torch, b / t_onnx, b / t_int8 if t_int8 else None, case.int8_cosine))
+    return rows
 
 
 def run(
@@ -207,15 +202,7 @@ def run(
             log("exporting MiniLM-L6 (fp32 and int8)...")
             cases.append(_minilm_case(root, quantize, bert_model))
         for case in cases:
-            fp32 = OnnxSession(case.fp32, device="cpu", threads=threads)
-            int8 = OnnxSession(case.int8, device="cpu", threads=threads) if case.int8 else None
-            for b in batches:
-                with torch.inference_mode():
-                    t_torch = _time(case.torch_fn(b), runs)
-                feeds = case.onnx_feeds(b)
-                t_onnx = _time(lambda s=fp32, f=feeds: s.run(f), runs)
-                t_int8 = _time(lambda s=int8, f=feeds: s.run(f), runs) if int8 else None
-                row = Row(case.name, b, b / t_torch, b / t_onnx, b / t_int8 if t_int8 else None, case.int8_cosine)
+            for row in _measure(case, batches, threads, runs):
                 log(format_row(row))
                 rows.append(row)
     return rows

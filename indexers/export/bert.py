@@ -25,37 +25,30 @@ Transformer/Pooling/Dense/LayerNorm/Dropout/Normalize, a default prompt, left tr
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from pydantic import Field
 
-from indexers.export.common import (
-    ExportOptions,
-    check_parity,
-    export_onnx,
-    run_onnx,
-    staging_folder,
-    toolchain_versions,
-)
-from indexers.export.families import FAMILIES, Family
-from indexers.manifest import Manifest, Quantization, TokenizerConfig, Tower, WeightsSource, sha256_file
+from indexers.export.common import Exported, ExportOptions, Int8Plan, TowerExport, export_onnx, graph_file, run_export
+from indexers.export.families import family
+from indexers.manifest import Manifest, TokenizerConfig, TowerInfo, WeightsSource
 from mmsearch.errors import ConfigError, ExportError, WeightsError
+from mmsearch.files import sha256_file
+
+if TYPE_CHECKING:
+    from indexers.text import TextTokenizer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-GRAPH_FILE = "text.onnx"
-INT8_GRAPH_FILE = "text.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 OUTPUT_NAME = "text_embeds"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -88,7 +81,7 @@ class BertExportConfig(ExportOptions):
         max_length: the token limit, special tokens included; default the model's `max_seq_length`.
         opset: ONNX opset of the graph.
         tolerance: max abs difference allowed between ONNX and sentence-transformers embeddings.
-        quantize: `int8` also quantizes the graph (dynamic int8) and ships that one.
+        quantize: `int8` also writes a dynamic int8 graph beside the fp32 one.
         overwrite: replace an existing, non-empty output folder.
     """
 
@@ -430,21 +423,85 @@ def export_graph(pipeline: Pipeline, run_time: Any, path: Path, *, max_length: i
     )
 
 
-def quantize_graph(graph: Path, out: Path, run_time: Any, texts: Sequence[str]) -> Quantization:
-    """Dynamic int8 (transformer time goes into MatMul), measured against fp32 on `texts`."""
-    from indexers.export.quantize import quantize_tower
-
-    half = len(texts) // 2
-    check_feeds = [run_time.encode(texts[:half]), run_time.encode(texts[half:])]
-    return quantize_tower(graph, out, method="dynamic-int8", check_feeds=check_feeds)
-
-
 # --------------------------------------------------------------------------------------------
 # Export
 
 
+def model_folder(source: ModelSource) -> Path | None:
+    """`local_folder(source)`, checked to hold a sentence-transformers model when it comes from the hub.
+
+    Raises:
+        WeightsError: a hub model without modules.json, whose pooling is therefore unknown.
+    """
+    folder = local_folder(source)
+    if source.kind == "hub" and (folder is None or not (folder / "modules.json").is_file()):
+        raise WeightsError(
+            f"{source.name!r} on the Hugging Face Hub is not a sentence-transformers model "
+            "(no modules.json): its pooling is unknown"
+        )
+    return folder
+
+
+def write_tokenizer(pipeline: Pipeline, stage: Path, max_length: int) -> tuple[TokenizerConfig, TextTokenizer]:
+    """Save the model's tokenizer as tokenizer.json and the run-time TextTokenizer reading it."""
+    from indexers.text import TextTokenizer
+
+    path = save_tokenizer(pipeline.tokenizer, stage / TOKENIZER_FILE, max_length)
+    pad_id = pipeline.tokenizer.pad_token_id
+    cfg = TokenizerConfig(
+        file=TOKENIZER_FILE,
+        sha256=sha256_file(path),
+        context_length=max_length,
+        pad_id=0 if pad_id is None else int(pad_id),
+        clean="none",
+        trim_to_longest=True,
+        input_names=pipeline.input_names,
+    )
+    return cfg, TextTokenizer(path, cfg)
+
+
+def build(config: BertExportConfig, source: ModelSource, stage: Path) -> Exported:
+    """The bert family's steps of the export skeleton: model, tokenizer, the fp32 graph, references."""
+    st = load_sentence_transformer(source)
+    folder = model_folder(source)
+    pipeline = read_pipeline(st)
+    max_length = resolve_max_length(st, pipeline, config.max_length)
+    st.max_seq_length = max_length
+    tokenizer_cfg, run_time = write_tokenizer(pipeline, stage, max_length)
+    texts = parity_texts(max_length)
+    check_token_ids(pipeline.tokenizer, run_time, texts, max_length)
+    export_graph(pipeline, run_time, stage / graph_file("text"), max_length=max_length, opset=config.opset)
+    reference = st.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True)
+    name = display_name(source)
+    half = len(texts) // 2
+    tower = TowerExport(
+        key="text",
+        info=TowerInfo(modality="text", dim=int(reference.shape[1]), output=OUTPUT_NAME, tokenizer=tokenizer_cfg),
+        feeds=run_time.encode(texts),
+        reference=reference,
+        # Dynamic int8: a transformer's time goes into MatMul. Checked on two batches of the texts.
+        int8=Int8Plan("dynamic-int8", check_feeds=[run_time.encode(texts[:half]), run_time.encode(texts[half:])]),
+    )
+    return Exported(
+        name=name,
+        architecture=f"{type(pipeline.transformer).__name__}:{source.name if source.kind == 'hub' else name}",
+        weights=WeightsSource(kind=source.kind, name=source.name, sha256=weights_sha256(folder)),
+        towers=(tower,),
+        toolchain=("sentence-transformers", "transformers", "tokenizers"),
+    )
+
+
+@family(
+    "bert",
+    description="any sentence-transformers text model (BERT, MiniLM, MPNet, RoBERTa...): "
+    "pooling, dense layers and L2 normalisation inside the graph",
+    modalities=("text",),
+    config=BertExportConfig,
+)
 def export_bert(config: BertExportConfig, out_dir: Path) -> Manifest:
     """Export a sentence-transformers model to a checked ONNX model folder.
+
+    Writes text.onnx (and with `quantize="int8"` text.int8.onnx beside it), tokenizer.json, manifest.json.
 
     Args:
         config: the export options.
@@ -460,89 +517,5 @@ def export_bert(config: BertExportConfig, out_dir: Path) -> Manifest:
         ParityError: ONNX embeddings differ from sentence-transformers' beyond the tolerance.
         ExportError: the exporter, the tokenizer check or the quantizer failed.
     """
-    from indexers.text import TextTokenizer
-
     source = resolve_source(config.model)
-    with staging_folder(out_dir, overwrite=config.overwrite) as stage:
-        st = load_sentence_transformer(source)
-        folder = local_folder(source)
-        if source.kind == "hub" and (folder is None or not (folder / "modules.json").is_file()):
-            raise WeightsError(
-                f"{source.name!r} on the Hugging Face Hub is not a sentence-transformers model "
-                "(no modules.json): its pooling is unknown"
-            )
-        pipeline = read_pipeline(st)
-        max_length = resolve_max_length(st, pipeline, config.max_length)
-        st.max_seq_length = max_length
-
-        tokenizer_path = save_tokenizer(pipeline.tokenizer, stage / TOKENIZER_FILE, max_length)
-        pad_id = pipeline.tokenizer.pad_token_id
-        tokenizer_cfg = TokenizerConfig(
-            file=TOKENIZER_FILE,
-            sha256=sha256_file(tokenizer_path),
-            context_length=max_length,
-            pad_id=0 if pad_id is None else int(pad_id),
-            clean="none",
-            trim_to_longest=True,
-            input_names=pipeline.input_names,
-        )
-        run_time = TextTokenizer(tokenizer_path, tokenizer_cfg)
-        texts = parity_texts(max_length)
-        check_token_ids(pipeline.tokenizer, run_time, texts, max_length)
-
-        int8 = config.quantize == "int8"
-        fp32_dir = Path(tempfile.mkdtemp(prefix="fp32.", dir=stage)) if int8 else stage
-        graph = export_graph(pipeline, run_time, fp32_dir / GRAPH_FILE, max_length=max_length, opset=config.opset)
-
-        feeds = run_time.encode(texts)
-        expected = st.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True)
-        actual = run_onnx(graph, feeds)
-        name = display_name(source)
-        diffs = check_parity(name, {"text": expected}, {"text": actual}, config.tolerance)
-
-        quantization = None
-        if int8:
-            quantization = quantize_graph(graph, stage / INT8_GRAPH_FILE, run_time, texts)
-            graph.unlink()
-            fp32_dir.rmdir()
-            graph = stage / INT8_GRAPH_FILE
-
-        manifest = Manifest(
-            name=name,
-            family="bert",
-            architecture=f"{type(pipeline.transformer).__name__}:{source.name if source.kind == 'hub' else name}",
-            weights=WeightsSource(kind=source.kind, name=source.name, sha256=weights_sha256(folder)),
-            opset=config.opset,
-            towers={
-                "text": Tower(
-                    modality="text",
-                    file=graph.name,
-                    sha256=sha256_file(graph),
-                    dim=int(actual.shape[1]),
-                    distance="cosine",
-                    normalized=True,
-                    output=OUTPUT_NAME,
-                    tokenizer=tokenizer_cfg,
-                )
-            },
-            parity_max_abs_diff=diffs,
-            parity_tolerance=config.tolerance,
-            quantization=quantization,
-            toolchain=toolchain_versions("sentence-transformers", "transformers", "tokenizers"),
-        )
-        manifest.write(stage)
-    log.info("exported %s to %s: %s", manifest.architecture, out_dir, json.dumps(diffs))
-    return manifest
-
-
-FAMILIES.add(
-    "bert",
-    Family(
-        name="bert",
-        description="any sentence-transformers text model (BERT, MiniLM, MPNet, RoBERTa...): "
-        "pooling, dense layers and L2 normalisation inside the graph",
-        modalities=("text",),
-        config=BertExportConfig,
-        export=export_bert,
-    ),
-)
+    return run_export("bert", config, out_dir, lambda stage: build(config, source, stage))

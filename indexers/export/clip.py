@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import copy
 import logging
-import shutil
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -27,30 +25,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from indexers.export.clip_tokenizer import write_clip_tokenizer
-from indexers.export.common import (
-    ExportOptions,
-    check_parity,
-    export_onnx,
-    run_onnx,
-    staging_folder,
-    toolchain_versions,
-)
-from indexers.export.families import FAMILIES, Family
-from indexers.manifest import (
-    ImagePreprocess,
-    Manifest,
-    Quantization,
-    TokenizerConfig,
-    Tower,
-    WeightsSource,
-    sha256_file,
-)
+from indexers.export.common import Exported, ExportOptions, Int8Plan, TowerExport, export_onnx, graph_file, run_export
+from indexers.export.families import family
+from indexers.manifest import ImagePreprocess, Manifest, TokenizerConfig, TowerInfo, WeightsSource
 from mmsearch.errors import ConfigError, ExportError, UnknownNameError, WeightsError
+from mmsearch.files import sha256_file
+
+if TYPE_CHECKING:
+    from indexers.text import TextTokenizer
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILE = "image.onnx"
-TEXT_FILE = "text.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 # open_clip's BPE vocabulary: 2 x 256 byte symbols, 48,894 merges, <start_of_text>, <end_of_text>.
 BPE_VOCAB_SIZE = 49408
@@ -247,13 +232,13 @@ def build_model(architecture: str, cfg: Mapping[str, Any]) -> nn.Module:
         ConfigError: the config does not build.
     """
     open_clip = _open_clip()
-    cfg = copy.deepcopy(dict(cfg))
-    custom_text = cfg.pop("custom_text", False)
+    kwargs = copy.deepcopy(dict(cfg))
+    custom_text = kwargs.pop("custom_text", False)
     model_class = open_clip.CustomTextCLIP if custom_text else open_clip.CLIP
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(INIT_SEED)
-            model = model_class(**cfg)
+            model = model_class(**kwargs)
     except Exception as e:  # dataclass TypeErrors, asserts and timm lookups on a bad config
         raise ConfigError(
             f"open_clip config for {architecture!r} does not build a model: {type(e).__name__}: {e}"
@@ -288,7 +273,7 @@ def load_clip(config: ClipExportConfig) -> LoadedClip:
     if weights.path is not None:
         _load_checkpoint(model, weights.path, config.architecture)
         _warn_quick_gelu(config, cfg, weights)
-    text = getattr(model, "text", model)
+    text: Any = getattr(model, "text", model)  # CustomTextCLIP keeps its tower in `.text`
     return LoadedClip(
         model=model.eval(),
         architecture=config.architecture,
@@ -322,7 +307,7 @@ class ClipImageTower(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.visual = model.visual
+        self.visual = cast(nn.Module, model.visual)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.visual(pixel_values), dim=-1)
@@ -336,23 +321,25 @@ class ClipTextTower(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        text = getattr(model, "text", model)  # CustomTextCLIP keeps its tower in `.text`
-        self.token_embedding = text.token_embedding
-        self.positional_embedding = text.positional_embedding
-        self.transformer = text.transformer
-        self.ln_final = text.ln_final
-        self.text_projection = text.text_projection
+        text: Any = getattr(model, "text", model)  # CustomTextCLIP keeps its tower in `.text`
+        self.token_embedding: nn.Module = text.token_embedding
+        self.positional_embedding: torch.Tensor = text.positional_embedding
+        self.transformer: nn.Module = text.transformer
+        self.ln_final: nn.Module = text.ln_final
+        # open_clip's projection: nn.Linear (with a bias), a Parameter matrix, or None.
+        self.text_projection: nn.Module | torch.Tensor | None = text.text_projection
         mask = getattr(text, "attn_mask", None)
         self.register_buffer("causal_mask", None if mask is None else mask.clone(), persistent=False)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         length = input_ids.shape[1]
         x = self.token_embedding(input_ids) + self.positional_embedding[:length]
-        mask = None if self.causal_mask is None else self.causal_mask[:length, :length]
+        causal = cast(torch.Tensor | None, self.causal_mask)
+        mask = None if causal is None else causal[:length, :length]
         x = self.ln_final(self.transformer(x, attn_mask=mask))
         # open_clip's argmax pooling: EOT has the highest id, so argmax finds it in every row.
         x = x[torch.arange(x.shape[0]), input_ids.argmax(dim=-1)]
-        if isinstance(self.text_projection, nn.Linear):
+        if isinstance(self.text_projection, nn.Module):
             x = self.text_projection(x)
         elif self.text_projection is not None:
             x = x @ self.text_projection
@@ -400,23 +387,28 @@ def image_preprocess(preprocess_cfg: Mapping[str, Any]) -> ImagePreprocess:
     Raises:
         ConfigError: an interpolation or resize mode the run-time replay doesn't implement.
     """
-    size = tuple(int(s) for s in preprocess_cfg["size"])
     mode = preprocess_cfg.get("resize_mode", "shortest")
     try:
+        height, width = (int(s) for s in preprocess_cfg["size"])
         return ImagePreprocess(
-            size=size,
+            size=(height, width),
             # `shortest` scales the short side to the crop size (open_clip's Resize(size[0])).
-            resize_size=size[0] if mode == "shortest" else max(size),
+            resize_size=height if mode == "shortest" else max(height, width),
             resize_mode=mode,
             interpolation=preprocess_cfg.get("interpolation", "bicubic"),
-            mean=tuple(float(m) for m in preprocess_cfg["mean"]),
-            std=tuple(float(s) for s in preprocess_cfg["std"]),
+            mean=_rgb(preprocess_cfg["mean"]),
+            std=_rgb(preprocess_cfg["std"]),
             fill_color=int(preprocess_cfg.get("fill_color", 0)),
         )
-    except ValueError as e:
+    except ValueError as e:  # a size or mean/std of the wrong length, or a mode pydantic refuses
         raise ConfigError(
             f"open_clip preprocessing {dict(preprocess_cfg)!r} cannot be replayed at run time: {e}"
         ) from e
+
+
+def _rgb(values: Any) -> tuple[float, float, float]:
+    red, green, blue = (float(v) for v in values)
+    return red, green, blue
 
 
 def unpad(ids: list[int]) -> list[int]:
@@ -446,15 +438,15 @@ def check_tokenizer(tokenizer: Any, texts: list[str], context_length: int) -> No
 # --- export ------------------------------------------------------------------------------------
 
 
-def _export_towers(loaded: LoadedClip, folder: Path, opset: int) -> tuple[Path, Path]:
+def _export_towers(loaded: LoadedClip, stage: Path, opset: int) -> None:
     Dim = torch.export.Dim  # noqa: N806 - torch's name
     size = loaded.preprocess_cfg["size"]
     batch = Dim("batch")
     gen = torch.Generator().manual_seed(INIT_SEED)  # examples only shape the trace; keep global RNG untouched
-    image = export_onnx(
+    export_onnx(
         ClipImageTower(loaded.model),
         (torch.randn(2, 3, *size, generator=gen),),
-        folder / IMAGE_FILE,
+        stage / graph_file("image"),
         input_names=["pixel_values"],
         output_name="image_embeds",
         dynamic_shapes={"pixel_values": {0: batch}},
@@ -463,20 +455,97 @@ def _export_towers(loaded: LoadedClip, folder: Path, opset: int) -> tuple[Path, 
     example_length = min(8, loaded.context_length)
     example_ids = torch.randint(0, BPE_VOCAB_SIZE - 2, (2, example_length), generator=gen)
     example_ids[:, -1] = BPE_VOCAB_SIZE - 1
-    text = export_onnx(
+    export_onnx(
         ClipTextTower(loaded.model),
         (example_ids,),
-        folder / TEXT_FILE,
+        stage / graph_file("text"),
         input_names=["input_ids"],
         output_name="text_embeds",
         dynamic_shapes={"input_ids": {0: batch, 1: Dim("seq", min=1, max=loaded.context_length)}},
         opset=opset,
     )
-    return image, text
 
 
+def write_tokenizer(loaded: LoadedClip, stage: Path) -> tuple[TokenizerConfig, TextTokenizer]:
+    """Write open_clip's BPE tokenizer as tokenizer.json and check it against open_clip on PARITY_TEXTS.
+
+    Raises:
+        ExportError: the converted tokenizer gives other ids than open_clip's.
+    """
+    from indexers.text import TextTokenizer
+
+    path = write_clip_tokenizer(stage / TOKENIZER_FILE)
+    cfg = TokenizerConfig(
+        file=TOKENIZER_FILE,
+        sha256=sha256_file(path),
+        context_length=loaded.context_length,
+        pad_id=0,
+        clean="clip",
+        # Only a causal text tower ignores padding; a bidirectional one needs the full width.
+        trim_to_longest=loaded.causal,
+        input_names=("input_ids",),
+    )
+    tokenizer = TextTokenizer(path, cfg)
+    check_tokenizer(tokenizer, list(PARITY_TEXTS), loaded.context_length)
+    return cfg, tokenizer
+
+
+def _towers(loaded: LoadedClip, tokenizer_cfg: TokenizerConfig, tokenizer: TextTokenizer) -> tuple[TowerExport, ...]:
+    """Both towers with their parity inputs and open_clip's own outputs on them."""
+    texts = list(PARITY_TEXTS)
+    pixels = parity_pixels(loaded.preprocess_cfg)
+    model: Any = loaded.model  # open_clip's CLIP / CustomTextCLIP: encode_image, encode_text
+    with torch.no_grad():
+        image_ref = model.encode_image(pixels, normalize=True).numpy()
+        # Reference: open_clip's own path, 77-wide padding; ONNX gets the trimmed feeds.
+        text_ref = model.encode_text(_reference_ids(texts, loaded.context_length), normalize=True).numpy()
+    dynamic = Int8Plan(method="dynamic-int8")
+    return (
+        TowerExport(
+            key="image",
+            info=TowerInfo(
+                modality="image",
+                dim=loaded.embed_dim,
+                output="image_embeds",
+                preprocess=image_preprocess(loaded.preprocess_cfg),
+            ),
+            feeds={"pixel_values": pixels.numpy()},
+            reference=image_ref,
+            int8=dynamic,
+        ),
+        TowerExport(
+            key="text",
+            info=TowerInfo(modality="text", dim=loaded.embed_dim, output="text_embeds", tokenizer=tokenizer_cfg),
+            feeds=tokenizer.encode(texts),
+            reference=text_ref,
+            int8=dynamic,
+        ),
+    )
+
+
+def build(config: ClipExportConfig, stage: Path) -> Exported:
+    """The clip family's steps of the export skeleton: model, tokenizer, both fp32 graphs, references."""
+    loaded = load_clip(config)
+    tokenizer_cfg, tokenizer = write_tokenizer(loaded, stage)
+    _export_towers(loaded, stage, config.opset)
+    return Exported(
+        architecture=loaded.architecture,
+        weights=loaded.weights,
+        towers=_towers(loaded, tokenizer_cfg, tokenizer),
+        toolchain=("open_clip_torch", "tokenizers", "ftfy", "onnxscript"),
+    )
+
+
+@family(
+    "clip",
+    description="open_clip CLIP models: image and text towers into one space, BPE tokenizer",
+    modalities=("image", "text"),
+    config=ClipExportConfig,
+)
 def export_clip(config: ClipExportConfig, out_dir: Path) -> Manifest:
     """Export an open_clip model to `out_dir`: image.onnx, text.onnx, tokenizer.json, manifest.json.
+
+    With `quantize="int8"`, image.int8.onnx and text.int8.onnx (dynamic int8) are written beside them.
 
     Args:
         config: the export options.
@@ -492,112 +561,4 @@ def export_clip(config: ClipExportConfig, out_dir: Path) -> Manifest:
         ExportError: `out_dir` exists (without `overwrite`), or the ONNX export failed.
         ParityError: ONNX and PyTorch embeddings differ by more than `config.tolerance`.
     """
-    from indexers.text import TextTokenizer
-
-    out_dir = Path(out_dir)
-    with staging_folder(out_dir, overwrite=config.overwrite) as tmp:
-        started = time.perf_counter()
-        loaded = load_clip(config)
-        tokenizer_path = write_clip_tokenizer(tmp / TOKENIZER_FILE)
-        tokenizer_cfg = TokenizerConfig(
-            file=TOKENIZER_FILE,
-            sha256=sha256_file(tokenizer_path),
-            context_length=loaded.context_length,
-            pad_id=0,
-            clean="clip",
-            # Only a causal text tower ignores padding; a bidirectional one needs the full width.
-            trim_to_longest=loaded.causal,
-            input_names=("input_ids",),
-        )
-        tokenizer = TextTokenizer(tokenizer_path, tokenizer_cfg)
-        texts = list(PARITY_TEXTS)
-        check_tokenizer(tokenizer, texts, loaded.context_length)
-
-        graphs = tmp / "fp32" if config.quantize == "int8" else tmp
-        image_path, text_path = _export_towers(loaded, graphs, config.opset)
-        log.info("exported %s towers in %.1fs", loaded.architecture, time.perf_counter() - started)
-
-        pixels = parity_pixels(loaded.preprocess_cfg)
-        with torch.no_grad():
-            expected = {
-                "image": loaded.model.encode_image(pixels, normalize=True).numpy(),
-                # Reference: open_clip's own path, 77-wide padding; ONNX gets the trimmed feeds.
-                "text": loaded.model.encode_text(_reference_ids(texts, loaded.context_length), normalize=True).numpy(),
-            }
-        image_feeds = {"pixel_values": pixels.numpy()}
-        text_feeds = tokenizer.encode(texts)
-        actual = {"image": run_onnx(image_path, image_feeds), "text": run_onnx(text_path, text_feeds)}
-        diffs = check_parity(f"clip {loaded.architecture}", expected, actual, config.tolerance)
-
-        quantization = None
-        if config.quantize == "int8":
-            quantization = _quantize(image_path, text_path, tmp, image_feeds, text_feeds)
-            shutil.rmtree(graphs)
-
-        manifest = Manifest(
-            name=out_dir.name,
-            family="clip",
-            architecture=loaded.architecture,
-            weights=loaded.weights,
-            opset=config.opset,
-            towers={
-                "image": Tower(
-                    modality="image",
-                    file=IMAGE_FILE,
-                    sha256=sha256_file(tmp / IMAGE_FILE),
-                    dim=loaded.embed_dim,
-                    output="image_embeds",
-                    preprocess=image_preprocess(loaded.preprocess_cfg),
-                ),
-                "text": Tower(
-                    modality="text",
-                    file=TEXT_FILE,
-                    sha256=sha256_file(tmp / TEXT_FILE),
-                    dim=loaded.embed_dim,
-                    output="text_embeds",
-                    tokenizer=tokenizer_cfg,
-                ),
-            },
-            parity_max_abs_diff=diffs,
-            parity_tolerance=config.tolerance,
-            quantization=quantization,
-            toolchain=toolchain_versions("open_clip_torch", "tokenizers", "ftfy", "onnxscript"),
-        )
-        manifest.write(tmp)
-        log.info(
-            "clip %s exported to %s in %.1fs; parity %s",
-            loaded.architecture,
-            out_dir,
-            time.perf_counter() - started,
-            diffs,
-        )
-    return manifest
-
-
-def _quantize(
-    image_fp32: Path,
-    text_fp32: Path,
-    folder: Path,
-    image_feeds: dict[str, np.ndarray],
-    text_feeds: dict[str, np.ndarray],
-) -> Quantization:
-    """int8 towers written under the fp32 file names, so run time opens the same files either way."""
-    from indexers.export.quantize import merge_quantization, quantize_tower
-
-    records = [
-        quantize_tower(image_fp32, folder / IMAGE_FILE, method="dynamic-int8", check_feeds=[image_feeds]),
-        quantize_tower(text_fp32, folder / TEXT_FILE, method="dynamic-int8", check_feeds=[text_feeds]),
-    ]
-    return merge_quantization(records)
-
-
-FAMILIES.add(
-    "clip",
-    Family(
-        name="clip",
-        description="open_clip CLIP models: image and text towers into one space, BPE tokenizer",
-        modalities=("image", "text"),
-        config=ClipExportConfig,
-        export=export_clip,
-    ),
-)
+    return run_export("clip", config, out_dir, lambda stage: build(config, stage))

@@ -12,9 +12,12 @@ text only where its regex starts a match there (not right after other punctuatio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmsearch.errors import ExportError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 SOT = "<start_of_text>"
 EOT = "<end_of_text>"
@@ -45,7 +48,7 @@ def _split_pattern(pattern: str) -> str:
     return "(?i)" + pattern[len(prefix) :]
 
 
-def build_clip_tokenizer(bpe_path: str | None = None):  # noqa: ANN201 - tokenizers.Tokenizer
+def build_clip_tokenizer(bpe_path: str | None = None) -> Tokenizer:
     """Convert open_clip's SimpleTokenizer (its shipped BPE vocabulary by default) to `tokenizers`.
 
     Args:

@@ -1,4 +1,14 @@
-"""Shared export plumbing: dynamo export to one .onnx file, parity check, toolchain versions."""
+"""The export skeleton every family runs, and its steps.
+
+`run_export`: stage a folder -> the family's build (resolve weights, build the torch model, write
+the tokenizer, export each tower's fp32 graph, compute PyTorch's reference outputs) -> parity check
+of every graph against PyTorch -> with `quantize="int8"`, an int8 graph beside each fp32 one ->
+the manifest (both graphs per tower, with their sha256 and the int8 cosine to fp32) and the
+verification stamp -> the folder moved into place.
+
+File convention: tower `<key>` has its fp32 graph in `<key>.onnx`, always written and kept, and
+with int8 its int8 graph in `<key>.int8.onnx`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +16,10 @@ import contextlib
 import importlib.metadata
 import io
 import logging
+import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +27,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from indexers.integrity import record_verified
+from indexers.manifest import Int8Graph, Manifest, Quantization, QuantMethod, Tower, TowerInfo, WeightsSource
 from mmsearch.errors import ExportError, ParityError
+from mmsearch.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +151,7 @@ def toolchain_versions(*dists: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def staging_folder(out_dir: Path, *, overwrite: bool = False):  # noqa: ANN201 - a context manager
+def staging_folder(out_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a scratch folder beside `out_dir`; on success it replaces `out_dir` in one rename.
 
     A failed or interrupted export therefore never leaves a half-written model folder behind.
@@ -162,3 +177,149 @@ def staging_folder(out_dir: Path, *, overwrite: bool = False):  # noqa: ANN201 -
             tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- the skeleton ------------------------------------------------------------------------------
+
+Feeds = dict[str, np.ndarray]
+FamilyName = Literal["clip", "resnet", "bert"]
+
+
+def graph_file(key: str, precision: Literal["fp32", "int8"] = "fp32") -> str:
+    """The file name of tower `key`'s graph: `<key>.onnx`, or `<key>.int8.onnx`."""
+    return f"{key}.onnx" if precision == "fp32" else f"{key}.int8.onnx"
+
+
+@dataclass(frozen=True)
+class Int8Plan:
+    """How a tower is quantized when the export asks for int8.
+
+    Attributes:
+        method: `dynamic-int8` (transformers) or `static-qdq-int8` (CNNs).
+        check_feeds: batches on which int8 is compared with fp32; empty: the parity feeds.
+        calibration: builds static int8's calibration batches (called only when quantizing).
+    """
+
+    method: QuantMethod
+    check_feeds: Sequence[Feeds] = ()
+    calibration: Callable[[], Sequence[Feeds]] | None = None
+
+
+@dataclass(frozen=True)
+class TowerExport:
+    """One tower as a family's build hands it over, its fp32 graph written to `graph_file(key)`.
+
+    Attributes:
+        key: the tower's name in the manifest (`image`, `text`).
+        info: what the tower takes and gives (modality, dim, output, preprocessing or tokenizer).
+        feeds: the parity check's inputs to the graph.
+        reference: PyTorch's output on the same inputs.
+        int8: how to quantize it.
+    """
+
+    key: str
+    info: TowerInfo
+    feeds: Feeds
+    reference: np.ndarray
+    int8: Int8Plan
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What a family's build made in the staging folder.
+
+    Attributes:
+        architecture: the manifest's architecture.
+        weights: where the weights came from.
+        towers: the towers, in manifest order.
+        toolchain: distributions whose versions the manifest records besides torch, onnx, onnxruntime.
+        name: the model's name; None for the output folder's.
+    """
+
+    architecture: str
+    weights: WeightsSource
+    towers: tuple[TowerExport, ...]
+    toolchain: tuple[str, ...] = ()
+    name: str | None = None
+
+
+def run_export(
+    family: FamilyName, options: ExportOptions, out_dir: Path, build: Callable[[Path], Exported]
+) -> Manifest:
+    """Export a model with the skeleton: `build(stage)`, parity, optional int8, manifest, move into place.
+
+    Args:
+        family: the manifest's family.
+        options: the export options (opset, tolerance, quantize, overwrite).
+        out_dir: the model folder; written atomically.
+        build: the family's steps up to the fp32 graphs, given the staging folder to write into.
+
+    Returns:
+        The manifest written to `out_dir`.
+
+    Raises:
+        ExportError: `out_dir` exists (without `overwrite`), or the export or quantizer failed.
+        ParityError: an ONNX graph and PyTorch differ by more than `options.tolerance`.
+    """
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    with staging_folder(out_dir, overwrite=options.overwrite) as stage:
+        exported = build(stage)
+        diffs = check_towers(f"{family} {exported.architecture}", stage, exported.towers, options.tolerance)
+        int8 = quantize_towers(stage, exported.towers) if options.quantize == "int8" else {}
+        manifest = Manifest(
+            name=exported.name or out_dir.name,
+            family=family,
+            architecture=exported.architecture,
+            weights=exported.weights,
+            opset=options.opset,
+            towers={t.key: tower_record(stage, t, int8.get(t.key)) for t in exported.towers},
+            parity_max_abs_diff=diffs,
+            parity_tolerance=options.tolerance,
+            toolchain=toolchain_versions(*exported.toolchain),
+        )
+        manifest.write(stage)
+        record_verified(stage, manifest.files())
+    log.info(
+        "%s %s exported to %s in %.1fs; parity %s",
+        family,
+        manifest.architecture,
+        out_dir,
+        time.perf_counter() - started,
+        diffs,
+    )
+    return manifest
+
+
+def check_towers(name: str, stage: Path, towers: Sequence[TowerExport], tolerance: float) -> dict[str, float]:
+    """Run each tower's fp32 graph on its parity feeds and compare with PyTorch (see `check_parity`)."""
+    expected = {t.key: t.reference for t in towers}
+    actual = {t.key: run_onnx(stage / graph_file(t.key), t.feeds) for t in towers}
+    return check_parity(name, expected, actual, tolerance)
+
+
+def quantize_towers(stage: Path, towers: Sequence[TowerExport]) -> dict[str, Int8Graph]:
+    """Write `<key>.int8.onnx` beside each tower's fp32 graph; returns their manifest records."""
+    from indexers.export.quantize import quantize_tower
+
+    out: dict[str, Int8Graph] = {}
+    for t in towers:
+        path = stage / graph_file(t.key, "int8")
+        record = quantize_tower(
+            stage / graph_file(t.key),
+            path,
+            method=t.int8.method,
+            check_feeds=t.int8.check_feeds or [t.feeds],
+            calibration_feeds=t.int8.calibration() if t.int8.calibration else None,
+        )
+        out[t.key] = int8_record(path, record)
+    return out
+
+
+def int8_record(path: Path, quantization: Quantization) -> Int8Graph:
+    return Int8Graph(file=path.name, sha256=sha256_file(path), **dict(quantization))
+
+
+def tower_record(stage: Path, tower: TowerExport, int8: Int8Graph | None) -> Tower:
+    fp32 = stage / graph_file(tower.key)
+    return Tower(**dict(tower.info), file=fp32.name, sha256=sha256_file(fp32), int8=int8)

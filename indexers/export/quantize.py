@@ -11,17 +11,16 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from indexers.export.common import run_onnx
-from indexers.manifest import Quantization
+from indexers.manifest import Quantization, QuantMethod
 from mmsearch.errors import ConfigError, ExportError
 
 log = logging.getLogger(__name__)
 
-Method = Literal["dynamic-int8", "static-qdq-int8"]
+METHODS: tuple[QuantMethod, ...] = ("dynamic-int8", "static-qdq-int8")
 # Below this mean cosine to fp32 the int8 graph ranks differently enough to matter; warn.
 WARN_COSINE = 0.99
 
@@ -30,7 +29,7 @@ def quantize_tower(
     fp32_path: Path,
     out_path: Path,
     *,
-    method: Method,
+    method: QuantMethod,
     check_feeds: Sequence[dict[str, np.ndarray]],
     calibration_feeds: Sequence[dict[str, np.ndarray]] | None = None,
 ) -> Quantization:
@@ -50,39 +49,17 @@ def quantize_tower(
         ConfigError: static quantization without calibration data, or an unknown method.
         ExportError: onnxruntime's quantizer failed.
     """
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     if not check_feeds:
         raise ConfigError("quantize_tower needs at least one check batch")
+    if method not in METHODS:
+        raise ConfigError(f"quantization method {method!r} is not one of {', '.join(METHODS)}")
+    if method == "static-qdq-int8" and not calibration_feeds:
+        raise ConfigError("static int8 quantization needs calibration images")
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
+        prepared = _pre_process(Path(fp32_path), Path(tmp) / "prepared.onnx")
         try:
-            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        except Exception as e:  # noqa: BLE001 - pre-processing is an optimisation; quantize the raw graph instead
-            log.info("quant_pre_process skipped for %s: %s", fp32_path.name, e)
-            prepared = Path(fp32_path)
-        try:
-            if method == "dynamic-int8":
-                # Per-channel weight scales: per-tensor took MiniLM's cosine to fp32 down to 0.947.
-                quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
-            elif method == "static-qdq-int8":
-                if not calibration_feeds:
-                    raise ConfigError("static int8 quantization needs calibration images")
-                quantize_static(
-                    str(prepared),
-                    str(out_path),
-                    _Reader(calibration_feeds),
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=True,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                )
-            else:
-                raise ConfigError(f"quantization method {method!r} is not one of dynamic-int8, static-qdq-int8")
-        except ConfigError:
-            raise
-        except Exception as e:
+            _quantize(prepared, out_path, method, calibration_feeds or ())
+        except Exception as e:  # onnxruntime's quantizer raises many types; all mean the same here
             raise ExportError(f"int8 quantization of {fp32_path.name} failed: {e}") from e
     cosines = np.concatenate(
         [_row_cosine(run_onnx(fp32_path, feeds), run_onnx(out_path, feeds)) for feeds in check_feeds]
@@ -102,20 +79,43 @@ def quantize_tower(
     return record
 
 
+def _pre_process(fp32_path: Path, prepared: Path) -> Path:
+    """onnxruntime's quantization pre-processing (shape inference, folding); the raw graph if it fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    except Exception as e:  # noqa: BLE001 - pre-processing is an optimisation; quantize the raw graph instead
+        log.info("quant_pre_process skipped for %s: %s", fp32_path.name, e)
+        return fp32_path
+    return prepared
+
+
+def _quantize(
+    prepared: Path, out_path: Path, method: QuantMethod, calibration_feeds: Sequence[dict[str, np.ndarray]]
+) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if method == "dynamic-int8":
+        # Per-channel weight scales: per-tensor took MiniLM's cosine to fp32 down to 0.947.
+        quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
+        return
+    quantize_static(
+        str(prepared),
+        str(out_path),
+        _Reader(calibration_feeds),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+
+
 def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a.astype(np.float64)
     b = b.astype(np.float64)
     denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return np.sum(a * b, axis=1) / np.maximum(denom, 1e-12)
-
-
-def merge_quantization(records: Sequence[Quantization]) -> Quantization:
-    """One manifest record for several towers: the worst mean and min."""
-    return Quantization(
-        method=records[0].method,
-        cosine_to_fp32_mean=min(r.cosine_to_fp32_mean for r in records),
-        cosine_to_fp32_min=min(r.cosine_to_fp32_min for r in records),
-    )
 
 
 class _Reader:

@@ -17,26 +17,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from indexers.export.common import (
-    ExportOptions,
-    check_parity,
-    export_onnx,
-    run_onnx,
-    staging_folder,
-    toolchain_versions,
-)
-from indexers.export.families import FAMILIES, Family
+from indexers.export.common import Exported, ExportOptions, Int8Plan, TowerExport, export_onnx, graph_file, run_export
+from indexers.export.families import family
 from indexers.export.torch_compat import import_torchvision
 from indexers.images import load_image
-from indexers.manifest import ImagePreprocess, Manifest, Quantization, Tower, WeightsSource, sha256_file
+from indexers.manifest import ImagePreprocess, Manifest, TowerInfo, WeightsSource
 from indexers.preprocess import ImagePreprocessor
 from indexers.registry import Registry
 from mmsearch.errors import ConfigError, ExportError, UnknownNameError, WeightsError
+from mmsearch.files import sha256_file
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILE = "image.onnx"
-INT8_FILE = "image.int8.onnx"
 OUTPUT = "image_embeds"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # onnxruntime's MinMax calibration keeps every intermediate activation of every calibration batch
@@ -47,12 +39,10 @@ CALIBRATION_BATCH = 8
 # torchvision's classification evaluation transform, used when the weights carry none of their own.
 DEFAULT_RESIZE = 256
 DEFAULT_CROP = 224
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _strip_fc(model: torch.nn.Module) -> torch.nn.Module:
-    model.fc = torch.nn.Identity()  # type: ignore[assignment]
+    model.fc = torch.nn.Identity()
     return model
 
 
@@ -66,7 +56,7 @@ def _strip_vgg(model: torch.nn.Module) -> torch.nn.Module:
 def _strip_mobilenet(model: torch.nn.Module) -> torch.nn.Module:
     # The globally pooled last conv stage (576 / 960-d). The classifier's first Linear+Hardswish
     # (1024 / 1280-d) is part of the ImageNet head, as in Keras' include_top=False.
-    model.classifier = torch.nn.Identity()  # type: ignore[assignment]
+    model.classifier = torch.nn.Identity()
     return model
 
 
@@ -118,7 +108,7 @@ class ResnetExportConfig(ExportOptions):
             downloaded once into torch's hub cache), or a path to a state_dict file (.pt/.pth/.safetensors).
         opset: ONNX opset.
         tolerance: max abs difference allowed between ONNX and PyTorch embeddings.
-        quantize: `int8` adds static QDQ quantization (needs `calibration`).
+        quantize: `int8` also writes a static QDQ int8 graph (needs `calibration`).
         calibration: images, or folders of images, whose activations set the int8 ranges.
         overwrite: replace an existing model folder.
     """
@@ -372,8 +362,62 @@ def calibration_feeds(files: Sequence[Path], preprocess: ImagePreprocess) -> lis
 # Export
 
 
+def reference_pixels(transform: Any, preprocess: ImagePreprocess, images: Sequence[Image.Image]) -> torch.Tensor:
+    """torchvision's own transform of `images` after ImageFolder's RGB conversion, checked against the replay.
+
+    Raises:
+        ExportError: the run-time PIL + numpy preprocessing differs from torchvision's.
+    """
+    pixels = torch.stack([transform(image.convert("RGB")) for image in images])
+    replayed = ImagePreprocessor(preprocess).batch(images)
+    replay_diff = float(np.abs(replayed - pixels.numpy()).max())
+    if replay_diff > 1e-5:
+        raise ExportError(f"run-time preprocessing differs from torchvision's transform by {replay_diff:.3g}")
+    return pixels
+
+
+def build(config: ResnetExportConfig, spec: CnnSpec, calibration: Sequence[Path], stage: Path) -> Exported:
+    """The resnet family's steps of the export skeleton: model, preprocessing check, the fp32 graph."""
+    arch = config.architecture
+    model, source, transform = build_model(spec, arch, config.weights)
+    embedder = ImageEmbedder(spec.strip(model)).eval()
+    preprocess = preprocess_config(transform)
+    pixels = reference_pixels(transform, preprocess, sample_images())
+    with torch.no_grad():
+        expected = embedder(pixels).numpy()
+    if expected.shape[1] != spec.dim:
+        raise ExportError(f"{arch} gives {expected.shape[1]}-d features, the registry says {spec.dim}")
+    export_onnx(
+        embedder,
+        (pixels[:2],),
+        stage / graph_file("image"),
+        input_names=["pixel_values"],
+        output_name=OUTPUT,
+        dynamic_shapes={"pixel_values": {0: torch.export.Dim("batch", min=1, max=4096)}},
+        opset=config.opset,
+    )
+    tower = TowerExport(
+        key="image",
+        info=TowerInfo(modality="image", dim=spec.dim, output=OUTPUT, preprocess=preprocess),
+        feeds={"pixel_values": pixels.numpy()},
+        reference=expected,
+        # Static QDQ: dynamic int8 makes a CNN slower (see indexers.export.quantize).
+        int8=Int8Plan("static-qdq-int8", calibration=lambda: calibration_feeds(calibration, preprocess)),
+    )
+    return Exported(architecture=arch, weights=source, towers=(tower,), toolchain=("torchvision", "pillow"))
+
+
+@family(
+    "resnet",
+    description="torchvision CNNs (ResNet-18..152, VGG16, MobileNet-V3): pooled image features",
+    modalities=("image",),
+    config=ResnetExportConfig,
+)
 def export_resnet(config: ResnetExportConfig, out_dir: Path) -> Manifest:
     """Export a torchvision CNN into `out_dir` and check the ONNX graph against PyTorch.
+
+    Writes image.onnx (and with `quantize="int8"` image.int8.onnx beside it, static QDQ
+    calibrated on `config.calibration`) and manifest.json.
 
     Args:
         config: the validated export options.
@@ -389,86 +433,6 @@ def export_resnet(config: ResnetExportConfig, out_dir: Path) -> Manifest:
         ExportError: `out_dir` exists (without overwrite), or the exporter failed.
         ParityError: ONNX and PyTorch embeddings differ beyond `tolerance`.
     """
-    arch = config.architecture
-    spec = ARCHITECTURES.get(arch)
+    spec = ARCHITECTURES.get(config.architecture)
     files = calibration_files(config.calibration) if config.quantize == "int8" else []
-    with staging_folder(out_dir, overwrite=config.overwrite) as tmp:
-        model, source, transform = build_model(spec, arch, config.weights)
-        embedder = ImageEmbedder(spec.strip(model)).eval()
-        preprocess = preprocess_config(transform)
-        images = sample_images()
-        # The reference: torchvision's own transform after ImageFolder's RGB conversion.
-        pixels = torch.stack([transform(image.convert("RGB")) for image in images])
-        replayed = ImagePreprocessor(preprocess).batch(images)
-        replay_diff = float(np.abs(replayed - pixels.numpy()).max())
-        if replay_diff > 1e-5:
-            raise ExportError(f"run-time preprocessing differs from torchvision's transform by {replay_diff:.3g}")
-        with torch.no_grad():
-            expected = embedder(pixels).numpy()
-        if expected.shape[1] != spec.dim:
-            raise ExportError(f"{arch} gives {expected.shape[1]}-d features, the registry says {spec.dim}")
-        graph = export_onnx(
-            embedder,
-            (pixels[:2],),
-            tmp / IMAGE_FILE,
-            input_names=["pixel_values"],
-            output_name=OUTPUT,
-            dynamic_shapes={"pixel_values": {0: torch.export.Dim("batch", min=1, max=4096)}},
-            opset=config.opset,
-        )
-        feeds = {"pixel_values": pixels.numpy()}
-        diffs = check_parity(arch, {OUTPUT: expected}, {OUTPUT: run_onnx(graph, feeds)}, config.tolerance)
-        quantization: Quantization | None = None
-        if config.quantize == "int8":
-            graph, quantization = _quantize(graph, tmp / INT8_FILE, files, preprocess, feeds)
-        tower = Tower(
-            modality="image",
-            file=graph.name,
-            sha256=sha256_file(graph),
-            dim=spec.dim,
-            output=OUTPUT,
-            preprocess=preprocess,
-        )
-        manifest = Manifest(
-            name=Path(out_dir).name,
-            family="resnet",
-            architecture=arch,
-            weights=source,
-            opset=config.opset,
-            towers={"image": tower},
-            parity_max_abs_diff=diffs,
-            parity_tolerance=config.tolerance,
-            quantization=quantization,
-            toolchain=toolchain_versions("torchvision", "pillow"),
-        )
-        manifest.write(tmp)
-    log.info("exported %s to %s (parity %s)", arch, out_dir, diffs)
-    return manifest
-
-
-def _quantize(
-    fp32: Path, out: Path, files: Sequence[Path], preprocess: ImagePreprocess, check: dict[str, np.ndarray]
-) -> tuple[Path, Quantization]:
-    from indexers.export.quantize import quantize_tower
-
-    record = quantize_tower(
-        fp32,
-        out,
-        method="static-qdq-int8",
-        check_feeds=[check],
-        calibration_feeds=calibration_feeds(files, preprocess),
-    )
-    fp32.unlink()  # the folder ships one graph per tower; the fp32 one is a re-export away
-    return out, record
-
-
-FAMILIES.add(
-    "resnet",
-    Family(
-        name="resnet",
-        description="torchvision CNNs (ResNet-18..152, VGG16, MobileNet-V3): pooled image features",
-        modalities=("image",),
-        config=ResnetExportConfig,
-        export=export_resnet,  # type: ignore[arg-type]
-    ),
-)
+    return run_export("resnet", config, out_dir, lambda stage: build(config, spec, files, stage))

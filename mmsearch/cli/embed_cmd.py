@@ -10,6 +10,7 @@ import click
 from mmsearch.errors import ConfigError
 
 if TYPE_CHECKING:
+    from indexers.manifest import Precision
     from indexers.onnx_session import Device
 
 
@@ -18,8 +19,22 @@ if TYPE_CHECKING:
 @click.option("--text", "texts", multiple=True, help="A text to embed (repeatable).")
 @click.option("--image", "images", multiple=True, help="An image file to embed (repeatable).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "int8"]),
+    default="auto",
+    show_default=True,
+    help="Graphs to load: auto is int8 for a model exported with --quantize int8.",
+)
 @click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores).")
-def embed(model_dir: str, texts: tuple[str, ...], images: tuple[str, ...], device: Device, threads: int | None) -> None:
+def embed(
+    model_dir: str,
+    texts: tuple[str, ...],
+    images: tuple[str, ...],
+    device: Device,
+    precision: Precision,
+    threads: int | None,
+) -> None:
     """Embed texts and/or images and print the vectors as JSON.
 
     \b
@@ -30,7 +45,7 @@ def embed(model_dir: str, texts: tuple[str, ...], images: tuple[str, ...], devic
 
     if not texts and not images:
         raise ConfigError("nothing to embed: pass --text and/or --image")
-    model = load_model(model_dir, device=device, threads=threads)
+    model = load_model(model_dir, device=device, precision=precision, threads=threads)
     results = []
     if texts:
         for text, vector in zip(texts, model.embed_texts(list(texts)), strict=True):
@@ -44,6 +59,7 @@ def embed(model_dir: str, texts: tuple[str, ...], images: tuple[str, ...], devic
                 "model": model.name,
                 "family": model.manifest.family,
                 "architecture": model.manifest.architecture,
+                "precision": model.precision,
                 "dim": len(results[0]["embedding"]),
                 "results": results,
             }

@@ -20,7 +20,7 @@ _common = [
         type=click.Choice(["none", "int8"]),
         default="none",
         show_default=True,
-        help="Also quantize the graphs to int8 (the manifest records cosine to fp32).",
+        help="Also write an int8 graph beside each fp32 one (the manifest records its cosine to fp32).",
     ),
     click.option("--overwrite", is_flag=True, help="Replace an existing model folder."),
     click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON."),
@@ -45,10 +45,15 @@ def _run(family: str, out_dir: Path, as_json: bool, **options: Any) -> None:
     click.echo(f"exported {manifest.family} {manifest.architecture} to {out_dir} in {seconds:.1f}s")
     for key, tower in manifest.towers.items():
         click.echo(f"  {key}: {tower.file} dim={tower.dim} sha256={tower.sha256[:16]}")
+        if tower.int8 is not None:
+            q = tower.int8
+            click.echo(
+                f"  {key}: {q.file} {q.method} sha256={q.sha256[:16]}, cosine to fp32 "
+                f"mean {q.cosine_to_fp32_mean:.5f}, min {q.cosine_to_fp32_min:.5f}"
+            )
     click.echo(f"  parity vs PyTorch (max abs diff): {json.dumps(manifest.parity_max_abs_diff)}")
     if manifest.quantization:
-        q = manifest.quantization
-        click.echo(f"  {q.method}: cosine to fp32 mean {q.cosine_to_fp32_mean:.5f}, min {q.cosine_to_fp32_min:.5f}")
+        click.echo("  the int8 graphs are loaded by default; precision='fp32' loads the fp32 ones")
     if manifest.weights.kind == "none":
         click.echo("  weights: random (no pretrained weights): fine for tests and speed, not for search quality")
 

@@ -47,6 +47,7 @@ from indexers.manifest import Manifest
 from indexers.onnx_session import Device
 from indexers.protocol import EncoderSpec
 from indexers.runtime import ImageEncoder, Model, TextEncoder, load_model
+from indexers.runtime import encoder_specs as tower_specs
 from indexers.text import DEFAULT_MAX_CHARS, validate_text
 from mmsearch.errors import ConfigError, InputError
 from mmsearch.fetch import FetchSettings, fetch, is_url
@@ -68,19 +69,8 @@ def cached_model(
 
 
 def encoder_specs(model_dir: str | Path) -> list[EncoderSpec]:
-    """The specs of a model folder's towers, read from its manifest (no onnxruntime session)."""
-    manifest = Manifest.load(Path(model_dir), verify=False)
-    return [
-        EncoderSpec(
-            model=manifest.name,
-            family=manifest.family,
-            modality=t.modality,
-            dim=t.dim,
-            distance=t.distance,
-            fingerprint=t.sha256,
-        )
-        for t in manifest.towers.values()
-    ]
+    """The specs of a model folder's towers, as `cached_model` loads them (no onnxruntime session)."""
+    return list(tower_specs(Manifest.load(Path(model_dir), verify=False)).values())
 
 
 def _columns(batch: Any) -> tuple[dict[str, list[Any]], int]:
