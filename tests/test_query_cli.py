@@ -224,7 +224,10 @@ def test_filter_expressions():
         ),
         must_not=(Match("brand", "acme"),),
     )
+    assert parse_filters(["price=5.4", "in_stock=true,false", "v=1.50"]) == Filter(
+        must=(Match("price", 5.4), MatchAny("in_stock", (True, False)), Match("v", 1.5))
+    )
     assert parse_filters([]) is None
-    for bad in ("color", "=red", "price<", "price>=x"):
+    for bad in ("color", "=red", "price<", "price>=x", "n=1,two"):
         with pytest.raises(InvalidFilterError, match="filter"):
             parse_filters([bad])

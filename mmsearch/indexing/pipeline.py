@@ -365,7 +365,7 @@ class Pipeline:
     def _changed(self, records: list[tuple[int, CatalogItem]]) -> Iterator[Work]:
         hashes = [content_hash(item, self.embedders, self.base_dir) for _, item in records]
         ids = [item.id for _, item in records]
-        stored = {s.id: s.payload.get(HASH_KEY) for s in self.store.retrieve(ids, with_payload=True)}
+        stored = {s.id: s.payload.get(HASH_KEY) for s in self.store.retrieve(ids, internal=True)}
         changed = [i for i, h in zip(ids, hashes, strict=True) if i in stored and stored[i] != h]
         cf: dict[str, np.ndarray] = {}
         if changed and CF_VECTOR in self.store.vector_names:

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -322,7 +323,8 @@ class Searcher:
             fusion: `wsum` (weighted sum of normalised scores), `rrf` (weighted RRF) or `dbsf`
                 (weighted sum of DBSF-normalised scores).
             normalization: for `wsum`: `minmax` (default), `dbsf` or `none` (cosines only).
-            filter: payload filter (`mmsearch.storage.Filter`).
+            filter: payload filter: a `mmsearch.storage.Filter`, a `qdrant_client.models.Filter` or
+                a dict in Qdrant's JSON filter form. A field no stored item has gets a note.
             limit: results wanted.
             exclude_seen: leave out the items the user interacted with.
             explain: fill each result's per-signal breakdown.
@@ -339,18 +341,18 @@ class Searcher:
                 fusion or normalization (the valid names are listed).
             ConfigError: negative or all-zero weights, a weighted signal this query gives no
                 input to, `user` without a CF model, `normalization="none"` with a CF signal.
-            InvalidFilterError: `filter` is not a `Filter`.
+            InvalidFilterError: `filter` is not a filter, or a Qdrant condition mmsearch cannot express.
         """
-        _check_query(text, image, item, user, limit, fusion, normalization, filter)
+        flt = _check_query(text, image, item, user, limit, fusion, normalization, filter)
         wanted = None if weights is None else resolve_weights(weights, self._signals)  # fail early on bad names
-        notes: list[str] = []
+        notes: list[str] = self._filter_notes(flt)
         user_state = self._user(user, alone=text is None and image is None and item is None, notes=notes)
         drafts, dropped, excluded = self._drafts(text, image, item, user_state, wanted, notes)
         if exclude_seen and user_state is not None:
             excluded += user_state.seen
         legs, leg_weights = self._weigh(drafts, weights, dropped, notes)
         _check_normalization(legs, fusion, normalization)
-        flt = _combine_filters(filter, excluded)
+        flt = _combine_filters(flt, excluded)
         return self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
 
     def _drafts(
@@ -440,6 +442,22 @@ class Searcher:
         )
 
     # ------------------------------------------------------------------ inputs
+
+    def _filter_notes(self, flt: Filter | None) -> list[str]:
+        """A note per payload field the filter tests that no stored item has (a typo, most often)."""
+        absent = self.store.absent_fields(flt)
+        if not absent:
+            return []
+        seen = self.store.payload_fields()
+        notes = []
+        for key in absent:
+            close = difflib.get_close_matches(key, seen, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            notes.append(
+                f"filter: no stored item has a field {key!r} (fields seen: {_names(seen)}), so the condition "
+                f"on it never holds{hint}"
+            )
+        return notes
 
     def _no_encoder(self, modality: str) -> ConfigError:
         vectors = [n for n, s in self.store.schema.vectors.items() if s.kind == "pooled"]
@@ -702,8 +720,8 @@ def _check_query(
     fusion: str,
     normalization: str,
     flt: object,
-) -> None:
-    """The checks of `Searcher.search`'s arguments that need no store (see its Raises)."""
+) -> Filter | None:
+    """The checks of `Searcher.search`'s arguments that need no store (see its Raises); returns the filter."""
     if text is None and image is None and item is None and user is None:
         raise InputError("empty query: give a text, an image, an item id or a user id")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -712,7 +730,7 @@ def _check_query(
         raise UnknownNameError("fusion method", str(fusion), F.METHODS)
     if normalization not in F.NORMALIZATIONS:
         raise UnknownNameError("normalization", str(normalization), F.NORMALIZATIONS)
-    check_filter(flt)
+    return check_filter(flt)
 
 
 def _check_normalization(legs: Sequence[_Leg], fusion: str, normalization: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from indexers.protocol import EncoderSpec
 from mmsearch.errors import StoreNotFoundError
 from mmsearch.storage.base import Backend, Hit, Item, NearestQuery, ScrollPage, StoredItem, VectorUpdate
-from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range, check_filter, where
+from mmsearch.storage.filters import Filter, HasItemId, IsEmpty, Match, MatchAny, Range, check_filter, where
 from mmsearch.storage.hybrid import (
     Const,
     Dbsf,
@@ -138,6 +138,7 @@ __all__ = [
     "Hit",
     "HnswSettings",
     "HybridQuery",
+    "IsEmpty",
     "Item",
     "Match",
     "MatchAny",
