@@ -22,10 +22,10 @@ USERS = 6
 
 
 @pytest.fixture(scope="module")
-def shop(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shop(trained_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store of N items (CLIP vectors, photos on disk), its config file and an interaction log."""
     root = tmp_path_factory.mktemp("shop")
-    clip = load_model(tiny_clip_dir, threads=1)
+    clip = load_model(trained_clip_dir, threads=1)
     rng = np.random.default_rng(0)
     (root / "img").mkdir()
     items = []
@@ -53,7 +53,7 @@ def shop(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         store.upsert(items)
     (root / "mmsearch.toml").write_text(
         f'[store]\nbackend = "edge"\npath = "data"\ncollection = "shop"\n\n'
-        f'[[encoders]]\nmodel = "{tiny_clip_dir.as_posix()}"\n',
+        f'[[encoders]]\nmodel = "{trained_clip_dir.as_posix()}"\n',
         encoding="utf-8",
     )
     lines = ["user,item,rating"]

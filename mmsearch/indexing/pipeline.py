@@ -244,9 +244,18 @@ def prepare(
     return Prepared(work=work, pixels=pixels, texts=texts)
 
 
-def encode(batch: Sequence[Prepared], embedders: Sequence[Embedder]) -> list[dict[str, np.ndarray]]:
-    """Run every embedder once over the batch; one {key: (rows, dim)} mapping per item."""
+@dataclass
+class Encoded:
+    """A batch's vectors: one {key: (rows, dim)} mapping per item, and how many texts were truncated."""
+
+    vectors: list[dict[str, np.ndarray]]
+    truncated: int = 0
+
+
+def encode(batch: Sequence[Prepared], embedders: Sequence[Embedder]) -> Encoded:
+    """Run every embedder once over the batch (texts over a model's context are truncated and counted)."""
     out: list[dict[str, np.ndarray]] = [{} for _ in batch]
+    truncated = 0
     for emb in embedders:
         owners = [i for i, p in enumerate(batch) if emb.key in (p.pixels if emb.modality == "image" else p.texts)]
         if not owners:
@@ -258,13 +267,14 @@ def encode(batch: Sequence[Prepared], embedders: Sequence[Embedder]) -> list[dic
             sizes = [len(p) for p in parts]
         else:
             lists = [batch[i].texts[emb.key] for i in owners]
-            vectors = encoder.embed([t for texts in lists for t in texts])
+            vectors, cut = encoder.embed_counted([t for texts in lists for t in texts])
+            truncated += int(cut.sum())
             sizes = [len(t) for t in lists]
         start = 0
         for i, n in zip(owners, sizes, strict=True):
             out[i][emb.key] = vectors[start : start + n]
             start += n
-    return out
+    return Encoded(out, truncated)
 
 
 @dataclass
@@ -278,6 +288,7 @@ class RunCounts:
     skipped: int = 0
     failed: int = 0
     unreadable: int = 0  # records whose id could not be read (invalid line): they block pruning
+    truncated: int = 0  # texts longer than their model's context, embedded truncated to it
     encode_seconds: float = 0.0  # wall time spent inside the encoders
     seen: set[str] = field(default_factory=set)
 
@@ -384,7 +395,9 @@ class Pipeline:
     def _encode(self, batch: list[Prepared]) -> list[tuple[Prepared, dict[str, np.ndarray]]]:
         start = time.perf_counter()
         try:
-            return list(zip(batch, encode(batch, self.embedders), strict=True))
+            encoded = encode(batch, self.embedders)
+            self.counts.truncated += encoded.truncated
+            return list(zip(batch, encoded.vectors, strict=True))
         except Exception as e:  # noqa: BLE001 - onnxruntime raises untyped errors; isolate the item(s) at fault
             if len(batch) == 1:
                 p = batch[0]

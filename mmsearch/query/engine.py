@@ -44,8 +44,9 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -61,20 +62,20 @@ from indexers.text import validate_text
 from mmsearch.cf import CFModel
 from mmsearch.errors import (
     ConfigError,
-    FingerprintMismatchError,
     InputError,
     ItemNotFoundError,
     NotFoundError,
     SchemaMismatchError,
+    StoreNotFoundError,
     UnknownNameError,
     listed,
 )
 from mmsearch.fetch import FetchSettings, fetch, is_url
 from mmsearch.query import fusion as F
+from mmsearch.query.models import check_models, default_choice, random_models, random_warnings, resolve_recorded
 from mmsearch.query.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
 from mmsearch.query.signals import (
     CF_SIGNAL,
-    MODALITIES,
     PROFILE_PREFIX,
     Signal,
     collection_signals,
@@ -96,7 +97,6 @@ from mmsearch.storage import (
     StoreSettings,
     check_filter,
     multi_name,
-    pooled_name,
     weighted_sum_formula,
 )
 
@@ -186,38 +186,24 @@ class Searcher:
     ) -> None:
         self.store = store
         self.settings = settings or SearchSettings()
-        self.models = self._check_models(models)
+        self.models = check_models(store.schema, store.settings.collection, models)
         self.cf_model = self._check_cf(cf_model)
         self._owns_store = owns_store
         self._signals = collection_signals(store.schema, cf=self.cf_model is not None)
+        self._random = random_models(store.schema, models)
+        self._owned: list[Model] = []  # models this searcher loaded, closed with it
+        self._deferred: list[Callable[[], Model]] = []  # recorded models, loaded on the first text or image
+        self._unavailable: dict[str, str] = {}  # recorded models that cannot be loaded, and why
 
     # ------------------------------------------------------------------ setup
 
-    def _check_models(self, models: Sequence[Model | Encoder]) -> dict[str, dict[str, Encoder]]:
-        """Model name -> modality -> encoder, for the towers whose model has vectors in the store."""
-        schema = self.store.schema
-        towers: dict[str, dict[str, Encoder]] = {}
-        for m in models:
-            for encoder in m.encoders.values() if isinstance(m, Model) else (m,):
-                spec = encoder.spec
-                mine = towers.setdefault(spec.model, {})
-                if spec.modality in mine and mine[spec.modality].spec.fingerprint != spec.fingerprint:
-                    raise ConfigError(
-                        f"two different {spec.modality} towers are named {spec.model!r}; model names "
-                        f"are unique in a collection"
-                    )
-                mine[spec.modality] = encoder
-        out: dict[str, dict[str, Encoder]] = {}
-        for name, mine in towers.items():
-            stored = {mod: schema.vectors.get(pooled_name(name, mod)) for mod in MODALITIES}
-            if not any(stored.values()):
-                log.info("model %r has no vectors in this collection; its towers are not used", name)
-                continue
-            for mod, vector in stored.items():
-                if vector is not None and mod in mine and mine[mod].spec.fingerprint != vector.fingerprint:
-                    raise FingerprintMismatchError(vector.name, str(vector.fingerprint), mine[mod].spec.fingerprint)
-            out[name] = mine
-        return out
+    def _load_deferred(self) -> None:
+        """Load the recorded models (once), the first time a text or image needs them."""
+        while self._deferred:
+            model = self._deferred.pop(0)()
+            self._owned.append(model)
+            self.models.update(check_models(self.store.schema, self.store.settings.collection, [model]))
+            self._random |= random_models(self.store.schema, [model])
 
     def _check_cf(self, cf_model: CFModel | None) -> CFModel | None:
         if cf_model is None:
@@ -236,7 +222,7 @@ class Searcher:
     def open(
         cls,
         store: StoreSettings | Mapping[str, Any] | str | Path,
-        models: Sequence[str | Path] = (),
+        models: Sequence[str | Path] | None = None,
         *,
         cf_path: str | Path | None = None,
         settings: SearchSettings | None = None,
@@ -252,33 +238,50 @@ class Searcher:
             store: the store settings (`mmsearch.storage.StoreSettings`, or a mapping of its
                 fields), or an Edge store folder (collection `mmsearch`).
             models: model folders written by `mmsearch export`, whose towers embed the query inputs.
+                None (the default): the folders the collection recorded when it was indexed, loaded
+                on the first text or image query, when they still hold the same models (a search
+                that needs one that does not says which folder to pass).
             cf_path: the CF model folder, when not the default one beside the store.
             settings: engine settings.
-            device, threads: onnxruntime placement and threads for the encoders.
+            device, threads: onnxruntime placement and threads per session for the encoders.
             verify_models: check the model files' sha256 against their manifests.
 
         Raises:
-            ConfigError: invalid store settings.
+            ConfigError: invalid store settings; a model with no vectors in the collection.
             StoreNotFoundError: the collection does not exist (index it first).
             ModelError: a model folder cannot be loaded.
             FingerprintMismatchError: a model differs from the one that wrote the collection.
         """
         from indexers.runtime import load_model
         from mmsearch.cf.collection import load_collection_cf
-        from mmsearch.storage import load_settings, open_store
+        from mmsearch.storage import load_settings
 
         store_settings = load_settings({"path": store} if isinstance(store, (str, Path)) else store)
-        opened = open_store(store_settings)
+        opened = _open_collection(store_settings)
+        load_options: dict[str, Any] = {"device": device, "threads": threads, "verify": verify_models}
+        loaded: list[Model] = []
         try:
-            loaded = [load_model(m, device=device, threads=threads, verify=verify_models) for m in models]
-            cf_model = load_collection_cf(opened, cf_path)
-            return cls(opened, loaded, cf_model, settings, owns_store=True)
+            loaded += [load_model(m, **load_options) for m in models or ()]
+            searcher = cls(opened, loaded, load_collection_cf(opened, cf_path), settings, owns_store=True)
         except BaseException:
+            for m in loaded:
+                m.close()
             opened.close()
             raise
+        searcher._owned = loaded
+        if models is None:
+            usable, searcher._unavailable = resolve_recorded(opened.schema)
+            searcher._deferred = [
+                functools.partial(load_model, r.record.folder, precision=r.precision, **load_options) for r in usable
+            ]
+            searcher._random |= {r.record.name for r in usable if r.record.random_weights}
+        return searcher
 
     def close(self) -> None:
-        """Close the store if this searcher opened it."""
+        """Release the models this searcher loaded, and close the store if it opened it."""
+        for model in self._owned:
+            model.close()
+        self._owned = []
         if self._owns_store:
             self.store.close()
 
@@ -384,6 +387,8 @@ class Searcher:
             excluded.append(item)
         text_emb = self._embed_text(text) if text is not None else {}
         image_emb = self._embed_image(image) if image is not None else {}
+        if text is not None or image is not None:
+            notes += [f"{why}; its signals are left out" for why in self._unavailable.values()]
         content = content_queries(
             self.store.schema,
             text=text_emb,
@@ -461,13 +466,22 @@ class Searcher:
 
     def _no_encoder(self, modality: str) -> ConfigError:
         vectors = [n for n, s in self.store.schema.vectors.items() if s.kind == "pooled"]
+        if self._unavailable:
+            why = "; ".join(self._unavailable.values())
+        elif not self.store.schema.models:
+            why = (
+                "give the model folders that indexed it (--model DIR, or [[encoders]] in the config); the collection "
+                "records its folders from its next `mmsearch index` run on"
+            )
+        else:
+            why = "give the model folders that indexed it (--model DIR, or [[encoders]] in the config)"
         return ConfigError(
-            f"no {modality} encoder of this collection is loaded (its vectors: {_names(sorted(vectors))}); "
-            f"give the model folders that indexed it (--model DIR, or [[encoders]] in the config)"
+            f"no {modality} encoder of this collection is loaded (its vectors: {_names(sorted(vectors))}): {why}"
         )
 
     def _embed_text(self, text: str) -> dict[str, np.ndarray]:
-        validate_text(text)
+        validate_text(text, max_chars=None)  # each tower applies its own limit
+        self._load_deferred()
         out = {name: towers["text"].embed([text])[0] for name, towers in self.models.items() if "text" in towers}
         if not out:
             raise self._no_encoder("text")
@@ -478,6 +492,7 @@ class Searcher:
         if isinstance(image, str) and is_url(image):
             source = fetch(image, self.settings.fetch)
         picture = load_image(source)
+        self._load_deferred()
         out = {name: towers["image"].embed([picture])[0] for name, towers in self.models.items() if "image" in towers}
         if not out:
             raise self._no_encoder("image")
@@ -558,7 +573,10 @@ class Searcher:
             raise InputError("no signal can use this query: none of its inputs reaches a vector of the collection")
         chosen: dict[str, float]
         if weights is None:
-            chosen = default_weights(available)
+            cross = {name for name, g in drafts.items() if _cross_modal(g)}
+            defaults, note = default_choice(available, cross, self._random)
+            chosen = default_weights(defaults)
+            notes += [note] if note else []
         else:
             resolved = resolve_weights(weights, self._signals)
             chosen = {}
@@ -577,6 +595,8 @@ class Searcher:
             if not chosen:
                 chosen = default_weights(available)
                 notes.append(f"no weighted signal is left; using every available one: {_names(list(chosen))}")
+            else:
+                notes += random_warnings([s for s in available if s.name in chosen], self._random)
         legs = [drafts[s.name] for s in available if s.name in chosen]
         shares = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
         return legs, shares / shares.sum()
@@ -744,6 +764,25 @@ def _combine_filters(flt: Filter | None, excluded: Sequence[str]) -> Filter | No
     if not excluded:
         return flt
     return Filter(must=(flt,) if flt is not None else (), must_not=(HasItemId(tuple(dict.fromkeys(excluded))),))
+
+
+def _cross_modal(leg: _Leg) -> bool:
+    """A content leg whose query vector is only the other modality's (CLIP text searching images)."""
+    queried = set(leg.inputs)
+    return leg.signal.kind == "content" and queried <= {"text", "image"} and leg.signal.modality not in queried
+
+
+def _open_collection(settings: StoreSettings) -> Store:
+    from mmsearch.storage import open_store
+
+    try:
+        return open_store(settings)
+    except StoreNotFoundError as e:
+        where = settings.url if settings.backend == "server" else (settings.data_path or "memory")
+        raise StoreNotFoundError(
+            f"no collection {settings.collection!r} at {where}: index a catalog into it first "
+            f"(mmsearch index CATALOG --model DIR, or Index.open(...)), or check the store path and collection"
+        ) from e
 
 
 def _why(name: str) -> str:

@@ -46,6 +46,7 @@ from mmsearch.storage.hybrid import (
 from mmsearch.storage.ids import ITEM_ID_KEY, ITEM_NAMESPACE, point_id
 from mmsearch.storage.schema import (
     CF_VECTOR,
+    ModelRecord,
     StoreSchema,
     VectorSpec,
     encoder_vectors,
@@ -142,6 +143,7 @@ __all__ = [
     "Item",
     "Match",
     "MatchAny",
+    "ModelRecord",
     "Mult",
     "NearestQuery",
     "Prefetch",

@@ -26,7 +26,7 @@ from mmsearch.storage.base import (
 from mmsearch.storage.filters import Filter, IsEmpty, check_filter, payload_keys
 from mmsearch.storage.hybrid import HybridQuery, prepare_hybrid
 from mmsearch.storage.ids import ITEM_ID_KEY, is_internal_key, point_id
-from mmsearch.storage.schema import MULTI_SUFFIX, StoreSchema, plan_schema
+from mmsearch.storage.schema import MULTI_SUFFIX, ModelRecord, StoreSchema, plan_schema, pooled_name
 from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.validate import prepare_items, prepare_query, prepare_updates
 
@@ -131,6 +131,29 @@ class Store:
             backend.extend(plan.schema, plan.new_vectors, plan.new_indexes)
             self._schema = plan.schema
         return [v.name for v in plan.new_vectors]
+
+    def record_models(self, records: Iterable[ModelRecord]) -> bool:
+        """Record the model folders behind the collection's vectors (see `ModelRecord`).
+
+        `Searcher.open` loads them when no models are given. Records of other models are kept.
+
+        Returns:
+            True when the record changed (and was written).
+
+        Raises:
+            UnknownVectorError: a record names a modality the collection has no vector for.
+        """
+        backend = self._open()
+        records = list(records)
+        for r in records:
+            for modality in r.fingerprints:
+                self._schema.get(pooled_name(r.name, modality))
+        schema = self._schema.with_models(records)
+        if schema == self._schema:
+            return False
+        backend.extend(schema, (), {})
+        self._schema = schema
+        return True
 
     # -- writes ----------------------------------------------------------------------------------
     def upsert(self, items: Iterable[Item], *, optimize: bool | None = None) -> int:
