@@ -364,9 +364,9 @@ def test_searcher_checks_models_and_cf_against_the_store(world):
         with pytest.raises(FingerprintMismatchError, match=world.txt):
             Searcher(other, [world.clip])
         # A model with no vectors in the collection is an error naming both sides, never a silent drop.
-        with pytest.raises(ConfigError, match=r"model 'all-MiniLM-L6-v2' has no vectors in collection 'other'") as e:
+        with pytest.raises(ConfigError, match=r"model 'minilm' has no vectors in collection 'other'") as e:
             Searcher(other, [world.minilm])
-        assert "all-MiniLM-L6-v2.text" in str(e.value) and f"vectors are {world.txt}" in str(e.value)
+        assert "minilm.text" in str(e.value) and f"vectors are {world.txt}" in str(e.value)
     bad_cf = CFModel(
         config=cf_config("als", factors=3),
         user_ids=("u",),

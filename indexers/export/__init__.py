@@ -40,13 +40,13 @@ def export_model(family: str, out_dir: Path, **options: Any) -> Manifest:
     """
     from pydantic import ValidationError
 
-    from mmsearch.errors import ConfigError
+    from mmsearch.errors import config_error
 
     fam = get_family(family)
     try:
         config = fam.config(**options)
     except ValidationError as e:
-        raise ConfigError(f"invalid {family} export options: {e}") from e
+        raise config_error(e, f"{family} export options") from e
     return fam.export(config, Path(out_dir))
 
 

@@ -25,11 +25,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexers.integrity import record_verified
 from indexers.manifest import Int8Graph, Manifest, Quantization, QuantMethod, Tower, TowerInfo, WeightsSource
-from mmsearch.errors import ExportError, ParityError
+from indexers.protocol import MODEL_NAME_RULE, is_model_name
+from mmsearch.errors import ConfigError, ExportError, ParityError
 from mmsearch.files import sha256_file
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class ExportOptions(BaseModel):
         tolerance: max abs difference allowed between ONNX and PyTorch embeddings.
         quantize: `int8` also quantizes the graphs after the fp32 parity check.
         overwrite: replace an existing, non-empty output folder.
+        name: the model's name, the `<model>` of its vector names (`<model>.image`, `<model>.text`);
+            None for the output folder's name. The same rule for every family.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +61,29 @@ class ExportOptions(BaseModel):
     tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0)
     quantize: Literal["none", "int8"] = "none"
     overwrite: bool = False
+    name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        if name is not None and not is_model_name(name):
+            raise ValueError(f"model name {name!r} cannot name vectors: use {MODEL_NAME_RULE}")
+        return name
+
+
+def model_name(options: ExportOptions, out_dir: Path) -> str:
+    """The exported model's name: `options.name`, else the output folder's name.
+
+    Raises:
+        ConfigError: the folder's name cannot name vectors (then `name` must be given).
+    """
+    name = options.name or Path(out_dir).name
+    if not is_model_name(name):
+        raise ConfigError(
+            f"the model would be named {name!r} after its folder, which cannot name vectors ({MODEL_NAME_RULE}); "
+            f"pass a name (--name) or choose another --out folder"
+        )
+    return name
 
 
 def export_onnx(
@@ -233,14 +259,12 @@ class Exported:
         weights: where the weights came from.
         towers: the towers, in manifest order.
         toolchain: distributions whose versions the manifest records besides torch, onnx, onnxruntime.
-        name: the model's name; None for the output folder's.
     """
 
     architecture: str
     weights: WeightsSource
     towers: tuple[TowerExport, ...]
     toolchain: tuple[str, ...] = ()
-    name: str | None = None
 
 
 def run_export(
@@ -262,13 +286,14 @@ def run_export(
         ParityError: an ONNX graph and PyTorch differ by more than `options.tolerance`.
     """
     out_dir = Path(out_dir)
+    name = model_name(options, out_dir)
     started = time.perf_counter()
     with staging_folder(out_dir, overwrite=options.overwrite) as stage:
         exported = build(stage)
         diffs = check_towers(f"{family} {exported.architecture}", stage, exported.towers, options.tolerance)
         int8 = quantize_towers(stage, exported.towers) if options.quantize == "int8" else {}
         manifest = Manifest(
-            name=exported.name or out_dir.name,
+            name=name,
             family=family,
             architecture=exported.architecture,
             weights=exported.weights,

@@ -22,6 +22,12 @@ _common = [
         show_default=True,
         help="Also write an int8 graph beside each fp32 one (the manifest records its cosine to fp32).",
     ),
+    click.option(
+        "--name",
+        default=None,
+        help="The model's name, the <model> of its vector names (<model>.image, <model>.text) [default: the --out "
+        "folder's name].",
+    ),
     click.option("--overwrite", is_flag=True, help="Replace an existing model folder."),
     click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON."),
 ]

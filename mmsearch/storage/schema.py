@@ -21,12 +21,11 @@ as having none.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from indexers.protocol import EncoderSpec
+from indexers.protocol import MODEL_NAME_RULE, EncoderSpec, is_model_name
 from mmsearch.errors import (
     ConfigError,
     FingerprintMismatchError,
@@ -41,7 +40,6 @@ CF_VECTOR = "cf"
 MULTI_SUFFIX = ".multi"
 RECORD_FORMAT = 1
 DEFAULT_CF_DIM = 64
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -188,11 +186,8 @@ def encoder_vectors(spec: EncoderSpec, *, index_multivector: bool = False) -> tu
     Raises:
         ConfigError: a model name that cannot be part of a vector name, a bad dim or distance.
     """
-    if not isinstance(spec.model, str) or not _MODEL_NAME.match(spec.model):
-        raise ConfigError(
-            f"model name {spec.model!r} cannot name a vector: use 1-128 letters, digits, '_', '-' or '.', "
-            f"starting with a letter or digit"
-        )
+    if not is_model_name(spec.model):
+        raise ConfigError(f"model name {spec.model!r} cannot name a vector: use {MODEL_NAME_RULE}")
     if spec.modality not in ("image", "text"):
         raise ConfigError(f"encoder {spec.model!r} has modality {spec.modality!r}; known: image, text")
     if spec.distance not in ("cosine", "dot", "euclid"):
