@@ -158,7 +158,7 @@ def _run(opts: Mapping[str, Any], query: Mapping[str, Any], call: Callable[[Any,
         path = write_report(opts["html_path"], response, query, image_root=opts["image_root"])
         click.echo(f"wrote {path}", err=True)
     if opts["as_json"]:
-        click.echo(json.dumps({"query": dict(query), **response.to_json()}, ensure_ascii=False))
+        click.echo(json.dumps({"query": dict(query), **response.to_dict()}, ensure_ascii=False))
     else:
         _print_table(response, explain and opts["explain"])
 
