@@ -141,7 +141,10 @@ def load_sentence_transformer(source: ModelSource) -> Any:
 
     import_torchvision()  # sentence-transformers imports torchvision, which fails without the patch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    # transformers' own "Loading weights" bar would interleave with the export's stage lines.
+    hf_logging.disable_progress_bar()
     try:
         return SentenceTransformer(
             source.name,

@@ -13,6 +13,7 @@ with int8 its int8 graph in `<key>.int8.onnx`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.metadata
 import io
 import logging
@@ -34,6 +35,9 @@ from mmsearch.errors import ConfigError, ExportError, ParityError
 from mmsearch.files import sha256_file
 
 log = logging.getLogger(__name__)
+# Where `stage` reports the export's steps while `run_export` runs (a command prints them).
+_PROGRESS: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("progress", default=None)
+_STARTED: contextvars.ContextVar[float] = contextvars.ContextVar("started", default=0.0)
 
 DEFAULT_OPSET = 18
 # fp32 ONNX vs eager PyTorch differ only by operator fusion and summation order: ~1e-7 on the
@@ -86,6 +90,24 @@ def model_name(options: ExportOptions, out_dir: Path) -> str:
     return name
 
 
+@contextlib.contextmanager
+def reporting(progress: Callable[[str], None] | None) -> Iterator[None]:
+    """Within the block, exports report each step to `progress` (None: only to the log)."""
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def stage(message: str) -> None:
+    """Report one step of the running export (see `reporting`), with the seconds since it began."""
+    log.info("%s", message)
+    progress = _PROGRESS.get()
+    if progress is not None:
+        progress(f"[{time.perf_counter() - _STARTED.get():6.1f} s] {message}")
+
+
 def export_onnx(
     module: torch.nn.Module,
     example: tuple[torch.Tensor, ...],
@@ -104,6 +126,7 @@ def export_onnx(
         raise ExportError("export needs an example batch of at least 2 rows (batch 1 gets baked in)")
     module = module.eval()
     path = Path(path)
+    stage(f"exporting the {path.stem} tower to ONNX")
     path.parent.mkdir(parents=True, exist_ok=True)
     noise = io.StringIO()
     try:
@@ -278,6 +301,9 @@ def run_export(
         out_dir: the model folder; written atomically.
         build: the family's steps up to the fp32 graphs, given the staging folder to write into.
 
+    Each step (building, exporting each tower, parity check, quantizing, manifest) is reported
+    through `stage` as it starts, to whoever `reporting` names.
+
     Returns:
         The manifest written to `out_dir`.
 
@@ -288,23 +314,41 @@ def run_export(
     out_dir = Path(out_dir)
     name = model_name(options, out_dir)
     started = time.perf_counter()
-    with staging_folder(out_dir, overwrite=options.overwrite) as stage:
-        exported = build(stage)
-        diffs = check_towers(f"{family} {exported.architecture}", stage, exported.towers, options.tolerance)
-        int8 = quantize_towers(stage, exported.towers) if options.quantize == "int8" else {}
+    token = _STARTED.set(started)
+    try:
+        return _run_stages(family, options, out_dir, name, build, started)
+    finally:
+        _STARTED.reset(token)
+
+
+def _run_stages(
+    family: FamilyName,
+    options: ExportOptions,
+    out_dir: Path,
+    name: str,
+    build: Callable[[Path], Exported],
+    started: float,
+) -> Manifest:
+    with staging_folder(out_dir, overwrite=options.overwrite) as folder:
+        stage(f"building the {family} model in PyTorch and loading its weights")
+        exported = build(folder)
+        stage(f"checking {', '.join(t.key for t in exported.towers)} against PyTorch (parity)")
+        diffs = check_towers(f"{family} {exported.architecture}", folder, exported.towers, options.tolerance)
+        int8 = quantize_towers(folder, exported.towers) if options.quantize == "int8" else {}
+        stage(f"writing the manifest and moving the model folder to {out_dir}")
         manifest = Manifest(
             name=name,
             family=family,
             architecture=exported.architecture,
             weights=exported.weights,
             opset=options.opset,
-            towers={t.key: tower_record(stage, t, int8.get(t.key)) for t in exported.towers},
+            towers={t.key: tower_record(folder, t, int8.get(t.key)) for t in exported.towers},
             parity_max_abs_diff=diffs,
             parity_tolerance=options.tolerance,
             toolchain=toolchain_versions(*exported.toolchain),
         )
-        manifest.write(stage)
-        record_verified(stage, manifest.files())
+        manifest.write(folder)
+        record_verified(folder, manifest.files())
     log.info(
         "%s %s exported to %s in %.1fs; parity %s",
         family,
@@ -316,22 +360,23 @@ def run_export(
     return manifest
 
 
-def check_towers(name: str, stage: Path, towers: Sequence[TowerExport], tolerance: float) -> dict[str, float]:
+def check_towers(name: str, folder: Path, towers: Sequence[TowerExport], tolerance: float) -> dict[str, float]:
     """Run each tower's fp32 graph on its parity feeds and compare with PyTorch (see `check_parity`)."""
     expected = {t.key: t.reference for t in towers}
-    actual = {t.key: run_onnx(stage / graph_file(t.key), t.feeds) for t in towers}
+    actual = {t.key: run_onnx(folder / graph_file(t.key), t.feeds) for t in towers}
     return check_parity(name, expected, actual, tolerance)
 
 
-def quantize_towers(stage: Path, towers: Sequence[TowerExport]) -> dict[str, Int8Graph]:
+def quantize_towers(stage_dir: Path, towers: Sequence[TowerExport]) -> dict[str, Int8Graph]:
     """Write `<key>.int8.onnx` beside each tower's fp32 graph; returns their manifest records."""
     from indexers.export.quantize import quantize_tower
 
     out: dict[str, Int8Graph] = {}
     for t in towers:
-        path = stage / graph_file(t.key, "int8")
+        stage(f"quantizing {t.key} to int8 ({t.int8.method})")
+        path = stage_dir / graph_file(t.key, "int8")
         record = quantize_tower(
-            stage / graph_file(t.key),
+            stage_dir / graph_file(t.key),
             path,
             method=t.int8.method,
             check_feeds=t.int8.check_feeds or [t.feeds],
@@ -345,6 +390,6 @@ def int8_record(path: Path, quantization: Quantization) -> Int8Graph:
     return Int8Graph(file=path.name, sha256=sha256_file(path), **dict(quantization))
 
 
-def tower_record(stage: Path, tower: TowerExport, int8: Int8Graph | None) -> Tower:
-    fp32 = stage / graph_file(tower.key)
+def tower_record(folder: Path, tower: TowerExport, int8: Int8Graph | None) -> Tower:
+    fp32 = folder / graph_file(tower.key)
     return Tower(**dict(tower.info), file=fp32.name, sha256=sha256_file(fp32), int8=int8)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mmsearch.cli.options import option_group
+from mmsearch.cli.options import device_option, limit_option, option_group, threads_option
 from mmsearch.cli.store_options import resolve_config, store_options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,7 +47,7 @@ _SEARCH_OPTIONS = option_group(
         help="Payload filter: color=red, color=red,blue, color!=red, 'price<20', 'price>=5' (repeatable, "
         "all must hold).",
     ),
-    click.option("-k", "--limit", type=click.IntRange(min=1), default=10, show_default=True),
+    limit_option(),
     click.option("--explain", is_flag=True, help="Show each signal's raw and normalised score per hit."),
     click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
     click.option(
@@ -86,8 +86,8 @@ _SEARCH_OPTIONS = option_group(
         show_default=True,
         help="Users with fewer interactions are cold: no CF signal, content only.",
     ),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-    click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
+    device_option(),
+    threads_option(),
 )
 
 
@@ -107,7 +107,7 @@ def _searcher(opts: Mapping[str, Any]) -> Any:
     )
     return Searcher.open(
         config.store,
-        models=config.model_folders,
+        models=config.model_folders or None,  # none named: the folders the collection recorded
         cf_path=opts["cf_path"],
         settings=settings,
         device=opts["device"],
@@ -151,7 +151,7 @@ def _run(opts: Mapping[str, Any], query: Mapping[str, Any], call: Callable[[Any,
     with _searcher(opts) as searcher:
         response = call(searcher, weights, flt)
     for note in response.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(note if note.startswith("warning:") else f"note: {note}", err=True)
     if opts["html_path"]:
         from mmsearch.query.report import write_report
 
