@@ -62,7 +62,7 @@ def test_embed_loads_the_int8_graphs_of_an_int8_export_unless_told(tiny_clip_int
             "error: model folder '/nonexistent/model' does not exist",
         ),
         (
-            ["export", "clip", "--arch", "ViT-Q-99", "--out", "{tmp}/m"],
+            ["export", "clip", "--arch", "ViT-Q-99", "--out", "{tmp}/m", "-q"],  # -q: no stage lines before it
             "error: unknown open_clip architecture 'ViT-Q-99'",
         ),
         (["cf", "fit", "{tmp}/log.csv", "--column", "user"], "error: --column 'user' must look like role=name"),

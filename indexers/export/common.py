@@ -32,7 +32,7 @@ from indexers.integrity import record_verified
 from indexers.manifest import Int8Graph, Manifest, Quantization, QuantMethod, Tower, TowerInfo, WeightsSource
 from indexers.protocol import MODEL_NAME_RULE, is_model_name
 from mmsearch.errors import ConfigError, ExportError, ParityError
-from mmsearch.files import sha256_file
+from mmsearch.files import sha256_file, writing
 
 log = logging.getLogger(__name__)
 # Where `stage` reports the export's steps while `run_export` runs (a command prints them).
@@ -209,10 +209,13 @@ def staging_folder(out_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
     import tempfile
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{str(out_dir)!r} is a file; give a folder to write the model into (--out DIR)")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ExportError(f"{str(out_dir)!r} exists and is not empty; pass --overwrite to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    with writing(out_dir, "model folder"):
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared and served
     try:
         yield tmp

@@ -66,7 +66,6 @@ from mmsearch.errors import (
     ItemNotFoundError,
     NotFoundError,
     SchemaMismatchError,
-    StoreNotFoundError,
     UnknownNameError,
     listed,
 )
@@ -254,10 +253,10 @@ class Searcher:
         """
         from indexers.runtime import load_model
         from mmsearch.cf.collection import load_collection_cf
-        from mmsearch.storage import load_settings
+        from mmsearch.storage import load_settings, open_store
 
         store_settings = load_settings({"path": store} if isinstance(store, (str, Path)) else store)
-        opened = _open_collection(store_settings)
+        opened = open_store(store_settings)
         load_options: dict[str, Any] = {"device": device, "threads": threads, "verify": verify_models}
         loaded: list[Model] = []
         try:
@@ -770,19 +769,6 @@ def _cross_modal(leg: _Leg) -> bool:
     """A content leg whose query vector is only the other modality's (CLIP text searching images)."""
     queried = set(leg.inputs)
     return leg.signal.kind == "content" and queried <= {"text", "image"} and leg.signal.modality not in queried
-
-
-def _open_collection(settings: StoreSettings) -> Store:
-    from mmsearch.storage import open_store
-
-    try:
-        return open_store(settings)
-    except StoreNotFoundError as e:
-        where = settings.url if settings.backend == "server" else (settings.data_path or "memory")
-        raise StoreNotFoundError(
-            f"no collection {settings.collection!r} at {where}: index a catalog into it first "
-            f"(mmsearch index CATALOG --model DIR, or Index.open(...)), or check the store path and collection"
-        ) from e
 
 
 def _why(name: str) -> str:

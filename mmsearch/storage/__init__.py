@@ -107,7 +107,11 @@ def open_store(
         existing = backend.read_schema()
         if existing is None and encoders is None:
             where = s.url if s.backend == "server" else (s.data_path or "memory")
-            raise StoreNotFoundError(f"no collection {s.collection!r} at {where}; pass encoders=[...] to create it")
+            raise StoreNotFoundError(
+                f"no collection {s.collection!r} at {where}: index a catalog into it first (mmsearch index "
+                f"CATALOG --model DIR, or Index.open), check the store path and collection name, or pass "
+                f"encoders=[...] to create an empty one"
+            )
         plan = plan_schema(
             existing,
             encoders or (),

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
-from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
+from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, check_folder, engine_errors
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
@@ -193,8 +193,12 @@ class ClientBackend:
         else:
             path = settings.data_path
             self._where = f"local mode, {path}" if path else "local mode, in memory"
+            if path is not None:
+                check_folder(Path(path), "store")
             try:
                 self._client = qc.QdrantClient(path=str(path)) if path else qc.QdrantClient(":memory:")
+            except OSError as e:
+                raise StorageError(f"cannot create the store folder {str(path)!r}: {e.strerror or e}") from e
             except RuntimeError as e:
                 if "already accessed" in str(e):
                     raise StoreLockedError(

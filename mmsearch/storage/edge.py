@@ -33,9 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
+from mmsearch.errors import (
+    BackendError,
+    DependencyError,
+    SchemaMismatchError,
+    StorageError,
+    StoreLockedError,
+)
 from mmsearch.files import write_json_atomic
-from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
+from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, check_folder, engine_errors
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
@@ -201,6 +207,7 @@ class EdgeBackend:
         self._dialect = EdgeDialect(self._qe, settings)
         self._t = Translator(self._dialect, settings)
         self.folder = Path(settings.data_path or "mmsearch-data") / settings.collection
+        check_folder(self.folder, "store")
         self._shard_dir = self.folder / SHARD_DIR
         self._record_path = self.folder / RECORD_FILE
         self._shard: Any = None
@@ -285,7 +292,10 @@ class EdgeBackend:
 
     def create(self, schema: StoreSchema) -> None:
         qe = self._qe
-        self._shard_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._shard_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create the store folder {str(self.folder)!r}: {e.strerror or e}") from e
         if self._shard is None:
             with _engine("create"):
                 try:
