@@ -67,7 +67,7 @@ def bench_index(as_json: bool, progress: str, **opts: Any) -> None:
     \b
     Example:
       mmsearch bench index --items 1000 --rounds 3
-      mmsearch bench index --model models/clip --batch-size 64 --workers 8 --json
+      mmsearch bench index --model models/clip --items 200 --batch-size 64 --workers 8 --json
     """
     config = settings_from(IndexBenchConfig, opts, index=settings_from(IndexSettings, opts))
     result = index_bench.run(config, log=progress_printer(progress))
@@ -110,7 +110,7 @@ def bench_query(as_json: bool, progress: str, **opts: Any) -> None:
     \b
     Example:
       mmsearch bench query --items 100000 --queries 100
-      mmsearch bench query --quantize int8 --threads 2 --json
+      mmsearch bench query --items 2000 --queries 20 --clip-model models/clip --text-model models/minilm --json
     """
     result = query_bench.run(settings_from(QueryBenchConfig, opts), log=progress_printer(progress))
     _report(query_bench.format_result(result), result.to_json(), as_json)
@@ -145,7 +145,7 @@ def bench_store(as_json: bool, progress: str, hnsw_m: int | None, **opts: Any) -
     \b
     Example:
       mmsearch bench store --items 100000 --queries 200
-      mmsearch bench store --items 20000 --memory-items 0 --hnsw-m 32 --json
+      mmsearch bench store --items 5000 --memory-items 1000 --queries 50 --hnsw-m 32 --json
     """
     hnsw = settings_from(HnswSettings, {**opts, "m": hnsw_m})
     result = store_bench.run(settings_from(StoreBenchConfig, opts, hnsw=hnsw), log=progress_printer(progress))

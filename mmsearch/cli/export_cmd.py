@@ -139,6 +139,7 @@ def export_resnet(out_dir: Path, as_json: bool, progress: str, calibration: Path
     \b
     Example:
       mmsearch export resnet --arch resnet50 --weights DEFAULT --out models/resnet50
+      mmsearch export resnet --arch resnet18 --weights none --out models/resnet18
     """
     if calibration is not None:
         options["calibration"] = calibration

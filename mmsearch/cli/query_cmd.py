@@ -193,12 +193,16 @@ def query(
     comparable with (CLIP text also searches CLIP image vectors); a user adds the CF signal and
     a content profile from their items. Scores are normalised and fused inside Qdrant.
 
+    Without --model (or [[encoders]] in the config), the model folders the collection recorded
+    when it was indexed are used. Notes (fallbacks, a filter on a field no item has, signals of
+    models with random weights) go to stderr.
+
     \b
     Example:
-      mmsearch query -c mmsearch.toml --text "red running shoes" --limit 5
-      mmsearch query --text "red dress" --user u42 -w clip_image=0.5 -w bert=0.3 -w cf=0.2 --explain
+      mmsearch query --text "red running shoes" --limit 5
+      mmsearch query -c mmsearch.toml --text "red dress" --user u42 -w clip_image=0.5 -w bert=0.3 -w cf=0.2 --explain
       mmsearch query --image photo.jpg --filter 'price<50' --filter color=red --json
-      mmsearch query --item sku-17 --html hits.html
+      mmsearch query --item sku-017 --html hits.html
     """
     if list_signals:
         _list_signals(opts)
@@ -238,8 +242,8 @@ def recommend(user: str, exclude_seen: bool, **opts: Any) -> None:
     \b
     Example:
       mmsearch recommend -c mmsearch.toml --user u42 --limit 10
-      mmsearch recommend --user u42 -w cf=0.7 -w profile:clip_image=0.3 --explain
-      mmsearch recommend --user new-user --filter in_stock=true --json
+      mmsearch recommend --user u7 -w cf=0.7 -w profile:clip_image=0.3 --explain
+      mmsearch recommend -c mmsearch.toml --user u3 --filter in_stock=true --json
     """
     _run(
         opts,
