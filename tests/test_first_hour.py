@@ -298,26 +298,6 @@ def test_eval_takes_its_cut_offs_with_at() -> None:
 # -- "Long silent steps" -----------------------------------------------------------------------------
 
 
-def test_export_prints_its_stages_and_takes_a_name(tmp_path: Path) -> None:
-    from tests.conftest import TINY_CLIP_CFG
-
-    cfg = tmp_path / "tiny.json"
-    cfg.write_text(json.dumps(TINY_CLIP_CFG))
-    out = str(tmp_path / "m")
-    args = ["export", "clip", "--arch", "stages-tiny", "--model-config", str(cfg), "--out", out, "--name", "shop-clip"]
-    got = CliRunner().invoke(cli, args)
-    assert got.exit_code == 0, got.output
-    stages = [line.split("] ", 1)[1] for line in got.stderr.splitlines() if line.startswith("[")]
-    assert stages == [
-        "building the clip model in PyTorch and loading its weights",
-        "exporting the image tower to ONNX",
-        "exporting the text tower to ONNX",
-        "checking image, text against PyTorch (parity)",
-        f"writing the manifest and moving the model folder to {out}",
-    ]
-    assert Manifest.load(Path(out)).name == "shop-clip"  # --name over the folder's name
-
-
 def test_index_says_it_loads_models_and_an_idle_run_reports_no_rate(ws: Path) -> None:
     got = run(ws, "index", "mmsearch/examples/catalog.jsonl", *CLIP_AND_MINILM)
     assert got.exit_code == 0

@@ -145,7 +145,7 @@ def bench_store(as_json: bool, progress: str, hnsw_m: int | None, **opts: Any) -
     \b
     Example:
       mmsearch bench store --items 100000 --queries 200
-      mmsearch bench store --items 5000 --memory-items 1000 --queries 50 --hnsw-m 32 --json
+      mmsearch bench store --items 2000 --memory-items 500 --queries 20 --hnsw-m 32 --json
     """
     hnsw = settings_from(HnswSettings, {**opts, "m": hnsw_m})
     result = store_bench.run(settings_from(StoreBenchConfig, opts, hnsw=hnsw), log=progress_printer(progress))

@@ -53,18 +53,25 @@ from mmsearch.errors import ConfigError, InputError
 from mmsearch.fetch import FetchSettings, fetch, is_url
 
 ERROR_COLUMN = "embed_error"
-_MODELS: dict[tuple[str, str, int | None, int], Model] = {}
+_MODELS: dict[tuple[str, str, int | None, int, int], Model] = {}
 _MODELS_LOCK = threading.Lock()
 
 
 def cached_model(
-    model_dir: str | Path, *, device: Device = "cpu", threads: int | None = None, batch_size: int = 32
+    model_dir: str | Path,
+    *,
+    device: Device = "cpu",
+    threads: int | None = None,
+    batch_size: int = 32,
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> Model:
     """Load a model folder once per process (a Spark executor calls the function once per partition)."""
-    key = (str(Path(model_dir).resolve()), device, threads, batch_size)
+    key = (str(Path(model_dir).resolve()), device, threads, batch_size, max_chars)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_model(model_dir, device=device, threads=threads, batch_size=batch_size)
+            _MODELS[key] = load_model(
+                model_dir, device=device, threads=threads, batch_size=batch_size, max_text_chars=max_chars
+            )
         return _MODELS[key]
 
 
@@ -127,7 +134,7 @@ class EmbedBatch:
         fetch: FetchSettings | Mapping[str, Any] | None = None,
         error_column: str = ERROR_COLUMN,
     ) -> None:
-        self.model = cached_model(model_dir, device=device, threads=threads, batch_size=batch_size)
+        self.model = cached_model(model_dir, device=device, threads=threads, batch_size=batch_size, max_chars=max_chars)
         self.text_column = text_column
         self.image_column = image_column
         self.base_dir = Path(base_dir) if base_dir is not None else None
