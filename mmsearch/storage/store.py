@@ -550,8 +550,10 @@ class Store:
         """The payload fields a filter tests by value that no stored item has a value for.
 
         A filter on such a field (most often a typo) matches nothing, or everything when negated.
-        Each field costs one cheap lookup (the first item that has it); fields found are remembered
-        for the store's lifetime.
+        Each field costs one lookup (the first item that has it), remembered for the store's
+        lifetime once found: about 0.1 ms for a common field; for a field without a payload index
+        that few items have (or none), a scan of the payloads (~150 ms per 100,000 items on a
+        2-core machine, ~1 ms with a payload index).
 
         Raises:
             InvalidFilterError: `filter` is not a filter.
