@@ -224,7 +224,13 @@ def test_the_collection_remembers_its_model_folders(ws: Path, tmp_path: Path) ->
     from mmsearch.query.engine import Searcher
 
     with Searcher.open(ws / "mmsearch-data") as searcher:  # the library: no models named either
+        assert searcher.models == {}  # loaded on first use, and only those the query's weights need
+        assert searcher.search(text="a red ball", weights={"bert": 1}, limit=3).ids[0] == "sku-001"
+        assert set(searcher.models) == {"minilm"}
         assert searcher.search(text="a red ball", limit=3).ids[0] == "sku-001"
+        assert set(searcher.models) == {"minilm"}  # the default weights leave CLIP's random signals out
+        searcher.search(text="a red ball", weights={"clip_image": 1}, limit=3)
+        assert set(searcher.models) == {"clip", "minilm"}
 
 
 def test_a_moved_model_folder_says_exactly_what_to_pass(ws: Path, tmp_path: Path) -> None:

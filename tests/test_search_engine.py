@@ -427,3 +427,25 @@ def test_query_path_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"query path imported: {out.stdout.strip()}"
+
+
+def test_only_the_weighted_models_embed_the_query(world, monkeypatch):
+    calls = []
+    real = world.clip.text.embed
+    monkeypatch.setattr(world.clip.text, "embed", lambda batch: calls.append(list(batch)) or real(batch))
+    got = world.searcher().search(text=TEXT, weights={"bert": 1}, limit=3)
+    assert calls == [] and [s.name for s in got.signals] == [world.bert]  # CLIP's text tower never ran
+    world.searcher().search(text=TEXT, weights={"clip_image": 1}, limit=3)
+    assert calls == [[TEXT]]
+
+
+def test_an_input_that_no_weighted_signal_uses_is_a_note(world):
+    got = world.searcher().search(text=TEXT, user="u0", weights={"cf": 1}, limit=3)
+    assert [s.name for s in got.signals] == ["cf"]
+    assert "the query's text reaches none of the weighted signals, so it is not used" in got.notes
+
+
+def test_when_no_weighted_signal_is_left_the_fallback_still_embeds_the_text(world):
+    got = world.searcher().search(text=TEXT, user="stranger", weights={"cf": 1}, limit=3)
+    assert len(got) == 3 and {world.bert, world.txt} <= {s.name for s in got.signals}
+    assert not any("not used" in n for n in got.notes) and any("no weighted signal is left" in n for n in got.notes)

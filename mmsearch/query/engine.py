@@ -191,15 +191,16 @@ class Searcher:
         self._signals = collection_signals(store.schema, cf=self.cf_model is not None)
         self._random = random_models(store.schema, models)
         self._owned: list[Model] = []  # models this searcher loaded, closed with it
-        self._deferred: list[Callable[[], Model]] = []  # recorded models, loaded on the first text or image
+        # recorded models by name, loaded when a text or image first needs them
+        self._deferred: dict[str, Callable[[], Model]] = {}
         self._unavailable: dict[str, str] = {}  # recorded models that cannot be loaded, and why
 
     # ------------------------------------------------------------------ setup
 
-    def _load_deferred(self) -> None:
-        """Load the recorded models (once), the first time a text or image needs them."""
-        while self._deferred:
-            model = self._deferred.pop(0)()
+    def _load_deferred(self, only: set[str] | None = None) -> None:
+        """Load the recorded models (those in `only`, or all), once, when a text or image first needs them."""
+        for name in [n for n in self._deferred if only is None or n in only]:
+            model = self._deferred.pop(name)()
             self._owned.append(model)
             self.models.update(check_models(self.store.schema, self.store.settings.collection, [model]))
             self._random |= random_models(self.store.schema, [model])
@@ -270,9 +271,10 @@ class Searcher:
         searcher._owned = loaded
         if models is None:
             usable, searcher._unavailable = resolve_recorded(opened.schema)
-            searcher._deferred = [
-                functools.partial(load_model, r.record.folder, precision=r.precision, **load_options) for r in usable
-            ]
+            searcher._deferred = {
+                r.record.name: functools.partial(load_model, r.record.folder, precision=r.precision, **load_options)
+                for r in usable
+            }
             searcher._random |= {r.record.name for r in usable if r.record.random_weights}
         return searcher
 
@@ -384,18 +386,6 @@ class Searcher:
         item_vectors = self._item_vectors(item) if item is not None else {}
         if item is not None:
             excluded.append(item)
-        text_emb = self._embed_text(text) if text is not None else {}
-        image_emb = self._embed_image(image) if image is not None else {}
-        if text is not None or image is not None:
-            notes += [f"{why}; its signals are left out" for why in self._unavailable.values()]
-        content = content_queries(
-            self.store.schema,
-            text=text_emb,
-            image=image_emb,
-            item={k: v for k, v in item_vectors.items() if k != CF_VECTOR},
-        )
-        for vector, (q, inputs) in content.items():
-            drafts[vector] = self._leg(by_name[vector], q, inputs)
         if user is not None:
             reason = "none of the user's items has its vector" if user.known else "the user is unknown"
             # A cold user's CF weight falls back on the profile, so a cold user needs it either way.
@@ -412,7 +402,79 @@ class Searcher:
                 drafts[CF_SIGNAL] = cf_leg
             elif user is not None:
                 dropped[CF_SIGNAL] = "the user is cold" if user.known else "the user is unknown"
-        return drafts, dropped, excluded
+        if text is not None or image is not None:
+            notes += [f"{why}; its signals are left out" for why in self._unavailable.values()]
+        only = self._embedding_models(wanted)
+        content, unused = self._content_legs(text, image, item_vectors, only)
+        if only is not None and not self._serves({**content, **drafts}, wanted):
+            # Nothing the weights (or the trained models) want is left, say for a cold user: the
+            # fallback weighs every signal, so every tower embeds the query after all.
+            only = None
+            content, unused = self._content_legs(text, image, item_vectors, only)
+        notes += [self._unused_note(m, wanted) for m in unused]
+        if wanted is None and only is not None and (text is not None or image is not None) and not unused:
+            notes += self._random_left_out()
+        return {**content, **drafts}, dropped, excluded
+
+    def _random_left_out(self) -> list[str]:
+        """The note for content signals of random-weight models that the default weights did not embed for."""
+        skipped = [g.name for g in self._signals if g.kind == "content" and g.model in self._random]
+        if not skipped:
+            return []
+        models = ", ".join(repr(m) for m in sorted(self._random))
+        return [
+            f"signals {_names(skipped)} are left out of the default weights: model(s) {models} were exported with "
+            f"random weights (weight them with -w to use them anyway)"
+        ]
+
+    def _embedding_models(self, wanted: Mapping[str, float] | None) -> set[str] | None:
+        """The models whose towers embed the query's text and image first; None for all of them.
+
+        Given weights, the models of the weighted content signals; without, the models with trained
+        weights when some have random ones (whose signals the default weights leave out). A tower
+        that would be loaded and run for nothing is not.
+        """
+        if wanted is not None:
+            return {str(s.model) for s in self._signals if s.kind == "content" and wanted.get(s.name, 0) > 0}
+        if self._random:
+            return (set(self.models) | set(self._deferred)) - self._random
+        return None
+
+    def _serves(self, legs: Mapping[str, _Leg], wanted: Mapping[str, float] | None) -> bool:
+        """Whether `legs` hold a weighted signal (given weights) or one of a trained model (without)."""
+        if wanted is not None:
+            return any(w > 0 and n in legs for n, w in wanted.items())
+        return any(leg.signal.model not in self._random for leg in legs.values())
+
+    def _unused_note(self, modality: str, wanted: Mapping[str, float] | None) -> str:
+        if wanted is not None:
+            return f"the query's {modality} reaches none of the weighted signals, so it is not used"
+        models = ", ".join(repr(m) for m in sorted(self._random))
+        return (
+            f"the query's {modality} reaches only signals of models exported with random weights ({models}), "
+            f"left out of the default weights (weight them with -w to use them anyway)"
+        )
+
+    def _content_legs(
+        self,
+        text: str | None,
+        image: ImageSource | None,
+        item_vectors: Mapping[str, np.ndarray],
+        only: set[str] | None,
+    ) -> tuple[dict[str, _Leg], list[str]]:
+        """The content signals' legs, the query embedded by the models in `only` (None: all); and the
+        inputs (text, image) that none of those models embeds."""
+        text_emb = self._embed("text", text, only) if text is not None else {}
+        image_emb = self._embed("image", image, only) if image is not None else {}
+        unused = [m for m, given, emb in (("text", text, text_emb), ("image", image, image_emb)) if given and not emb]
+        content = content_queries(
+            self.store.schema,
+            text=text_emb,
+            image=image_emb,
+            item={k: v for k, v in item_vectors.items() if k != CF_VECTOR},
+        )
+        by_name = {s.name: s for s in self._signals}
+        return {vector: self._leg(by_name[vector], q, inputs) for vector, (q, inputs) in content.items()}, unused
 
     def recommend(
         self,
@@ -478,24 +540,21 @@ class Searcher:
             f"no {modality} encoder of this collection is loaded (its vectors: {_names(sorted(vectors))}): {why}"
         )
 
-    def _embed_text(self, text: str) -> dict[str, np.ndarray]:
-        validate_text(text, max_chars=None)  # each tower applies its own limit
-        self._load_deferred()
-        out = {name: towers["text"].embed([text])[0] for name, towers in self.models.items() if "text" in towers}
-        if not out:
-            raise self._no_encoder("text")
-        return out
+    def _embed(self, modality: str, value: Any, only: set[str] | None) -> dict[str, np.ndarray]:
+        """`value` embedded by each `modality` tower of the models in `only` (all when None).
 
-    def _embed_image(self, image: ImageSource) -> dict[str, np.ndarray]:
-        source: ImageSource = image
-        if isinstance(image, str) and is_url(image):
-            source = fetch(image, self.settings.fetch)
-        picture = load_image(source)
-        self._load_deferred()
-        out = {name: towers["image"].embed([picture])[0] for name, towers in self.models.items() if "image" in towers}
-        if not out:
-            raise self._no_encoder("image")
-        return out
+        Raises:
+            ConfigError: no model of the searcher has a `modality` tower at all.
+        """
+        if modality == "text":
+            validate_text(value, max_chars=None)  # each tower applies its own limit
+        else:
+            value = load_image(fetch(value, self.settings.fetch) if isinstance(value, str) and is_url(value) else value)
+        self._load_deferred(only)
+        towers = {n: t[modality] for n, t in self.models.items() if modality in t and (only is None or n in only)}
+        if not towers and not self._deferred and not any(modality in t for t in self.models.values()):
+            raise self._no_encoder(modality)
+        return {name: tower.embed([value])[0] for name, tower in towers.items()}
 
     def _item_vectors(self, item: str) -> dict[str, np.ndarray]:
         names = [n for n, s in self.store.schema.vectors.items() if s.kind in ("pooled", "cf")]
