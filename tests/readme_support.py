@@ -19,7 +19,7 @@ An HTML comment on the line right before a fence changes that:
   before it; `<!-- readme-test: output: COMMAND -->`: the output of COMMAND, run in the workspace.
   A json sample must have the keys of the real stdout; a text sample the first word of each
   line of the real stdout then stderr (numbers masked, `...` lines left out), in order.
-- `<!-- quickstart-command -->`, `<!-- test-command -->`, `<!-- lint-command -->`: run by
+- `<!-- quickstart-command -->`, `<!-- test-command -->`, `<!-- lint-command -->`, `<!-- system-command -->`: run by
   `.ci/run` on a clean clone, so skipped here.
 """
 
@@ -39,7 +39,12 @@ from typing import Any
 
 import pytest
 
-CI_MARKERS = ("<!-- quickstart-command -->", "<!-- test-command -->", "<!-- lint-command -->")
+CI_MARKERS = (
+    "<!-- quickstart-command -->",
+    "<!-- test-command -->",
+    "<!-- lint-command -->",
+    "<!-- system-command -->",
+)
 MARKER = re.compile(r"<!-- readme-test: (.*?) -->")
 FENCE = re.compile(r"^(\s*)(```+)\s*([^\s`]*)[^`]*$")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
