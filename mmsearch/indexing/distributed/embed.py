@@ -71,6 +71,10 @@ class EmbedBatch:
         self.embedders = load_embedders(job.config, self.device, self.threads)
         self._pool = ThreadPoolExecutor(job.config.index.workers, thread_name_prefix="mmsearch-decode")
 
+    def close(self) -> None:
+        """Stop the decode threads (the models stay loaded for the process's next batches)."""
+        self._pool.shutdown(wait=True)
+
     def __call__(self, batch: Any) -> Any:
         table = to_arrow(batch)
         check_no_clash(table.schema.names, self.job.columns)

@@ -161,6 +161,8 @@ def _vectors_of(column: Any, dim: int, key: str) -> list[np.ndarray | None]:
     """Each row's (rows, dim) matrix from a list<list<float>> column (None where null)."""
     pa = import_arrow()
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_null(array.type):  # no row has vectors (all unchanged or bad), typed by pandas as null
+        return [None] * len(array)
     if not pa.types.is_list(array.type) and not pa.types.is_large_list(array.type):
         raise ConfigError(f"column {vector_column(key)!r} holds {array.type}, expected list<list<float>>")
     inner = array.flatten()

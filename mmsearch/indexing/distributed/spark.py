@@ -104,8 +104,11 @@ class SparkIndexer:
     def embed(self, batches: Iterator[Any]) -> Iterator[Any]:
         """Embed a partition's Arrow batches: the function for `DataFrame.mapInArrow`."""
         embed = EmbedBatch(self.spec)
-        for batch in batches:
-            yield embed(batch)
+        try:
+            for batch in batches:
+                yield embed(batch)
+        finally:
+            embed.close()
 
     def write_partition(self, batches: Iterator[Any]) -> Iterator[Any]:
         """Write a partition's embedded batches; yields one Arrow batch with the partition's report (JSON)."""
