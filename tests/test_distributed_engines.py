@@ -83,6 +83,7 @@ def spark_local():
         SparkSession.builder.master("local[2]")
         .appName("mmsearch-tests")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .getOrCreate()
     )
@@ -135,7 +136,7 @@ def test_the_readme_spark_example_stores_every_good_row_once_and_reports_every_b
     assert embedded.where("mm_status = 'unchanged'").select("mm_id", "mm_clip_tiny_image").count() == GOOD
 
 
-def test_ray_write_tasks_without_a_concurrency_cap_take_the_edge_folder_in_turn(
+def test_ray_write_tasks_without_a_concurrency_cap_take_the_edge_folder_in_turn_numpy_batches_too(
     ray_local, tmp_path, tiny_clip_dir, minilm_dir
 ):
     from mmsearch.indexing.distributed import EmbedBatch, MmsearchSink
@@ -143,15 +144,16 @@ def test_ray_write_tasks_without_a_concurrency_cap_take_the_edge_folder_in_turn(
     catalog = make_workspace(tmp_path, tiny_clip_dir, minilm_dir, good=40, broken=1)
     sink = MmsearchSink(tmp_path / "mmsearch.toml", base_dir=tmp_path, write={"rows_per_write": 8})
     rows = ray_local.data.read_json(str(catalog.path)).repartition(6)
-    embedded = rows.map_batches(
-        EmbedBatch, fn_constructor_kwargs=sink.embed_kwargs, batch_size=8, batch_format="pyarrow"
-    )
+    embedded = rows.map_batches(EmbedBatch, fn_constructor_kwargs=sink.embed_kwargs, batch_size=8, batch_format="numpy")
     embedded.write_datasink(sink, ray_remote_args={"num_cpus": 0})  # several writers at once, no concurrency=1
     summary = sink.summary
     assert (summary.new, summary.skipped, summary.failed, summary.stored) == (40, len(catalog.bad), 0, 40)
+    with open_store({"backend": "edge", "path": tmp_path / "data", "collection": "products"}) as store:
+        assert_vectors_are_the_models(store, catalog, tiny_clip_dir, minilm_dir)
 
 
-def test_an_edge_sink_refuses_several_writers_before_any_work(ray_local, tmp_path, tiny_clip_dir, minilm_dir):
+def test_an_edge_sink_refuses_several_writers_before_any_work(tmp_path, tiny_clip_dir, minilm_dir):
+    pytest.importorskip("ray", reason="ray is not installed: pip install 'mmsearch[distributed]'")
     from mmsearch.errors import ConfigError
     from mmsearch.indexing.distributed import MmsearchSink
 
@@ -205,3 +207,18 @@ def test_a_ray_actor_given_a_gpu_embeds_on_it(ray_local, tmp_path, tiny_clip_dir
         compute=ray_local.data.ActorPoolStrategy(size=1),
     ).take_all()
     assert {(r["device"], r["cuda"]) for r in out} == {("cuda", True)}
+
+
+def test_the_distributed_benchmark_gives_each_engine_a_ratio_against_mmsearch_index(ray_local, tiny_clip_dir):
+    from mmsearch.bench.distributed import DistributedBenchConfig, format_result, run
+
+    lines: list[str] = []
+    result = run(
+        DistributedBenchConfig(items=24, model=tiny_clip_dir, image_size=32, engines=("ray",)), log=lines.append
+    )
+    base, ray_run = result.runs
+    assert (base.engine, base.ratio, ray_run.engine) == ("mmsearch index", 1.0, "ray")
+    assert ray_run.ratio == pytest.approx(ray_run.rows_per_s / base.rows_per_s, rel=0.01)
+    assert ray_run.rerun_ratio == pytest.approx(ray_run.rerun_rows_per_s / base.rerun_rows_per_s, rel=0.01)
+    table = format_result(result)
+    assert "| ray |" in table and "| mmsearch index |" in table and any(line.startswith("ray:") for line in lines)

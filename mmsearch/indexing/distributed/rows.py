@@ -164,7 +164,7 @@ def _vectors_of(column: Any, dim: int, key: str) -> list[np.ndarray | None]:
     if pa.types.is_null(array.type):  # no row has vectors (all unchanged or bad), typed by pandas as null
         return [None] * len(array)
     if not pa.types.is_list(array.type) and not pa.types.is_large_list(array.type):
-        raise ConfigError(f"column {vector_column(key)!r} holds {array.type}, expected list<list<float>>")
+        return [_matrix(v, dim, key) for v in array.to_pylist()]  # e.g. Ray's tensor columns, from numpy batches
     inner = array.flatten()
     flat = inner.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     lengths = inner.value_lengths().to_numpy(zero_copy_only=False)
@@ -175,6 +175,15 @@ def _vectors_of(column: Any, dim: int, key: str) -> list[np.ndarray | None]:
     return [
         flat[offsets[i] * dim : offsets[i + 1] * dim].reshape(-1, dim) if valid[i] else None for i in range(len(array))
     ]
+
+
+def _matrix(value: Any, dim: int, key: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        return np.asarray(value, dtype=np.float32).reshape(-1, dim)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"column {vector_column(key)!r} holds {str(value)[:60]!r}, not rows of {dim} floats") from e
 
 
 def read_rows(table: Any, columns: Mapping[str, str], dims: Mapping[str, int]) -> list[EmbeddedRow]:
