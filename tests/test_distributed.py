@@ -289,3 +289,6 @@ def test_the_package_imports_no_engine_until_the_sink_is_named():
         "print([m for m in ('ray', 'pyspark', 'pandas', 'pyarrow') if m in sys.modules])"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+    pytest.importorskip("ray", reason="ray is not installed: pip install 'mmsearch[distributed]'")
+    named = "import sys; from mmsearch.indexing.distributed import MmsearchSink; print('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", named], capture_output=True, text=True, check=True).stdout == "True\n"
