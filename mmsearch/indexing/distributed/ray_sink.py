@@ -57,6 +57,8 @@ class MmsearchSink(Datasink[WriteReport]):
     Attributes:
         summary: the `JobSummary`, once `write_datasink` has returned.
 
+    Build one sink per job: the content hashes already stored are read when it is built.
+
     Raises:
         ConfigError: a concurrency the store cannot honour, an in-memory store, a bad setting.
         ModelError, StorageError: as `IndexJob`.

@@ -50,6 +50,8 @@ class SparkIndexer:
             partitions for a server; a single-writer store takes 1.
         write: writer settings (batch size, retries, backoff, lock timeout).
 
+    Build one indexer per job: the content hashes already stored are read when it is built.
+
     Raises:
         ConfigError: a concurrency the store cannot honour, an in-memory store, a bad setting.
         ModelError, StorageError: as `IndexJob`.
