@@ -39,6 +39,8 @@ SLOW = {
     "mmsearch bench query --items 100000 --queries 100",
     "mmsearch bench query --quantize int8 --threads 2 --json",
     "mmsearch bench store --items 100000 --queries 200",
+    "mmsearch bench distributed --items 500 --workers 2",  # starts Ray and Spark
+    "mmsearch bench distributed --engine spark --model models/clip --json",
 }
 
 
