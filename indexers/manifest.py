@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mmsearch.errors import ConfigError, ModelError, ModelIntegrityError
+from mmsearch.errors import ConfigError, ModelError, ModelIntegrityError, validation_message
 
 MANIFEST_FILE = "manifest.json"
 # 2: an int8 export keeps each tower's fp32 graph and lists the int8 one beside it (`Tower.int8`).
@@ -198,7 +198,8 @@ class Manifest(_Frozen):
         folder = Path(folder)
         path = folder / MANIFEST_FILE
         if not folder.is_dir():
-            raise ModelError(f"model folder {str(folder)!r} does not exist")
+            what = "is a file, not a model folder" if folder.exists() else "does not exist"
+            raise ModelError(f"model folder {str(folder)!r} {what}")
         if not path.is_file():
             raise ModelIntegrityError(
                 f"{str(path)!r} is missing: is {str(folder)!r} a folder made by `mmsearch export`?"
@@ -210,7 +211,7 @@ class Manifest(_Frozen):
         try:
             manifest = cls.model_validate(_upgrade(data, path))
         except ValidationError as e:
-            raise ModelIntegrityError(f"manifest {str(path)!r} is not valid: {e}") from e
+            raise ModelIntegrityError(f"manifest {str(path)!r} is not valid: {validation_message(e)}") from e
         if manifest.format_version != FORMAT_VERSION:
             raise ModelError(
                 f"manifest {str(path)!r} has format_version {manifest.format_version}; "

@@ -6,7 +6,7 @@ import importlib.metadata
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class OnnxSession:
                 )
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=providers)
+            self._session: Any = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as e:  # onnxruntime raises its own untyped exceptions
             raise ModelError(f"onnxruntime cannot load {str(self.path)!r}: {e}") from e
         self.providers = tuple(self._session.get_providers())
@@ -113,13 +113,31 @@ class OnnxSession:
                 'and runs on CPU; check `python -c "import onnxruntime as o; '
                 "o.preload_dlls(); print(o.get_device())\"`, or install 'mmsearch[cpu]'",
             )
-        self.input_names = tuple(i.name for i in self._session.get_inputs())
-        self.output_names = tuple(o.name for o in self._session.get_outputs())
+        # Shapes as the graph declares them: an int per fixed axis, a name (or None) per dynamic one.
+        self.input_shapes = {i.name: tuple(i.shape) for i in self._session.get_inputs()}
+        self.output_shapes = {o.name: tuple(o.shape) for o in self._session.get_outputs()}
+        self.input_names = tuple(self.input_shapes)
+        self.output_names = tuple(self.output_shapes)
 
     @property
     def on_cuda(self) -> bool:
         return "CUDAExecutionProvider" in self.providers
 
+    @property
+    def closed(self) -> bool:
+        return self._session is None
+
+    def close(self) -> None:
+        """Release the onnxruntime session (its memory, and its GPU memory on CUDA). Closing twice is fine."""
+        self._session = None
+
     def run(self, feeds: dict[str, np.ndarray], output: str | None = None) -> np.ndarray:
+        """The graph's `output` (default: its first) for `feeds` (extra feeds are ignored).
+
+        Raises:
+            ModelError: the session was closed.
+        """
+        if self._session is None:
+            raise ModelError(f"the session of {str(self.path)!r} is closed (its model was closed)")
         names = [output] if output else [self.output_names[0]]
         return self._session.run(names, {k: v for k, v in feeds.items() if k in self.input_names})[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -10,6 +11,16 @@ import numpy as np
 
 Modality = Literal["image", "text"]
 Distance = Literal["cosine", "dot", "euclid"]
+
+# A model's name is the `<model>` of its vector names (`<model>.<modality>`), so it is kept to
+# characters every Qdrant engine takes in a vector name.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+MODEL_NAME_RULE = "1-128 letters, digits, '_', '-' or '.', starting with a letter or digit"
+
+
+def is_model_name(name: object) -> bool:
+    """Whether `name` can be a model's name (see `MODEL_NAME_RULE`)."""
+    return isinstance(name, str) and MODEL_NAME.match(name) is not None
 
 
 @dataclass(frozen=True)

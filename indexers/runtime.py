@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image as PILImage
 
 from indexers.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from indexers.manifest import Manifest, Precision
+from indexers.manifest import Manifest, Precision, Tower
 from indexers.onnx_session import Device, OnnxSession
 from indexers.preprocess import ImagePreprocessor
 from indexers.protocol import Encoder, EncoderSpec
@@ -103,7 +104,12 @@ class ImageEncoder(_TowerEncoder):
 
 @dataclass(eq=False)
 class TextEncoder(_TowerEncoder):
-    """Embeds texts with a text tower and the tokenizer saved beside it."""
+    """Embeds texts with a text tower and the tokenizer saved beside it.
+
+    A text longer than the model's context (`tokenizer.config.context_length` tokens) is truncated
+    to it, as sentence-transformers does; `embed_counted` says which were. `max_chars` only guards
+    against absurd inputs.
+    """
 
     tokenizer: TextTokenizer
     _: KW_ONLY
@@ -116,24 +122,41 @@ class TextEncoder(_TowerEncoder):
 
         Raises:
             TextInputError: an empty text, a non-string, or one over `max_chars` (index named).
+            ConfigError: `batch` is a single str (use `Model.embed_texts`, which takes one).
+        """
+        return self.embed_counted(batch)[0]
+
+    def embed_counted(self, batch: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`embed`, and a bool per text: True for a text truncated to the model's context.
+
+        Raises:
+            the errors of `embed`.
         """
         if isinstance(batch, str):
             raise ConfigError("embed() takes a list of texts, not a single str")
         texts = [validate_text(t, max_chars=self.max_chars, index=i) for i, t in enumerate(batch)]
         out = np.empty((len(texts), self.spec.dim), dtype=np.float32)
         if not texts:
-            return out
-        ids = self.tokenizer.ids(texts)
+            return out, np.zeros(0, dtype=bool)
+        ids, truncated = self.tokenizer.ids_and_truncation(texts)
         order = np.argsort([len(i) for i in ids], kind="stable")
         for part in _batches(len(order), self.batch_size):
             rows = order[part]
             out[rows] = self.session.run(self.tokenizer.pad([ids[r] for r in rows]))
-        return out
+        return out, np.asarray(truncated, dtype=bool)
 
 
 @dataclass
 class Model:
-    """A loaded model folder: its manifest, the precision of the graphs loaded, one encoder per tower."""
+    """A loaded model folder: its manifest, the precision of the graphs loaded, one encoder per tower.
+
+    A context manager: leaving the `with` block (or `close()`) releases its onnxruntime sessions.
+
+    Example:
+        with load_model("models/clip") as clip:
+            one = clip.embed_texts("a red bicycle")  # (dim,)
+            rows = clip.embed_texts(["a red bicycle", "ramen"])  # (2, dim)
+    """
 
     path: Path
     manifest: Manifest
@@ -144,17 +167,52 @@ class Model:
 
     @property
     def name(self) -> str:
+        """The model's name: the `<model>` of its vector names (see `indexers.manifest.Manifest.name`)."""
         return self.manifest.name
 
-    def embed_images(self, images: Sequence[ImageSource]) -> np.ndarray:
+    @property
+    def random_weights(self) -> bool:
+        """Exported without trained weights (`--weights none`): its vectors carry no meaning."""
+        return self.manifest.weights.kind == "none"
+
+    def embed_images(self, images: ImageSource | Sequence[ImageSource]) -> np.ndarray:
+        """Embed images: (len(images), dim) float32 unit rows; one image (a path, bytes, a PIL image) gives (dim,).
+
+        Raises:
+            ConfigError: the model has no image tower.
+            ImageDecodeError: an image cannot be read (its index is named).
+        """
         if self.image is None:
             raise ConfigError(f"model {self.name!r} ({self.manifest.family}) has no image tower")
+        if isinstance(images, (str, Path, bytes, bytearray, memoryview, PILImage.Image)):
+            return self.image.embed([images])[0]
         return self.image.embed(images)
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_texts(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Embed texts: (len(texts), dim) float32 unit rows; one str gives (dim,), as in sentence-transformers.
+
+        Raises:
+            ConfigError: the model has no text tower.
+            TextInputError: an empty text, a non-string, or one over the character limit.
+        """
         if self.text is None:
             raise ConfigError(f"model {self.name!r} ({self.manifest.family}) has no text tower")
+        if isinstance(texts, str):
+            return self.text.embed([texts])[0]
         return self.text.embed(texts)
+
+    def close(self) -> None:
+        """Release the onnxruntime sessions; embedding afterwards raises `ModelError`. Closing twice is fine."""
+        for encoder in self.encoders.values():
+            session = getattr(encoder, "session", None)
+            if isinstance(session, OnnxSession):
+                session.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def load_model(
@@ -165,6 +223,7 @@ def load_model(
     threads: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     verify: bool = True,
+    max_text_chars: int = DEFAULT_MAX_CHARS,
 ) -> Model:
     """Load a model folder written by `mmsearch export`.
 
@@ -177,9 +236,15 @@ def load_model(
         batch_size: rows per onnxruntime run.
         verify: check the sha256 of the files loaded against the manifest first; a file unchanged
             since its last check is not hashed again (see `indexers.integrity`).
+        max_text_chars: the text encoder refuses longer texts (a guard against absurd inputs;
+            texts over the model's context are truncated, not refused).
+
+    Returns:
+        The model; use it as a context manager (or `close()` it) to release its sessions.
 
     Raises:
-        ModelError: not a model folder, or onnxruntime cannot load a graph.
+        ModelError: not a model folder, onnxruntime cannot load a graph, or a graph's inputs or
+            output disagree with the manifest (dim, image size, tokenizer inputs).
         ModelIntegrityError: a file is missing or its hash differs from the manifest.
         ConfigError: an unknown device or precision, or `int8` for a model without int8 graphs.
     """
@@ -190,18 +255,59 @@ def load_model(
         manifest.verify(folder, resolved)
     model = Model(path=folder, manifest=manifest, precision=resolved)
     specs = encoder_specs(manifest, resolved)
-    for key, graph in manifest.graphs(resolved).items():
-        tower = manifest.towers[key]
-        session = OnnxSession(folder / graph.file, device=device, threads=threads)
-        if tower.modality == "image":
-            if tower.preprocess is None:
-                raise ModelError(f"{folder}: image tower {key!r} has no preprocessing config")
-            model.image = ImageEncoder(specs[key], session, ImagePreprocessor(tower.preprocess), batch_size=batch_size)
-            model.encoders[key] = model.image
-        else:
-            if tower.tokenizer is None:
-                raise ModelError(f"{folder}: text tower {key!r} has no tokenizer config")
-            tokenizer = TextTokenizer(folder / tower.tokenizer.file, tower.tokenizer)
-            model.text = TextEncoder(specs[key], session, tokenizer, batch_size=batch_size)
-            model.encoders[key] = model.text
+    try:
+        for key, graph in manifest.graphs(resolved).items():
+            session = OnnxSession(folder / graph.file, device=device, threads=threads)
+            check_graph(session, manifest.towers[key])
+            encoder = _encoder(folder, key, manifest.towers[key], specs[key], session, batch_size, max_text_chars)
+            if isinstance(encoder, ImageEncoder):
+                model.image = encoder
+            else:
+                model.text = encoder
+            model.encoders[key] = encoder
+    except BaseException:
+        model.close()
+        raise
     return model
+
+
+def _encoder(
+    folder: Path, key: str, tower: Tower, spec: EncoderSpec, session: OnnxSession, batch_size: int, max_chars: int
+) -> ImageEncoder | TextEncoder:
+    if tower.modality == "image":
+        if tower.preprocess is None:
+            raise ModelError(f"{folder}: image tower {key!r} has no preprocessing config")
+        return ImageEncoder(spec, session, ImagePreprocessor(tower.preprocess), batch_size=batch_size)
+    if tower.tokenizer is None:
+        raise ModelError(f"{folder}: text tower {key!r} has no tokenizer config")
+    tokenizer = TextTokenizer(folder / tower.tokenizer.file, tower.tokenizer)
+    return TextEncoder(spec, session, tokenizer, batch_size=batch_size, max_chars=max_chars)
+
+
+def check_graph(session: OnnxSession, tower: Tower) -> None:
+    """The graph's declared inputs and output agree with the manifest's tower, where their sizes are fixed.
+
+    Raises:
+        ModelError: the output is missing or not `dim` wide, an image input of another size, or a
+            graph input the run-time feeds do not provide; the message names each disagreement.
+    """
+    problems = []
+    shape = session.output_shapes.get(tower.output)
+    if shape is None:
+        problems.append(f"it has no output {tower.output!r} (outputs: {', '.join(session.output_names)})")
+    elif shape and isinstance(shape[-1], int) and shape[-1] != tower.dim:
+        problems.append(f"output {tower.output!r} has {shape[-1]} values per row, the manifest says dim {tower.dim}")
+    if tower.modality == "image":
+        fed: tuple[str, ...] = ("pixel_values",)
+        size = tower.preprocess.size if tower.preprocess is not None else None
+        pixels = session.input_shapes.get("pixel_values", ())
+        fixed = tuple(d if isinstance(d, int) else None for d in pixels[1:])
+        if size is not None and len(fixed) == 3 and fixed != (None, None, None) and fixed != (3, *size):
+            problems.append(f"input 'pixel_values' is {pixels}, but the manifest preprocesses images to 3 x {size}")
+    else:
+        fed = tower.tokenizer.input_names if tower.tokenizer is not None else ("input_ids",)
+    unfed = [n for n in session.input_names if n not in fed]
+    if unfed:
+        problems.append(f"graph input(s) {', '.join(unfed)} are not among the manifest's inputs ({', '.join(fed)})")
+    if problems:
+        raise ModelError(f"{str(session.path)!r} does not match its manifest: {'; '.join(problems)}; re-export it")

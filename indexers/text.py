@@ -12,19 +12,29 @@ import numpy as np
 from indexers.manifest import TokenizerConfig
 from mmsearch.errors import ModelError, TextInputError
 
-DEFAULT_MAX_CHARS = 20_000
+# A guard against absurd inputs (a whole file pasted into a field), not a length rule: the tokenizer
+# truncates every text to the model's context anyway, as sentence-transformers does, and
+# tokenizing a million characters takes about a second.
+DEFAULT_MAX_CHARS = 1_000_000
 
 
-def validate_text(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, index: int | None = None) -> str:
-    """Return `text` if it can be embedded, else raise TextInputError naming the problem."""
+def validate_text(text: object, *, max_chars: int | None = DEFAULT_MAX_CHARS, index: int | None = None) -> str:
+    """Return `text` if it can be embedded, else raise TextInputError naming the problem.
+
+    Args:
+        text: the text.
+        max_chars: longer texts are refused; None for no limit.
+        index: the text's position in its batch, for the message.
+    """
     where = f"text #{index}" if index is not None else "text"
     if not isinstance(text, str):
         raise TextInputError(f"{where} is a {type(text).__name__}, expected str")
     if not text.strip():
         raise TextInputError(f"{where} is empty: nothing to embed")
-    if len(text) > max_chars:
+    if max_chars is not None and len(text) > max_chars:
         raise TextInputError(
-            f"{where} has {len(text):,} characters, over the limit of {max_chars:,}; shorten it or raise max_chars"
+            f"{where} has {len(text):,} characters, over the limit of {max_chars:,} (a guard against absurd "
+            f"inputs: texts are truncated to the model's context anyway); shorten it or raise max_text_chars"
         )
     return text
 
@@ -61,9 +71,14 @@ class TextTokenizer:
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, special tokens included, truncated to the context length."""
+        return self.ids_and_truncation(texts)[0]
+
+    def ids_and_truncation(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids per text (as `ids`), and whether each text was longer than the context and cut."""
         if self.config.clean == "clip":
             texts = [clip_clean(t) for t in texts]
-        return [e.ids for e in self._tok.encode_batch(list(texts))]
+        encodings = self._tok.encode_batch(list(texts))
+        return [e.ids for e in encodings], [bool(e.overflowing) for e in encodings]
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Feeds for the text graph: padded int64 `input_ids`, plus masks the graph takes."""

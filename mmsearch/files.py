@@ -7,9 +7,24 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from mmsearch.errors import ConfigError
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, what: str) -> Iterator[Path]:
+    """Write `path` inside the block; an OSError (no such folder, no permission, a file in the way) becomes one line.
+
+    Raises:
+        ConfigError: `path` cannot be written; the message names it and what it was for.
+    """
+    try:
+        yield Path(path)
+    except OSError as e:
+        raise ConfigError(f"cannot write the {what} {str(path)!r}: {e.strerror or e}") from e
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

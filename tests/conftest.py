@@ -44,6 +44,24 @@ def tiny_clip_dir(models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def trained_clip_dir(tiny_clip_dir: Path, models_dir: Path) -> Path:
+    """The tiny CLIP with a manifest that says its weights come from a file, as a trained export's would.
+
+    For tests of how the engine weighs and fuses CLIP's signals: a random-weight model is left out of
+    the default weights (tested with `tiny_clip_dir` itself). Same graphs, so the same fingerprints.
+    """
+    import shutil
+
+    from indexers.manifest import Manifest, WeightsSource
+
+    out = shutil.copytree(tiny_clip_dir, models_dir / "clip-tiny-trained")
+    manifest = Manifest.load(out)
+    trained = WeightsSource(kind="file", name="tests: weights treated as trained", sha256=None)
+    manifest.model_copy(update={"name": "clip-tiny", "weights": trained}).write(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_clip_int8_dir(models_dir: Path) -> Path:
     from indexers.export import export_model
 

@@ -295,7 +295,7 @@ def test_minilm_manifest(minilm_dir: Path) -> None:
     folder = minilm_folder()
     tower = manifest.towers["text"]
     assert manifest.family == "bert"
-    assert manifest.name == "all-MiniLM-L6-v2"
+    assert manifest.name == "minilm"  # the --out folder's name, as for every family
     assert manifest.architecture == "BertModel:all-MiniLM-L6-v2"
     assert manifest.weights.kind == "folder"
     assert manifest.weights.name == str(folder.resolve())
@@ -488,7 +488,7 @@ def _fake_hub_cache(root: Path, repo: str, files: Path) -> Path:
 def test_a_hub_name_from_the_cache(tiny_bert_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(_fake_hub_cache(tmp_path / "hf", "acme/tiny", tiny_bert_src)))
     manifest = export_model("bert", tmp_path / "out", model="acme/tiny")
-    assert (manifest.name, manifest.architecture) == ("tiny", "BertModel:acme/tiny")
+    assert (manifest.name, manifest.architecture) == ("out", "BertModel:acme/tiny")  # named after its folder
     assert (manifest.weights.kind, manifest.weights.name) == ("hub", "acme/tiny")
     assert manifest.weights.sha256 == sha256_file(tiny_bert_src / "model.safetensors")
 

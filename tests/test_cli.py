@@ -5,6 +5,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from indexers.manifest import Manifest
 from mmsearch.cli import cli
 from tests.conftest import TINY_CLIP_CFG
 from tests.helpers import make_image
@@ -62,7 +63,7 @@ def test_embed_loads_the_int8_graphs_of_an_int8_export_unless_told(tiny_clip_int
             "error: model folder '/nonexistent/model' does not exist",
         ),
         (
-            ["export", "clip", "--arch", "ViT-Q-99", "--out", "{tmp}/m"],
+            ["export", "clip", "--arch", "ViT-Q-99", "--out", "{tmp}/m", "-q"],  # -q: no stage lines before it
             "error: unknown open_clip architecture 'ViT-Q-99'",
         ),
         (["cf", "fit", "{tmp}/log.csv", "--column", "user"], "error: --column 'user' must look like role=name"),
@@ -105,10 +106,22 @@ def test_export_clip_from_a_model_config_then_embed(tmp_path):
             "none",
             "--out",
             str(out),
+            "--name",
+            "shop-clip",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "weights: random" in result.output and (out / "manifest.json").is_file()
+    # A minute-long export says what it is doing, stage by stage, on stderr.
+    stages = [line.split("] ", 1)[1] for line in result.stderr.splitlines() if line.startswith("[")]
+    assert stages == [
+        "building the clip model in PyTorch and loading its weights",
+        "exporting the image tower to ONNX",
+        "exporting the text tower to ONNX",
+        "checking image, text against PyTorch (parity)",
+        f"writing the manifest and moving the model folder to {out}",
+    ]
+    assert Manifest.load(out).name == "shop-clip"  # --name over the folder's name, hence its vector names
     again = runner.invoke(
         cli, ["export", "clip", "--arch", "cli-tiny-clip", "--model-config", str(cfg), "--out", str(out)]
     )

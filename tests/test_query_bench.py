@@ -27,7 +27,7 @@ def test_query_bench_small(tiny_clip_dir, minilm_dir, tmp_path):
     result = run(cfg)
     assert [r.kind for r in result.rows] == ["text", "image"]
     text, image = result.rows
-    assert text.signals == ["all-MiniLM-L6-v2.text", "clip-tiny.image", "clip-tiny.text", "cf"]
+    assert text.signals == ["clip-tiny.image", "clip-tiny.text", "minilm.text", "cf"]
     assert image.signals == ["clip-tiny.image", "clip-tiny.text", "cf"]
     for r in result.rows:
         assert 0 < r.knn_p50_ms <= r.baseline_p50_ms * 1.5

@@ -22,10 +22,10 @@ USERS = 6
 
 
 @pytest.fixture(scope="module")
-def shop(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shop(trained_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store of N items (CLIP vectors, photos on disk), its config file and an interaction log."""
     root = tmp_path_factory.mktemp("shop")
-    clip = load_model(tiny_clip_dir, threads=1)
+    clip = load_model(trained_clip_dir, threads=1)
     rng = np.random.default_rng(0)
     (root / "img").mkdir()
     items = []
@@ -53,7 +53,7 @@ def shop(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         store.upsert(items)
     (root / "mmsearch.toml").write_text(
         f'[store]\nbackend = "edge"\npath = "data"\ncollection = "shop"\n\n'
-        f'[[encoders]]\nmodel = "{tiny_clip_dir.as_posix()}"\n',
+        f'[[encoders]]\nmodel = "{trained_clip_dir.as_posix()}"\n',
         encoding="utf-8",
     )
     lines = ["user,item,rating"]
@@ -224,7 +224,10 @@ def test_filter_expressions():
         ),
         must_not=(Match("brand", "acme"),),
     )
+    assert parse_filters(["price=5.4", "in_stock=true,false", "v=1.50"]) == Filter(
+        must=(Match("price", 5.4), MatchAny("in_stock", (True, False)), Match("v", 1.5))
+    )
     assert parse_filters([]) is None
-    for bad in ("color", "=red", "price<", "price>=x"):
+    for bad in ("color", "=red", "price<", "price>=x", "n=1,two"):
         with pytest.raises(InvalidFilterError, match="filter"):
             parse_filters([bad])

@@ -10,38 +10,18 @@ and `clicks.tsv`), `mmsearch.toml` (the config file section's store and encoders
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from indexers.manifest import Manifest
 from mmsearch.errors import ConfigError
+from tests.cli_workspace import make_workspace
 from tests.readme_support import Block, BlockError, Runner, read_blocks
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "mmsearch" / "examples"
 BLOCKS = read_blocks((REPO / "README.md").read_text(encoding="utf-8"))
-
-MMSEARCH_TOML = """\
-[store]
-backend = "edge"
-path = "data"
-collection = "products"
-payload_indexes = { category = "keyword", price = "float" }
-
-[[encoders]]
-model = "models/clip"
-text_fields = ["title"]
-
-[[encoders]]
-model = "models/minilm"
-text_fields = ["title", "description", "reviews"]
-"""
 
 BROKEN_CATALOG = """\
 {"id": "g1", "title": "Green mug", "description": "Stoneware mug."}
@@ -49,9 +29,6 @@ BROKEN_CATALOG = """\
 {"id": "g1", "title": "Green mug again"}
 {"id": "bad json",
 """
-
-# Items nobody interacted with: found through content only (the README's explain sample says so of sku-011).
-COLD = {"sku-011", "sku-037", "sku-038", "sku-039", "sku-040"}
 
 
 def block_env(workspace: Path) -> dict[str, str]:
@@ -68,49 +45,10 @@ def block_env(workspace: Path) -> dict[str, str]:
     return env
 
 
-def interaction_rows() -> list[tuple[str, str, int, int]]:
-    """(user, item, rating, timestamp) for users u1..u50, each mostly within one category, seeded."""
-    items = [json.loads(line) for line in (EXAMPLES / "catalog.jsonl").read_text(encoding="utf-8").splitlines()]
-    warm = [i for i in items if i["id"] not in COLD]
-    categories = sorted({i["category"] for i in warm})
-    rng, t, rows = random.Random(0), 1_700_000_000, []
-    for u in range(1, 51):
-        home = categories[u % len(categories)]
-        mine = [i["id"] for i in warm if i["category"] == home]
-        other = [i["id"] for i in warm if i["category"] != home]
-        for item in rng.sample(mine, min(len(mine), rng.randint(3, 5))) + rng.sample(other, 2):
-            t += rng.randint(60, 86_400)
-            rows.append((f"u{u}", item, rng.randint(1, 5), t))
-    return rows
-
-
-def write_logs(workspace: Path) -> None:
-    rows = interaction_rows()
-    logs = {
-        "interactions.csv": (",", ("user", "item", "rating", "timestamp"), lambda r: r),
-        "ratings.tsv": ("\t", ("user_id", "movie_id", "rating"), lambda r: r[:3]),
-        "clicks.tsv": ("\t", ("user", "item", "timestamp"), lambda r: (r[0], r[1], r[3])),
-    }
-    for name, (sep, header, pick) in logs.items():
-        lines = [sep.join(header), *(sep.join(map(str, pick(r))) for r in rows)]
-        (workspace / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
 @pytest.fixture(scope="session")
 def readme_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_clip_dir: Path, minilm_dir: Path) -> Path:
-    ws = tmp_path_factory.mktemp("readme")
     # Copies, not links: a slow block re-exports into these folders with --overwrite.
-    clip = shutil.copytree(tiny_clip_dir, ws / "models" / "clip")
-    # `mmsearch export --out models/clip` names the model after its folder; the manifest is not hashed.
-    Manifest.load(clip).model_copy(update={"name": "clip"}).write(clip)
-    shutil.copytree(minilm_dir, ws / "models" / "minilm")
-    for target in (ws / "mmsearch" / "examples", ws):
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(EXAMPLES / "catalog.jsonl", target)
-        shutil.copytree(EXAMPLES / "images", target / "images")
-    shutil.copy(EXAMPLES / "images" / "ball-blue.jpg", ws / "photo.jpg")
-    write_logs(ws)
-    (ws / "mmsearch.toml").write_text(MMSEARCH_TOML, encoding="utf-8")
+    ws = make_workspace(tmp_path_factory.mktemp("readme"), tiny_clip_dir, minilm_dir)
     (ws / "broken.jsonl").write_text(BROKEN_CATALOG, encoding="utf-8")
     return ws
 

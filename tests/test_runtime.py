@@ -65,7 +65,7 @@ def test_empty_batches_give_empty_arrays(clip):
     [
         ("", "text #1 is empty"),
         ("   \n\t", "text #1 is empty"),
-        ("x" * 100_000, "100,000 characters"),
+        ("x" * 1_000_001, "1,000,001 characters"),
         (None, "text #1 is a NoneType"),
     ],
 )
@@ -182,3 +182,77 @@ def test_a_format_1_int8_manifest_is_refused_with_re_export(tiny_clip_dir, tmp_p
         load_model(folder)
     with pytest.raises(ModelError, match="re-export"):
         Manifest.load(folder, verify=False)
+
+
+# -- long texts: truncated to the model's context, as sentence-transformers does; the char limit honoured
+
+
+def test_a_text_over_the_context_is_truncated_not_refused(clip, minilm_dir):
+    context = clip.manifest.towers["text"].tokenizer.context_length  # 77 tokens
+    long = " ".join(f"word{i % 50}" for i in range(20_000))  # 100,000+ characters
+    assert len(long) > 100_000
+    head = " ".join(long.split()[: context * 2])  # already well past the context
+    vectors, truncated = clip.text.embed_counted([long, head, "a red ball"])
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)  # only the first `context` tokens count
+    assert truncated.tolist() == [True, True, False]
+    with load_model(minilm_dir, threads=1) as minilm:
+        _, cut = minilm.text.embed_counted([long, "short"])
+        assert cut.tolist() == [True, False]
+
+
+def test_load_model_honours_max_text_chars(tiny_clip_dir):
+    with load_model(tiny_clip_dir, threads=1, max_text_chars=50) as small:
+        with pytest.raises(TextInputError, match="51 characters, over the limit of 50"):
+            small.embed_texts(["x" * 51])
+        assert small.embed_texts("x" * 50).shape == (32,)
+    with load_model(tiny_clip_dir, threads=1, max_text_chars=3_000_000) as big:
+        assert big.embed_texts(["word " * 400_000]).shape == (1, 32)
+
+
+# -- library conventions
+
+
+def test_one_text_or_image_gives_one_vector(clip, tmp_path):
+    one = clip.embed_texts("a red bicycle")
+    assert one.shape == (32,)
+    np.testing.assert_allclose(one, clip.embed_texts(["a red bicycle"])[0], atol=1e-6)
+    path = tmp_path / "a.png"
+    make_image(seed=3).save(path)
+    batch = clip.embed_images([path])
+    for single in (path, str(path), path.read_bytes(), make_image(seed=3)):
+        assert clip.embed_images(single).shape == (32,)
+        np.testing.assert_allclose(clip.embed_images(single), batch[0], atol=1e-6)
+
+
+def test_a_model_is_a_context_manager_that_releases_its_sessions(tiny_clip_dir):
+    with load_model(tiny_clip_dir, threads=1) as model:
+        assert model.embed_texts("hi").shape == (32,)
+    assert model.text.session.closed and model.image.session.closed
+    with pytest.raises(ModelError, match="closed"):
+        model.embed_texts("hi")
+    model.close()  # twice is fine
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda m: m.towers["text"].model_copy(update={"dim": 64}), "has 32 values per row, the manifest says dim 64"),
+        (lambda m: m.towers["text"].model_copy(update={"output": "pooled"}), "no output 'pooled'"),
+        (
+            lambda m: m.towers["image"].model_copy(
+                update={"preprocess": m.towers["image"].preprocess.model_copy(update={"size": (64, 64)})}
+            ),
+            "the manifest preprocesses images to 3 x (64, 64)",
+        ),
+    ],
+    ids=["dim", "output", "image size"],
+)
+def test_a_manifest_that_disagrees_with_its_graph_is_refused_at_load(tiny_clip_dir, tmp_path, change, needle):
+    folder = copy_model(tiny_clip_dir, tmp_path / "m")
+    manifest = Manifest.load(folder)
+    tower = change(manifest)
+    key = "text" if tower.modality == "text" else "image"
+    manifest.model_copy(update={"towers": {**manifest.towers, key: tower}}).write(folder)
+    with pytest.raises(ModelError, match="does not match its manifest") as e:
+        load_model(folder, threads=1)
+    assert needle in str(e.value) and f"{key}.onnx" in str(e.value)

@@ -20,6 +20,7 @@ from mmsearch.errors import (
     ConfigError,
     ImageDecodeError,
     InputError,
+    InvalidFilterError,
     ItemNotFoundError,
     NotFoundError,
     TextInputError,
@@ -37,8 +38,8 @@ USERS = ("u0", "u1", "u2")
 
 
 @pytest.fixture(scope="module")
-def models(tiny_clip_dir: Path, minilm_dir: Path):
-    return load_model(tiny_clip_dir, threads=1), load_model(minilm_dir, threads=1)
+def models(trained_clip_dir: Path, minilm_dir: Path):
+    return load_model(trained_clip_dir, threads=1), load_model(minilm_dir, threads=1)
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -167,7 +168,7 @@ def test_text_and_user_query_equals_numpy_reference(world, method):
     np.testing.assert_allclose([r.score for r in got], scores, rtol=1e-4, atol=1e-6)
     # Items without a photo are among the candidates, so native RRF cannot renormalise: numpy runs it.
     assert got.engine == ("numpy" if method == "rrf" else "qdrant")
-    assert [s.name for s in got.signals] == [world.bert, world.img, world.txt, "cf"]
+    assert [s.name for s in got.signals] == [*sorted((world.bert, world.img, world.txt)), "cf"]  # content by name
     assert sum(s.weight for s in got.signals) == pytest.approx(1.0)
     for r in got:  # the breakdown adds up to the score computed in Qdrant
         assert sum(s.contribution for s in r.signals.values()) == pytest.approx(r.score, rel=1e-4, abs=1e-6)
@@ -323,7 +324,8 @@ def searcher(world):
         ({"text": TEXT, "fusion": "max"}, UnknownNameError, "'max'"),
         ({"text": TEXT, "normalization": "none", "user": "u0"}, ConfigError, "unbounded"),
         ({"text": TEXT, "limit": 0}, InputError, "limit 0"),
-        ({"text": TEXT, "filter": {"price": 3}}, Exception, "Filter"),
+        ({"text": TEXT, "filter": {"price": 3}}, InvalidFilterError, "unsupported filter part(s) price"),
+        ({"text": TEXT, "filter": "price<3"}, InvalidFilterError, "is a str"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(searcher, kwargs, error, needle):
@@ -361,7 +363,10 @@ def test_searcher_checks_models_and_cf_against_the_store(world):
     with open_store({"backend": "memory", "collection": "other", "cf_dim": CF_DIM}, encoders=[stranger]) as other:
         with pytest.raises(FingerprintMismatchError, match=world.txt):
             Searcher(other, [world.clip])
-        assert Searcher(other, [world.minilm]).models == {}  # no vectors of its own there: unused
+        # A model with no vectors in the collection is an error naming both sides, never a silent drop.
+        with pytest.raises(ConfigError, match=r"model 'minilm' has no vectors in collection 'other'") as e:
+            Searcher(other, [world.minilm])
+        assert "minilm.text" in str(e.value) and f"vectors are {world.txt}" in str(e.value)
     bad_cf = CFModel(
         config=cf_config("als", factors=3),
         user_ids=("u",),
@@ -378,7 +383,7 @@ def test_searcher_checks_models_and_cf_against_the_store(world):
 
 
 @pytest.mark.parametrize("form", ["settings", "mapping"])
-def test_open_takes_the_store_settings_and_the_model_folders(models, tiny_clip_dir, minilm_dir, tmp_path, form):
+def test_open_takes_the_store_settings_and_the_model_folders(models, trained_clip_dir, minilm_dir, tmp_path, form):
     from mmsearch.cf.collection import cf_folder
     from mmsearch.cf.persist import save_model
 
@@ -389,7 +394,7 @@ def test_open_takes_the_store_settings_and_the_model_folders(models, tiny_clip_d
     world.store.close()
     store = settings if form == "settings" else {"path": str(settings.path), "collection": settings.collection}
     engine = SearchSettings(candidates=K, min_interactions=2)
-    with Searcher.open(store, models=[tiny_clip_dir, minilm_dir], settings=engine, threads=1) as searcher:
+    with Searcher.open(store, models=[trained_clip_dir, minilm_dir], settings=engine, threads=1) as searcher:
         assert set(searcher.models) == {world.clip.name, world.minilm.name}
         assert searcher.cf_model is not None and searcher.cf_model.user_ids == USERS
         assert searcher.search(text=TEXT, user="u0", limit=5).ids == expected
@@ -422,3 +427,25 @@ def test_query_path_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"query path imported: {out.stdout.strip()}"
+
+
+def test_only_the_weighted_models_embed_the_query(world, monkeypatch):
+    calls = []
+    real = world.clip.text.embed
+    monkeypatch.setattr(world.clip.text, "embed", lambda batch: calls.append(list(batch)) or real(batch))
+    got = world.searcher().search(text=TEXT, weights={"bert": 1}, limit=3)
+    assert calls == [] and [s.name for s in got.signals] == [world.bert]  # CLIP's text tower never ran
+    world.searcher().search(text=TEXT, weights={"clip_image": 1}, limit=3)
+    assert calls == [[TEXT]]
+
+
+def test_an_input_that_no_weighted_signal_uses_is_a_note(world):
+    got = world.searcher().search(text=TEXT, user="u0", weights={"cf": 1}, limit=3)
+    assert [s.name for s in got.signals] == ["cf"]
+    assert "the query's text reaches none of the weighted signals, so it is not used" in got.notes
+
+
+def test_when_no_weighted_signal_is_left_the_fallback_still_embeds_the_text(world):
+    got = world.searcher().search(text=TEXT, user="stranger", weights={"cf": 1}, limit=3)
+    assert len(got) == 3 and {world.bert, world.txt} <= {s.name for s in got.signals}
+    assert not any("not used" in n for n in got.notes) and any("no weighted signal is left" in n for n in got.notes)

@@ -29,6 +29,7 @@ from mmsearch.errors import (
 from mmsearch.storage import (
     Filter,
     HasItemId,
+    IsEmpty,
     Item,
     Match,
     MatchAny,
@@ -257,16 +258,151 @@ def test_query_batch_equals_single_queries(store) -> None:
     assert [len(r) for r in batch] == [3, 4, 2]
 
 
-def test_filters_must_be_filter_objects(store) -> None:
+def test_filters_must_be_filters(store) -> None:
     from mmsearch.errors import InvalidFilterError
 
-    with pytest.raises(InvalidFilterError, match="dict"):
+    # A dict is read in Qdrant's JSON filter form: {"color": "red"} is not one, and says why.
+    with pytest.raises(InvalidFilterError, match="unsupported filter part.*color"):
         store.count({"color": "red"})
-    with pytest.raises(InvalidFilterError, match="dict"):
+    with pytest.raises(InvalidFilterError, match="unsupported filter part.*color"):
         store.query("cf", np.ones(CF_DIM), filter={"color": "red"})
+    with pytest.raises(InvalidFilterError, match="is a str"):
+        store.count("color=red")
     with pytest.raises(InvalidFilterError, match="delete"):
         store.delete_where(None)
     assert store.count() == 30
+
+
+# -- payload types: the same filters, the same ids, on every backend ---------------------------------
+
+
+def _typed_catalogue() -> list[Item]:
+    """Items whose payloads hold every documented type: bool, int, float, keyword, list, nested object."""
+    rng = np.random.default_rng(7)
+    items = []
+    for i in range(24):
+        payload = {
+            "in_stock": i % 3 != 0,
+            "rank": i,
+            "price": round(2.5 + 0.75 * i, 2),
+            "color": COLORS_4[i % 4],
+            "tags": [f"t{i % 2}", "all"],
+            "meta": {"brand": "acme" if i % 2 else "zeta", "rating": i % 5},
+        }
+        if i % 5 == 0:
+            payload["sale"] = True
+        items.append(Item(f"p{i}", {"clip.text": unit_rows(rng, 1, 8)[0]}, payload))
+    return items
+
+
+COLORS_4 = ("red", "green", "blue", "black")
+TYPED = {it.id: dict(it.payload) for it in _typed_catalogue()}
+
+
+def _ids(pred) -> list[str]:
+    return sorted(i for i, p in TYPED.items() if pred(p))
+
+
+FILTER_CASES = {
+    "bool true": (where(in_stock=True), lambda p: p["in_stock"] is True),
+    "bool false": (where(in_stock=False), lambda p: p["in_stock"] is False),
+    "bool any": (Filter(must=(MatchAny("in_stock", (True, False)),)), lambda p: True),
+    "bool negated": (Filter(must_not=(Match("in_stock", True),)), lambda p: not p["in_stock"]),
+    "int": (where(rank=7), lambda p: p["rank"] == 7),
+    "int any": (Filter(must=(MatchAny("rank", (1, 2, 30)),)), lambda p: p["rank"] in (1, 2)),
+    "float exact": (where(price=5.5), lambda p: p["price"] == 5.5),
+    "float any": (Filter(must=(MatchAny("price", (2.5, 4.75)),)), lambda p: p["price"] in (2.5, 4.75)),
+    "float range": (Filter(must=(Range("price", gte=5.0, lt=10.25),)), lambda p: 5.0 <= p["price"] < 10.25),
+    "int range": (Filter(must=(Range("rank", gt=3, lte=6),)), lambda p: 3 < p["rank"] <= 6),
+    "keyword": (where(color="blue"), lambda p: p["color"] == "blue"),
+    "keyword any": (Filter(must=(MatchAny("color", ("red", "black")),)), lambda p: p["color"] in ("red", "black")),
+    "keyword negated": (Filter(must_not=(MatchAny("color", ("red", "black")),)), lambda p: p["color"] in COLORS_4[1:3]),
+    "list contains": (where(tags="t1"), lambda p: "t1" in p["tags"]),
+    "nested key": (where(**{"meta.brand": "acme"}), lambda p: p["meta"]["brand"] == "acme"),
+    "nested key range": (Filter(must=(Range("meta.rating", gte=3),)), lambda p: p["meta"]["rating"] >= 3),
+    "is empty": (Filter(must=(IsEmpty("sale"),)), lambda p: "sale" not in p),
+    "has a value": (Filter(must_not=(IsEmpty("sale"),)), lambda p: "sale" in p),
+    "nested filters": (
+        Filter(
+            must=(Filter(should=(Match("color", "red"), Match("in_stock", False))),),
+            must_not=(Filter(must=(Range("price", gt=12.0), Match("meta.brand", "zeta"))),),
+        ),
+        lambda p: (
+            (p["color"] == "red" or not p["in_stock"]) and not (p["price"] > 12.0 and p["meta"]["brand"] == "zeta")
+        ),
+    ),
+}
+
+
+@pytest.fixture
+def typed_store(opener: Opener):
+    s = opener()
+    s.upsert(_typed_catalogue())
+    return s
+
+
+@pytest.mark.parametrize("case", list(FILTER_CASES))
+def test_every_payload_type_filters_the_same(typed_store, case: str) -> None:
+    flt, pred = FILTER_CASES[case]
+    expected = _ids(pred)
+    assert expected, "the case must match something"
+    assert len(expected) < len(TYPED) or case == "bool any", "the case must tell items apart"
+    assert sorted(it.id for it in typed_store.iter_items(filter=flt)) == expected
+    assert typed_store.count(flt) == len(expected)
+    hits = typed_store.query("clip.text", np.ones(8), limit=100, filter=flt, exact=True)
+    assert sorted(h.id for h in hits) == expected
+
+
+def test_qdrant_filters_are_accepted_as_objects_and_dicts(typed_store) -> None:
+    from qdrant_client import models as m
+
+    obj = m.Filter(
+        must=[
+            m.FieldCondition(key="in_stock", match=m.MatchValue(value=True)),
+            m.Filter(should=[m.FieldCondition(key="color", match=m.MatchAny(any=["red", "blue"]))]),
+        ],
+        must_not=[m.FieldCondition(key="price", range=m.Range(gt=10.0))],
+    )
+    as_dict = {
+        "must": [
+            {"key": "in_stock", "match": {"value": True}},
+            {"should": [{"key": "color", "match": {"any": ["red", "blue"]}}]},
+        ],
+        "must_not": {"key": "price", "range": {"gt": 10.0}},
+    }
+    expected = _ids(lambda p: p["in_stock"] and p["color"] in ("red", "blue") and not p["price"] > 10.0)
+    assert expected
+    for flt in (obj, as_dict):
+        assert sorted(it.id for it in typed_store.iter_items(filter=flt)) == expected
+        hits = typed_store.query("clip.text", np.ones(8), limit=100, filter=flt, exact=True)
+        assert sorted(h.id for h in hits) == expected
+    assert typed_store.count({"must": [{"is_empty": {"key": "sale"}}]}) == len(_ids(lambda p: "sale" not in p))
+
+
+@pytest.mark.parametrize(
+    ("qdrant", "message"),
+    [
+        ({"must": [{"has_id": [1, 2]}]}, "unsupported condition"),
+        ({"must": [{"key": "color", "match": {"except": ["red"]}}]}, "unsupported match .*except"),
+        ({"must": [{"key": "color", "match": {"text": "re"}}]}, "unsupported match"),
+        ({"min_should": {"conditions": [], "min_count": 1}}, "unsupported filter part.*min_should"),
+        ({"must": [{"key": "when", "range": {"gte": "2024-01-01T00:00:00Z"}}]}, "finite number"),
+        ({"must": [{"key": "loc", "geo_radius": {"center": {"lon": 0, "lat": 0}, "radius": 1}}]}, "geo_radius"),
+    ],
+)
+def test_qdrant_conditions_mmsearch_cannot_express_are_refused(typed_store, qdrant, message) -> None:
+    from mmsearch.errors import InvalidFilterError
+
+    with pytest.raises(InvalidFilterError, match=message):
+        typed_store.count(qdrant)
+
+
+def test_absent_fields_names_the_fields_no_item_has(typed_store) -> None:
+    flt = Filter(must=(Range("pricee", lt=3), Match("color", "red")), must_not=(Match("meta.brandd", "x"),))
+    assert typed_store.absent_fields(flt) == ["pricee", "meta.brandd"]
+    assert typed_store.absent_fields(where(sale=True)) == []  # 5 of 24 items have it
+    assert typed_store.absent_fields(None) == []
+    assert typed_store.payload_fields() == ["color", "in_stock", "meta", "price", "rank", "sale", "tags"]
 
 
 def test_query_bad_input(store) -> None:

@@ -59,7 +59,9 @@ def test_settings_are_frozen() -> None:
 @pytest.mark.parametrize(
     "make,needle",
     [
-        (lambda: Match("color", 1.5), "1.5"),
+        (lambda: Match("color", float("inf")), "inf"),  # floats match exactly, but only finite ones
+        (lambda: Match("color", [1.5]), "is a list"),
+        (lambda: MatchAny("color", (True, 1)), "mix types"),
         (lambda: Match("", "x"), "''"),
         (lambda: MatchAny("color", ()), "non-empty"),
         (lambda: MatchAny("color", "red"), "'red'"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,17 @@ def get_family(name: str) -> Family[Any]:
     return FAMILIES.get(name)
 
 
-def export_model(family: str, out_dir: Path, **options: Any) -> Manifest:
+def export_model(
+    family: str, out_dir: Path, *, progress: Callable[[str], None] | None = None, **options: Any
+) -> Manifest:
     """Export one model family into `out_dir`.
 
     Args:
         family: `clip`, `resnet` or `bert`.
         out_dir: the model folder to write (manifest, .onnx graphs, tokenizer or preprocessing).
-        **options: fields of that family's export config (e.g. `architecture`, `weights`).
+        progress: called with a line as each step starts (building, exporting each tower, parity
+            check, quantizing, manifest), e.g. `print`.
+        **options: fields of that family's export config (e.g. `architecture`, `weights`, `name`).
 
     Raises:
         UnknownNameError: unknown family or architecture.
@@ -40,14 +45,17 @@ def export_model(family: str, out_dir: Path, **options: Any) -> Manifest:
     """
     from pydantic import ValidationError
 
-    from mmsearch.errors import ConfigError
+    from mmsearch.errors import config_error
 
     fam = get_family(family)
     try:
         config = fam.config(**options)
     except ValidationError as e:
-        raise ConfigError(f"invalid {family} export options: {e}") from e
-    return fam.export(config, Path(out_dir))
+        raise config_error(e, f"{family} export options") from e
+    from indexers.export.common import reporting
+
+    with reporting(progress):
+        return fam.export(config, Path(out_dir))
 
 
 __all__ = ["FAMILIES", "Family", "export_model", "get_family"]

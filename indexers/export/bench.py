@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ def _clip_cases(root: Path, quantize: bool) -> list[_Case]:
 
 def _resnet_case(root: Path, quantize: bool) -> _Case:
     tv = import_torchvision()
-    options: dict[str, object] = {"quantize": "int8", "calibration": _calibration_folder(root)} if quantize else {}
+    options: dict[str, Any] = {"quantize": "int8", "calibration": _calibration_folder(root)} if quantize else {}
     out = root / "resnet"
     manifest = export_model("resnet", out, architecture="resnet50", weights="none", overwrite=True, **options)
     net = tv.models.resnet50()

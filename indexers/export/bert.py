@@ -9,11 +9,12 @@ beside it as `tokenizer.json`, set to truncate at `max_length` and never pad, so
 `indexers.text.TextTokenizer` reproduces sentence-transformers' token ids exactly.
 
 Manifest fields:
-    name: the hub name's last part (`all-MiniLM-L6-v2`); for a folder, its model card's title
-        when that is one word (not sentence-transformers' generated "SentenceTransformer"), else
-        the folder's name.
+    name: as for every family, the output folder's name unless `name` is given (`--out
+        models/minilm` makes `minilm`, hence the vectors `minilm.text`).
     architecture: `<transformers class>:<hub name or model name>`, e.g.
-        `BertModel:sentence-transformers/all-MiniLM-L6-v2` or `BertModel:all-MiniLM-L6-v2`.
+        `BertModel:sentence-transformers/all-MiniLM-L6-v2` or `BertModel:all-MiniLM-L6-v2`, the
+        model name being a folder's model card title when that is one word (not
+        sentence-transformers' generated "SentenceTransformer"), else the folder's name.
     weights: kind `hub` (name = the hub name) or `folder` (name = the resolved path), sha256 of
         `model.safetensors` (else `pytorch_model.bin`) where there is one.
 
@@ -140,7 +141,10 @@ def load_sentence_transformer(source: ModelSource) -> Any:
 
     import_torchvision()  # sentence-transformers imports torchvision, which fails without the patch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    # transformers' own "Loading weights" bar would interleave with the export's stage lines.
+    hf_logging.disable_progress_bar()
     try:
         return SentenceTransformer(
             source.name,
@@ -483,7 +487,6 @@ def build(config: BertExportConfig, source: ModelSource, stage: Path) -> Exporte
         int8=Int8Plan("dynamic-int8", check_feeds=[run_time.encode(texts[:half]), run_time.encode(texts[half:])]),
     )
     return Exported(
-        name=name,
         architecture=f"{type(pipeline.transformer).__name__}:{source.name if source.kind == 'hub' else name}",
         weights=WeightsSource(kind=source.kind, name=source.name, sha256=weights_sha256(folder)),
         towers=(tower,),

@@ -13,6 +13,7 @@ with int8 its int8 graph in `<key>.int8.onnx`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.metadata
 import io
 import logging
@@ -25,14 +26,18 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexers.integrity import record_verified
 from indexers.manifest import Int8Graph, Manifest, Quantization, QuantMethod, Tower, TowerInfo, WeightsSource
-from mmsearch.errors import ExportError, ParityError
-from mmsearch.files import sha256_file
+from indexers.protocol import MODEL_NAME_RULE, is_model_name
+from mmsearch.errors import ConfigError, ExportError, ParityError
+from mmsearch.files import sha256_file, writing
 
 log = logging.getLogger(__name__)
+# Where `stage` reports the export's steps while `run_export` runs (a command prints them).
+_PROGRESS: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("progress", default=None)
+_STARTED: contextvars.ContextVar[float] = contextvars.ContextVar("started", default=0.0)
 
 DEFAULT_OPSET = 18
 # fp32 ONNX vs eager PyTorch differ only by operator fusion and summation order: ~1e-7 on the
@@ -50,6 +55,8 @@ class ExportOptions(BaseModel):
         tolerance: max abs difference allowed between ONNX and PyTorch embeddings.
         quantize: `int8` also quantizes the graphs after the fp32 parity check.
         overwrite: replace an existing, non-empty output folder.
+        name: the model's name, the `<model>` of its vector names (`<model>.image`, `<model>.text`);
+            None for the output folder's name. The same rule for every family.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +65,47 @@ class ExportOptions(BaseModel):
     tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0)
     quantize: Literal["none", "int8"] = "none"
     overwrite: bool = False
+    name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        if name is not None and not is_model_name(name):
+            raise ValueError(f"model name {name!r} cannot name vectors: use {MODEL_NAME_RULE}")
+        return name
+
+
+def model_name(options: ExportOptions, out_dir: Path) -> str:
+    """The exported model's name: `options.name`, else the output folder's name.
+
+    Raises:
+        ConfigError: the folder's name cannot name vectors (then `name` must be given).
+    """
+    name = options.name or Path(out_dir).name
+    if not is_model_name(name):
+        raise ConfigError(
+            f"the model would be named {name!r} after its folder, which cannot name vectors ({MODEL_NAME_RULE}); "
+            f"pass a name (--name) or choose another --out folder"
+        )
+    return name
+
+
+@contextlib.contextmanager
+def reporting(progress: Callable[[str], None] | None) -> Iterator[None]:
+    """Within the block, exports report each step to `progress` (None: only to the log)."""
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def stage(message: str) -> None:
+    """Report one step of the running export (see `reporting`), with the seconds since it began."""
+    log.info("%s", message)
+    progress = _PROGRESS.get()
+    if progress is not None:
+        progress(f"[{time.perf_counter() - _STARTED.get():6.1f} s] {message}")
 
 
 def export_onnx(
@@ -78,6 +126,7 @@ def export_onnx(
         raise ExportError("export needs an example batch of at least 2 rows (batch 1 gets baked in)")
     module = module.eval()
     path = Path(path)
+    stage(f"exporting the {path.stem} tower to ONNX")
     path.parent.mkdir(parents=True, exist_ok=True)
     noise = io.StringIO()
     try:
@@ -160,10 +209,13 @@ def staging_folder(out_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
     import tempfile
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{str(out_dir)!r} is a file; give a folder to write the model into (--out DIR)")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ExportError(f"{str(out_dir)!r} exists and is not empty; pass --overwrite to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    with writing(out_dir, "model folder"):
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared and served
     try:
         yield tmp
@@ -233,14 +285,12 @@ class Exported:
         weights: where the weights came from.
         towers: the towers, in manifest order.
         toolchain: distributions whose versions the manifest records besides torch, onnx, onnxruntime.
-        name: the model's name; None for the output folder's.
     """
 
     architecture: str
     weights: WeightsSource
     towers: tuple[TowerExport, ...]
     toolchain: tuple[str, ...] = ()
-    name: str | None = None
 
 
 def run_export(
@@ -254,6 +304,9 @@ def run_export(
         out_dir: the model folder; written atomically.
         build: the family's steps up to the fp32 graphs, given the staging folder to write into.
 
+    Each step (building, exporting each tower, parity check, quantizing, manifest) is reported
+    through `stage` as it starts, to whoever `reporting` names.
+
     Returns:
         The manifest written to `out_dir`.
 
@@ -262,24 +315,43 @@ def run_export(
         ParityError: an ONNX graph and PyTorch differ by more than `options.tolerance`.
     """
     out_dir = Path(out_dir)
+    name = model_name(options, out_dir)
     started = time.perf_counter()
-    with staging_folder(out_dir, overwrite=options.overwrite) as stage:
-        exported = build(stage)
-        diffs = check_towers(f"{family} {exported.architecture}", stage, exported.towers, options.tolerance)
-        int8 = quantize_towers(stage, exported.towers) if options.quantize == "int8" else {}
+    token = _STARTED.set(started)
+    try:
+        return _run_stages(family, options, out_dir, name, build, started)
+    finally:
+        _STARTED.reset(token)
+
+
+def _run_stages(
+    family: FamilyName,
+    options: ExportOptions,
+    out_dir: Path,
+    name: str,
+    build: Callable[[Path], Exported],
+    started: float,
+) -> Manifest:
+    with staging_folder(out_dir, overwrite=options.overwrite) as folder:
+        stage(f"building the {family} model in PyTorch and loading its weights")
+        exported = build(folder)
+        stage(f"checking {', '.join(t.key for t in exported.towers)} against PyTorch (parity)")
+        diffs = check_towers(f"{family} {exported.architecture}", folder, exported.towers, options.tolerance)
+        int8 = quantize_towers(folder, exported.towers) if options.quantize == "int8" else {}
+        stage(f"writing the manifest and moving the model folder to {out_dir}")
         manifest = Manifest(
-            name=exported.name or out_dir.name,
+            name=name,
             family=family,
             architecture=exported.architecture,
             weights=exported.weights,
             opset=options.opset,
-            towers={t.key: tower_record(stage, t, int8.get(t.key)) for t in exported.towers},
+            towers={t.key: tower_record(folder, t, int8.get(t.key)) for t in exported.towers},
             parity_max_abs_diff=diffs,
             parity_tolerance=options.tolerance,
             toolchain=toolchain_versions(*exported.toolchain),
         )
-        manifest.write(stage)
-        record_verified(stage, manifest.files())
+        manifest.write(folder)
+        record_verified(folder, manifest.files())
     log.info(
         "%s %s exported to %s in %.1fs; parity %s",
         family,
@@ -291,22 +363,23 @@ def run_export(
     return manifest
 
 
-def check_towers(name: str, stage: Path, towers: Sequence[TowerExport], tolerance: float) -> dict[str, float]:
+def check_towers(name: str, folder: Path, towers: Sequence[TowerExport], tolerance: float) -> dict[str, float]:
     """Run each tower's fp32 graph on its parity feeds and compare with PyTorch (see `check_parity`)."""
     expected = {t.key: t.reference for t in towers}
-    actual = {t.key: run_onnx(stage / graph_file(t.key), t.feeds) for t in towers}
+    actual = {t.key: run_onnx(folder / graph_file(t.key), t.feeds) for t in towers}
     return check_parity(name, expected, actual, tolerance)
 
 
-def quantize_towers(stage: Path, towers: Sequence[TowerExport]) -> dict[str, Int8Graph]:
+def quantize_towers(stage_dir: Path, towers: Sequence[TowerExport]) -> dict[str, Int8Graph]:
     """Write `<key>.int8.onnx` beside each tower's fp32 graph; returns their manifest records."""
     from indexers.export.quantize import quantize_tower
 
     out: dict[str, Int8Graph] = {}
     for t in towers:
-        path = stage / graph_file(t.key, "int8")
+        stage(f"quantizing {t.key} to int8 ({t.int8.method})")
+        path = stage_dir / graph_file(t.key, "int8")
         record = quantize_tower(
-            stage / graph_file(t.key),
+            stage_dir / graph_file(t.key),
             path,
             method=t.int8.method,
             check_feeds=t.int8.check_feeds or [t.feeds],
@@ -320,6 +393,6 @@ def int8_record(path: Path, quantization: Quantization) -> Int8Graph:
     return Int8Graph(file=path.name, sha256=sha256_file(path), **dict(quantization))
 
 
-def tower_record(stage: Path, tower: TowerExport, int8: Int8Graph | None) -> Tower:
-    fp32 = stage / graph_file(tower.key)
+def tower_record(folder: Path, tower: TowerExport, int8: Int8Graph | None) -> Tower:
+    fp32 = folder / graph_file(tower.key)
     return Tower(**dict(tower.info), file=fp32.name, sha256=sha256_file(fp32), int8=int8)

@@ -204,7 +204,7 @@ def _models(cfg: QueryBenchConfig, log: Callable[[str], None]) -> tuple[Path, Pa
                 "or give a text model folder (--text-model)"
             )
         log(f"exporting all-MiniLM-L6-v2 into {text_dir} (once)")
-        export_model("bert", text_dir, model=str(shipped), quantize=cfg.quantize, overwrite=True)
+        export_model("bert", text_dir, model=str(shipped), quantize=cfg.quantize, name="minilm", overwrite=True)
     return clip_dir, text_dir
 
 

@@ -32,6 +32,7 @@ from mmsearch.cf.config import ALSConfig, BPRConfig
 from mmsearch.cf.interactions import Interactions
 from mmsearch.cf.persist import SIDECAR
 from mmsearch.errors import ConfigError, SchemaMismatchError
+from mmsearch.files import writing
 from mmsearch.storage import CF_VECTOR, Store, VectorUpdate
 
 CF_FOLDER = "cf"
@@ -61,6 +62,8 @@ def _folder_to_save(store: Store, path: str | Path | None) -> Path:
             f"a {s.backend} store has no local folder to keep the CF model of collection "
             f"{s.collection!r} in; give one (cf_path=..., --cf-path DIR)"
         )
+    with writing(folder, "CF model folder"):  # before training, so a bad folder costs no fit
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 

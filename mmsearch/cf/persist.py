@@ -16,7 +16,7 @@ import numpy as np
 from mmsearch.cf.config import parse_cf_config
 from mmsearch.cf.model import CFModel
 from mmsearch.errors import ConfigError, ModelError, ModelIntegrityError
-from mmsearch.files import sha256_file, write_atomic
+from mmsearch.files import sha256_file, write_atomic, writing
 
 FORMAT = "mmsearch-cf"
 FORMAT_VERSION = 1
@@ -30,8 +30,15 @@ def save_model(model: CFModel, folder: str | Path) -> Path:
 
     Returns:
         The folder.
+
+    Raises:
+        ConfigError: the folder cannot be written.
     """
-    folder = Path(folder)
+    with writing(folder, "CF model folder"):
+        return _save(model, Path(folder))
+
+
+def _save(model: CFModel, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     arrays_path = folder / ARRAYS
     write_atomic(arrays_path, lambda f: np.savez(f, **{name: getattr(model, name) for name in _ARRAY_NAMES}))

@@ -13,13 +13,22 @@ from mmsearch.version import __version__
 
 
 class MmsearchGroup(click.Group):
-    """Turns library errors into one clean line and exit status 1, in one place."""
+    """Turns library errors into one clean line and exit status 1, in one place.
+
+    A file-system error the library did not name (an OSError) gets the same treatment, its
+    traceback logged at debug level (-vv): the user sees what failed on which path.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MmsearchError as e:
             click.echo(f"error: {e}", err=True)
+            ctx.exit(1)
+        except OSError as e:
+            logging.getLogger("mmsearch.cli").debug("unhandled OSError", exc_info=True)
+            where = f": {e.filename!r}" if e.filename else ""
+            click.echo(f"error: {e.strerror or e}{where}", err=True)
             ctx.exit(1)
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from mmsearch.cli.options import threads_option
+
 _LAZY = {
     "distributed": "mmsearch.cli.bench_commands:bench_distributed",
     "index": "mmsearch.cli.bench_commands:bench_index",
@@ -55,15 +57,26 @@ def bench() -> None:
 
 
 @bench.command("encoders")
-@click.option("--batch", "batches", type=int, multiple=True, default=(1, 32), show_default=True)
-@click.option("--threads", type=int, default=None, help="Threads for torch and onnxruntime (default: all cores).")
-@click.option("--runs", type=int, default=3, show_default=True, help="Timed runs per cell, after a warm-up.")
+@click.option(
+    "--batch",
+    "batches",
+    type=click.IntRange(min=1),
+    multiple=True,
+    default=(1, 32),
+    show_default=True,
+    help="Items per run (repeatable: one row per batch size).",
+)
+@threads_option("threads of torch and of each onnxruntime session", "torch's and onnxruntime's choice")
+@click.option(
+    "--runs", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per cell, after a warm-up."
+)
 @click.option(
     "--only",
     multiple=True,
     type=click.Choice(["clip", "resnet", "bert"]),
     default=("clip", "resnet", "bert"),
     show_default=True,
+    help="The families to measure (repeatable).",
 )
 @click.option(
     "--bert-model",

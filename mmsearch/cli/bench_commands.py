@@ -22,17 +22,13 @@ from mmsearch.bench.distributed import DistributedBenchConfig
 from mmsearch.bench.index import IndexBenchConfig
 from mmsearch.bench.query import QueryBenchConfig
 from mmsearch.bench.store import StoreBenchConfig
-from mmsearch.cli.options import option_group
+from mmsearch.cli.options import option_group, progress_options, progress_printer
 from mmsearch.cli.settings_options import settings_from, settings_option
 from mmsearch.indexing.config import IndexSettings
 from mmsearch.storage import HnswSettings
 
 # A model folder given on the command line must exist: said before any photo or store is made.
 _MODEL_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-
-
-def _progress(line: str) -> None:
-    click.echo(line, err=True)
 
 
 def _report(table: str, figures: dict[str, Any], as_json: bool) -> None:
@@ -61,8 +57,9 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print the f
     settings_option(IndexSettings, "threads", help="onnxruntime threads per session [default: its choice]."),
     settings_option(IndexSettings, "device", help="Where the encoder runs (auto: CUDA when available)."),
     _json_option,
+    progress_options,
 )
-def bench_index(as_json: bool, **opts: Any) -> None:
+def bench_index(as_json: bool, progress: str, **opts: Any) -> None:
     """`mmsearch index` end to end against the encoder alone, items/s and the ratio.
 
     Generates a catalog of JPEG photos, then alternates the encoder alone (on batches decoded
@@ -72,10 +69,10 @@ def bench_index(as_json: bool, **opts: Any) -> None:
     \b
     Example:
       mmsearch bench index --items 1000 --rounds 3
-      mmsearch bench index --model models/clip --batch-size 64 --workers 8 --json
+      mmsearch bench index --model models/clip --items 200 --batch-size 64 --workers 8 --json
     """
     config = settings_from(IndexBenchConfig, opts, index=settings_from(IndexSettings, opts))
-    result = index_bench.run(config, log=_progress)
+    result = index_bench.run(config, log=progress_printer(progress))
     _report(index_bench.format_result(result), result.to_json(), as_json)
 
 
@@ -101,8 +98,9 @@ def bench_index(as_json: bool, **opts: Any) -> None:
     settings_option(IndexSettings, "batch_size", help="Items per encode step, in every engine."),
     settings_option(IndexSettings, "device", help="Where the encoders run (auto: CUDA when available)."),
     _json_option,
+    progress_options,
 )
-def bench_distributed(as_json: bool, **opts: Any) -> None:
+def bench_distributed(as_json: bool, progress: str, **opts: Any) -> None:
     """`mmsearch index` against Ray Data and Spark on the same rows and model: rows/s and ratios.
 
     Generates a catalog of JPEG photos, indexes it with `mmsearch index`, then with Ray
@@ -118,7 +116,7 @@ def bench_distributed(as_json: bool, **opts: Any) -> None:
     if not opts["engines"]:
         del opts["engines"]  # none named: the settings' default, both
     config = settings_from(DistributedBenchConfig, opts, index=settings_from(IndexSettings, opts))
-    result = distributed_bench.run(config, log=_progress)
+    result = distributed_bench.run(config, log=progress_printer(progress))
     _report(distributed_bench.format_result(result), result.to_json(), as_json)
 
 
@@ -128,7 +126,7 @@ def bench_distributed(as_json: bool, **opts: Any) -> None:
     settings_option(QueryBenchConfig, "queries", help="Timed queries of each kind (text, image)."),
     settings_option(QueryBenchConfig, "warmup", help="Untimed queries of each kind first."),
     settings_option(QueryBenchConfig, "candidates", help="Nearest neighbours per signal (the engine's candidates)."),
-    settings_option(QueryBenchConfig, "limit", help="Results per query."),
+    settings_option(QueryBenchConfig, "limit", "-k", "--limit", "limit", help="Results per query."),
     settings_option(QueryBenchConfig, "users", help="Synthetic CF users."),
     settings_option(QueryBenchConfig, "threads", help="onnxruntime threads per tower."),
     settings_option(QueryBenchConfig, "quantize", help="int8: the dynamic-int8 towers (and a store built with them)."),
@@ -146,8 +144,9 @@ def bench_distributed(as_json: bool, **opts: Any) -> None:
     ),
     settings_option(QueryBenchConfig, "seed", help="Random seed of the catalogue and the queries."),
     _json_option,
+    progress_options,
 )
-def bench_query(as_json: bool, **opts: Any) -> None:
+def bench_query(as_json: bool, progress: str, **opts: Any) -> None:
     """Encode + hybrid search latency p50/p95 on 100k items in Qdrant Edge, against encode + one kNN.
 
     A text query (CLIP text tower + MiniLM; four signals) and an image query (CLIP image tower;
@@ -157,9 +156,9 @@ def bench_query(as_json: bool, **opts: Any) -> None:
     \b
     Example:
       mmsearch bench query --items 100000 --queries 100
-      mmsearch bench query --quantize int8 --threads 2 --json
+      mmsearch bench query --items 2000 --queries 20 --clip-model models/clip --text-model models/minilm --json
     """
-    result = query_bench.run(settings_from(QueryBenchConfig, opts), log=_progress)
+    result = query_bench.run(settings_from(QueryBenchConfig, opts), log=progress_printer(progress))
     _report(query_bench.format_result(result), result.to_json(), as_json)
 
 
@@ -180,8 +179,9 @@ def bench_query(as_json: bool, **opts: Any) -> None:
     settings_option(StoreBenchConfig, "seed", help="Random seed."),
     settings_option(StoreBenchConfig, "path", help="Edge store folder [default: a temporary one]."),
     _json_option,
+    progress_options,
 )
-def bench_store(as_json: bool, hnsw_m: int | None, **opts: Any) -> None:
+def bench_store(as_json: bool, progress: str, hnsw_m: int | None, **opts: Any) -> None:
     """Store figures: upsert rate, HNSW build, kNN and MaxSim p50/p95, recall@10; Edge vs local mode.
 
     A clustered synthetic catalogue goes into Qdrant Edge (and qdrant-client's local mode, exact,
@@ -191,10 +191,10 @@ def bench_store(as_json: bool, hnsw_m: int | None, **opts: Any) -> None:
     \b
     Example:
       mmsearch bench store --items 100000 --queries 200
-      mmsearch bench store --items 20000 --memory-items 0 --hnsw-m 32 --json
+      mmsearch bench store --items 2000 --memory-items 500 --queries 20 --hnsw-m 32 --json
     """
     hnsw = settings_from(HnswSettings, {**opts, "m": hnsw_m})
-    result = store_bench.run(settings_from(StoreBenchConfig, opts, hnsw=hnsw), log=_progress)
+    result = store_bench.run(settings_from(StoreBenchConfig, opts, hnsw=hnsw), log=progress_printer(progress))
     _report(store_bench.format_result(result), result.to_json(), as_json)
 
 

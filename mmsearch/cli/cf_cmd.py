@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmsearch.cli.options import column_mapping, interaction_log_options
+from mmsearch.cli.options import column_mapping, interaction_log_options, threads_option
 from mmsearch.cli.store_options import resolve_config, store_options
 
 if TYPE_CHECKING:
@@ -27,7 +27,13 @@ def cf() -> None:
 @cf.command("fit")
 @click.argument("interactions", type=click.Path(dir_okay=False))
 @store_options
-@click.option("--algorithm", type=click.Choice(["als", "bpr"]), default="als", show_default=True)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["als", "bpr"]),
+    default="als",
+    show_default=True,
+    help="Implicit ALS (alternating least squares) or BPR (Bayesian personalised ranking).",
+)
 @click.option(
     "--factors",
     type=click.IntRange(min=1),
@@ -59,10 +65,8 @@ def cf() -> None:
     default=None,
     help="BPR: SGD learning rate (default 0.01).",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option(
-    "--threads", type=click.IntRange(min=0), default=None, help="Training threads (0 = every core; default 1)."
-)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed of the fit.")
+@threads_option("implicit's training threads", "1, which makes a fit reproducible")
 @interaction_log_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def cf_fit(
@@ -88,7 +92,7 @@ def cf_fit(
     \b
     Example:
       mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm als --iterations 20
-      mmsearch cf fit ratings.tsv --store data --algorithm bpr --factors 63 --column item=movie_id
+      mmsearch cf fit ratings.tsv --algorithm bpr --factors 63 --column user=user_id --column item=movie_id
     """
     from mmsearch.cf import cf_config
     from mmsearch.cf.collection import default_factors, fit_collection_cf

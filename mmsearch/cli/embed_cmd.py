@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mmsearch.cli.options import device_option, threads_option
 from mmsearch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 @click.option("--model", "model_dir", type=click.Path(), required=True, help="Model folder from `mmsearch export`.")
 @click.option("--text", "texts", multiple=True, help="A text to embed (repeatable).")
 @click.option("--image", "images", multiple=True, help="An image file to embed (repeatable).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option()
 @click.option(
     "--precision",
     type=click.Choice(["auto", "fp32", "int8"]),
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Graphs to load: auto is int8 for a model exported with --quantize int8.",
 )
-@click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores).")
+@threads_option()
 def embed(
     model_dir: str,
     texts: tuple[str, ...],
@@ -45,14 +46,14 @@ def embed(
 
     if not texts and not images:
         raise ConfigError("nothing to embed: pass --text and/or --image")
-    model = load_model(model_dir, device=device, precision=precision, threads=threads)
     results = []
-    if texts:
-        for text, vector in zip(texts, model.embed_texts(list(texts)), strict=True):
-            results.append({"modality": "text", "input": text, "embedding": vector.tolist()})
-    if images:
-        for image, vector in zip(images, model.embed_images(list(images)), strict=True):
-            results.append({"modality": "image", "input": image, "embedding": vector.tolist()})
+    with load_model(model_dir, device=device, precision=precision, threads=threads) as model:
+        if texts:
+            for text, vector in zip(texts, model.embed_texts(list(texts)), strict=True):
+                results.append({"modality": "text", "input": text, "embedding": vector.tolist()})
+        if images:
+            for image, vector in zip(images, model.embed_images(list(images)), strict=True):
+                results.append({"modality": "image", "input": image, "embedding": vector.tolist()})
     click.echo(
         json.dumps(
             {

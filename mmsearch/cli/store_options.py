@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mmsearch.cli.options import option_group
+from mmsearch.cli.options import config_option, option_group
 
 if TYPE_CHECKING:
     from mmsearch.indexing.config import IndexConfig
@@ -17,15 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 _STORE_OPTIONS = option_group(
-    click.option(
-        "-c",
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False),
-        default=None,
-        envvar="MMSEARCH_CONFIG",
-        help="The indexing config (TOML): store, collection, encoders. [env: MMSEARCH_CONFIG]",
-    ),
+    config_option,
     click.option(
         "--store",
         "store_path",
@@ -39,7 +31,8 @@ _STORE_OPTIONS = option_group(
         "models",
         type=click.Path(file_okay=False),
         multiple=True,
-        help="A model folder used to embed query inputs (repeatable; replaces the config's encoders).",
+        help="A model folder to embed query inputs with (repeatable; replaces the config's encoders) "
+        "[default: the folders the collection recorded when it was indexed].",
     ),
     click.option(
         "--cf-path",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from mmsearch.errors import ConfigError, DependencyError, ModelError
 from mmsearch.eval.content import embed_item_texts, vector_model_name
 from mmsearch.eval.results import EvalResult
-from mmsearch.eval.runner import Log, run_eval, timed
+from mmsearch.eval.runner import Bar, Log, run_eval, timed
 from mmsearch.eval.settings import EvalSettings
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ def run_movielens(
     device: Device = "cpu",
     threads: int | None = None,
     log: Log | None = None,
+    bar: Bar | None = None,
 ) -> EvalResult:
     """Evaluate random, popular, text (MiniLM), ALS, BPR and their hybrids on MovieLens-100k.
 
@@ -98,6 +99,7 @@ def run_movielens(
         data_dir: a folder with the ml-100k files (default: the copy in the recbole wheel).
         device, threads: where the text encoder runs.
         log: called with progress messages.
+        bar: a progress bar for each ranking step (see `mmsearch.eval.runner.Bar`).
 
     Raises:
         DependencyError: recbole or the MiniLM package is missing.
@@ -124,7 +126,9 @@ def run_movielens(
         name = CONTENT_NAME if model_dir is None else vector_model_name(model.name)
         vectors = embed_item_texts(text, name, [[texts[i]] for i in interactions.item_ids])
     facts = {"content_model": model.name, "content_text": "Title (year). Genres: a, b."}
-    return run_eval(interactions, [vectors], settings, dataset="MovieLens-100k", log=log, facts=facts, steps=timings)
+    return run_eval(
+        interactions, [vectors], settings, dataset="MovieLens-100k", log=log, bar=bar, facts=facts, steps=timings
+    )
 
 
 __all__ = ["DEFAULT_SPLITS", "default_cache_dir", "run_movielens", "shipped_minilm_model"]

@@ -16,6 +16,7 @@ from mmsearch.errors import ConfigError, UnknownNameError
 from mmsearch.eval.metrics import METRICS
 from mmsearch.eval.plot import Panel, line_chart
 from mmsearch.eval.results import EvalResult, SplitResult
+from mmsearch.files import writing
 
 LABELS: dict[str, str] = {"map": "MAP", "ndcg": "nDCG", "recall": "Recall", "precision": "P", "coverage": "Cov"}
 PLOT_METRICS: tuple[str, ...] = ("map", "ndcg", "recall", "precision")
@@ -168,8 +169,15 @@ def write_outputs(result: EvalResult, out_dir: str | Path, *, stem: str = "eval"
 
     Returns:
         {"markdown": path, "json": path, "plot:<split>": path, ...}.
+
+    Raises:
+        ConfigError: the folder or a file in it cannot be written.
     """
-    out = Path(out_dir)
+    with writing(out_dir, "evaluation output folder"):
+        return _write_outputs(result, Path(out_dir), stem)
+
+
+def _write_outputs(result: EvalResult, out: Path, stem: str) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     paths["markdown"] = out / f"{stem}.md"

@@ -65,10 +65,19 @@ from mmsearch.eval.strategies import (
 from mmsearch.ranking import top_k_rows
 
 Log = Callable[[str], None]
+# A progress bar for a countable step: called with its description and total (users), it gives a
+# context manager yielding the function to call with each block of users done (e.g. tqdm's update).
+Bar = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 
 
 def _quiet(_message: str) -> None:
     pass
+
+
+@contextmanager
+def no_bar(_desc: str, _total: int) -> Iterator[Callable[[int], None]]:
+    """The `Bar` that shows nothing."""
+    yield lambda _n: None
 
 
 @contextmanager
@@ -136,11 +145,12 @@ def rank(
     *,
     rank_legs: bool = True,
     chunk_users: int = 256,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Top-k rankings of `users` by each strategy in `legs` and each fusion of them in `fused`.
 
     Each leg is scored once per block of users and reused by every fusion, which is what makes a
-    tuning grid affordable.
+    tuning grid affordable. `progress` is called with the number of users of each block done.
 
     Returns:
         key -> int64 (len(users), k) item indices (-1 padded), and key -> seconds spent.
@@ -170,6 +180,8 @@ def rank(
             began = time.perf_counter()
             blocks[key].append(top_k_rows(fuse_scores([scores[n] for n in leg_names], candidates, spec), k))
             seconds[key] += time.perf_counter() - began
+        if progress is not None:
+            progress(len(block))
     empty = np.zeros((0, k), dtype=np.int64)
     return {key: np.concatenate(parts) if parts else empty for key, parts in blocks.items()}, seconds
 
@@ -185,6 +197,7 @@ def tune_fusion(
     metric: str,
     n_items: int,
     chunk_users: int = 256,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[FusionSpec, list[TuningTrial], dict[str, float]]:
     """The fusion of `legs` from `grid` with the best `metric` on the given (validation) users.
 
@@ -200,7 +213,9 @@ def tune_fusion(
         raise ConfigError("the fusion grid is empty")
     names = tuple(leg.name for leg in legs)
     outputs = [(f"{i}:{spec.label(names)}", names, spec) for i, spec in enumerate(grid)]
-    ranked, _ = rank(users, candidates_of, max(ks), legs, outputs, rank_legs=False, chunk_users=chunk_users)
+    ranked, _ = rank(
+        users, candidates_of, max(ks), legs, outputs, rank_legs=False, chunk_users=chunk_users, progress=progress
+    )
     trials: list[TuningTrial] = []
     reports = []
     for key, _, spec in outputs:
@@ -313,18 +328,33 @@ class _SplitRun:
     split: Split
     settings: EvalSettings
     say: Log
+    bar: Bar = no_bar
     timings: dict[str, float] = field(default_factory=dict)
 
     def timed(self, step: str) -> AbstractContextManager[None]:
         return timed(self.timings, step)
 
     def rank(
-        self, part: _Part, legs: Sequence[Strategy], fused: Sequence[Output] = (), *, rank_legs: bool = True
+        self,
+        part: _Part,
+        legs: Sequence[Strategy],
+        fused: Sequence[Output] = (),
+        *,
+        rank_legs: bool = True,
+        desc: str = "ranking",
     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         k = max(self.settings.ks)
-        return rank(
-            part.users, part.candidates, k, legs, fused, rank_legs=rank_legs, chunk_users=self.settings.chunk_users
-        )
+        with self.bar(f"{self.split.kind}: {desc}", len(part.users)) as update:
+            return rank(
+                part.users,
+                part.candidates,
+                k,
+                legs,
+                fused,
+                rank_legs=rank_legs,
+                chunk_users=self.settings.chunk_users,
+                progress=update,
+            )
 
     def report(self, ranked: np.ndarray, part: _Part) -> MetricReport:
         return evaluate(ranked, part.relevant, ks=self.settings.ks, n_items=part.n_items)
@@ -350,7 +380,7 @@ class _SplitRun:
         """Each single strategy's metrics on validation."""
         with self.timed("validation"):
             self.say(f"{self.split.kind}: ranking {len(part.users)} validation users with {len(singles)} strategies")
-            ranked, _ = self.rank(part, singles)
+            ranked, _ = self.rank(part, singles, desc="validation users")
             return {s.name: self.report(ranked[s.name], part).values for s in singles}
 
     def hybrids(
@@ -393,17 +423,19 @@ class _SplitRun:
         with self.timed(f"tune {name}"):
             grid = _grid(settings)
             self.say(f"{self.split.kind}: tuning {name} over {len(grid)} fusions on validation")
-            return tune_fusion(
-                legs,
-                grid,
-                part.users,
-                part.candidates,
-                part.relevant,
-                ks=settings.ks,
-                metric=settings.tune_metric,
-                n_items=part.n_items,
-                chunk_users=settings.chunk_users,
-            )
+            with self.bar(f"{self.split.kind}: tuning {name}", len(part.users)) as update:
+                return tune_fusion(
+                    legs,
+                    grid,
+                    part.users,
+                    part.candidates,
+                    part.relevant,
+                    ks=settings.ks,
+                    metric=settings.tune_metric,
+                    n_items=part.n_items,
+                    chunk_users=settings.chunk_users,
+                    progress=update,
+                )
 
     def hybrid(self, name: str, legs: Sequence[Strategy], spec: FusionSpec) -> HybridStrategy:
         params = {
@@ -420,7 +452,7 @@ class _SplitRun:
         """Every strategy's test rankings and the seconds each took."""
         with self.timed("test"):
             self.say(f"{self.split.kind}: ranking {len(part.users)} test users")
-            return self.rank(part, singles, _fusions(hybrids))
+            return self.rank(part, singles, _fusions(hybrids), desc="test users")
 
     def rows(
         self,
@@ -498,6 +530,7 @@ def evaluate_split(
     settings: EvalSettings | None = None,
     *,
     log: Log | None = None,
+    bar: Bar | None = None,
 ) -> SplitResult:
     """Train on `split.train`, choose hybrids on validation, report every strategy on test.
 
@@ -506,19 +539,26 @@ def evaluate_split(
         vectors: content vectors, one row per item of the split's tables.
         settings: the run's settings (defaults without).
         log: called with progress messages.
+        bar: a progress bar for each ranking step (users ranked), e.g. one made with tqdm.
 
     Raises:
         InputError: vectors whose rows do not match the items, or an empty validation or test part.
     """
-    return _evaluate_split(split, vectors, settings or EvalSettings(), log or _quiet)
+    return _evaluate_split(split, vectors, settings or EvalSettings(), log or _quiet, bar or no_bar)
 
 
 def _evaluate_split(
-    split: Split, vectors: Sequence[ItemVectors], settings: EvalSettings, say: Log, *, started: float | None = None
+    split: Split,
+    vectors: Sequence[ItemVectors],
+    settings: EvalSettings,
+    say: Log,
+    bar: Bar = no_bar,
+    *,
+    started: float | None = None,
 ) -> SplitResult:
     """`evaluate_split`; with `started` (a `time.perf_counter()` reading), timings get the `total` since."""
     _check_split(split, vectors)
-    run = _SplitRun(split, settings, say)
+    run = _SplitRun(split, settings, say, bar)
     content, cf = run.learn(vectors)
     singles = [*run.baselines(), *content, *cf]
     val_part, test_part = _Part.of(split, "validation", settings), _Part.of(split, "test", settings)
@@ -550,6 +590,7 @@ def run_eval(
     *,
     dataset: str = "",
     log: Log | None = None,
+    bar: Bar | None = None,
     facts: Mapping[str, Any] | None = None,
     steps: Mapping[str, float] | None = None,
 ) -> EvalResult:
@@ -561,6 +602,7 @@ def run_eval(
         settings: what to run.
         dataset: a name for the report.
         log: called with progress messages.
+        bar: a progress bar for each ranking step (users ranked), e.g. one made with tqdm.
         facts: more about the data for the report (e.g. the content model), after the sizes.
         steps: seconds of the steps before the evaluation (loading, embedding): the timings list
             them first, then `evaluation`, then their `total`.
@@ -583,7 +625,7 @@ def run_eval(
         started = time.perf_counter()
         split = make_split(interactions, kind, settings)
         say(split.summary())
-        results.append(_evaluate_split(split, vectors, settings, say, started=started))
+        results.append(_evaluate_split(split, vectors, settings, say, bar or no_bar, started=started))
     timings = {**(steps or {}), "evaluation": time.perf_counter() - began}
     if steps is not None:
         timings["total"] = sum(timings.values())
@@ -599,6 +641,7 @@ def run_eval(
 
 
 __all__ = [
+    "Bar",
     "DEFAULT_SCHEMES",
     "DEFAULT_WEIGHT_GRID",
     "SCHEMES",
@@ -617,6 +660,7 @@ __all__ = [
     "evaluate_split",
     "fusion_spec",
     "make_split",
+    "no_bar",
     "rank",
     "run_eval",
     "timed",

@@ -207,6 +207,7 @@ def with_overrides(
     batch_size: int | None = None,
     workers: int | None = None,
     device: str | None = None,
+    threads: int | None = None,
 ) -> IndexConfig:
     """A copy of `config` with command-line choices applied.
 
@@ -215,7 +216,7 @@ def with_overrides(
         store_path: the store folder (Edge, or a persisted `memory` store).
         models: model folders that replace the config's `[[encoders]]`, each with the default
             fields (text towers embed title and description, image towers the images).
-        batch_size, workers, device: replace the `[index]` settings.
+        batch_size, workers, device, threads: replace the `[index]` settings.
 
     Raises:
         ConfigError: an override does not validate.
@@ -225,9 +226,8 @@ def with_overrides(
         store_over["collection"] = collection
     if store_path is not None:
         store_over["path"] = Path(store_path)
-    index_over = {
-        k: v for k, v in (("batch_size", batch_size), ("workers", workers), ("device", device)) if v is not None
-    }
+    given = {"batch_size": batch_size, "workers": workers, "device": device, "threads": threads}
+    index_over = {k: v for k, v in given.items() if v is not None}
     try:
         store = load_settings(config.store, **store_over) if store_over else config.store
         index = IndexSettings.model_validate({**config.index.model_dump(), **index_over})

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,14 +28,18 @@ from mmsearch.indexing.catalog import (
     parse_record,
     read_catalog,
 )
-from mmsearch.indexing.config import IndexConfig, load_config, with_overrides
+from mmsearch.indexing.config import EncoderConfig, IndexConfig, load_config, with_overrides
 from mmsearch.indexing.errorlog import ErrorLog, ItemError
 from mmsearch.indexing.pipeline import Embedder, Pipeline, RunCounts, plan_embedders
-from mmsearch.storage import Store, open_store
+from mmsearch.storage import ModelRecord, Store, open_store
 
 if TYPE_CHECKING:
+    from indexers.runtime import Model
     from mmsearch.query.engine import Searcher, SearchSettings
     from mmsearch.query.results import SearchResponse
+
+
+SUMMARY_ERRORS = 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class IndexSummary:
         skipped: items left out for bad input (see `skipped_by_kind` and the error log).
         failed: items the encoder or the store refused.
         skipped_by_kind: error kind -> count, over skipped and failed items.
+        errors: the first `SUMMARY_ERRORS` skipped or failed items of the run, each with its line,
+            id, kind and reason (the error log, when one is written, has them all).
+        truncated: texts longer than their model's context, embedded truncated to it (as
+            sentence-transformers does), not refused.
         pruned: items deleted from the store because they are no longer in the catalog.
         prune_note: why pruning was not done, when asked for and refused.
         stored: items in the collection after the run.
@@ -73,6 +82,8 @@ class IndexSummary:
     skipped: int
     failed: int
     skipped_by_kind: dict[str, int] = field(default_factory=dict)
+    errors: tuple[ItemError, ...] = ()
+    truncated: int = 0
     pruned: int = 0
     prune_note: str | None = None
     stored: int = 0
@@ -89,6 +100,24 @@ class IndexSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
+
+
+def model_records(
+    configs: Sequence[EncoderConfig], models: Sequence[Model], embedders: Sequence[Embedder]
+) -> list[ModelRecord]:
+    """What the collection records of each model folder: its absolute path and the used towers' fingerprints."""
+    out = []
+    for cfg, model in zip(configs, models, strict=True):
+        used = {e.modality: e.encoder.spec.fingerprint for e in embedders if e.encoder.spec.model == model.name}
+        out.append(
+            ModelRecord(
+                name=model.name,
+                folder=os.path.abspath(cfg.model),
+                fingerprints=used,
+                random_weights=model.random_weights,
+            )
+        )
+    return out
 
 
 def _records_from(items: Iterable[CatalogItem | Mapping[str, Any]], config: IndexConfig) -> Iterator[CatalogRecord]:
@@ -166,10 +195,22 @@ class Index:
             raise ConfigError("no encoders: pass model folders (--model DIR) or list them under [[encoders]]")
         s = cfg.index
         loaded = [
-            load_model(e.model, device=s.device, threads=s.threads, batch_size=s.batch_size) for e in cfg.encoders
+            load_model(
+                e.model,
+                device=s.device,
+                threads=s.threads,
+                batch_size=s.batch_size,
+                max_text_chars=s.max_text_chars,
+            )
+            for e in cfg.encoders
         ]
         embedders = plan_embedders(cfg.encoders, loaded)
         store = open_store(cfg.store, encoders=[e.encoder.spec for e in embedders])
+        try:
+            store.record_models(model_records(cfg.encoders, loaded, embedders))
+        except BaseException:
+            store.close()
+            raise
         return cls(cfg, store, embedders)
 
     def count_records(self, catalog: str | Path) -> int:
@@ -240,6 +281,7 @@ class Index:
         self._searcher = None  # the run may add vectors (a new encoder): signals are re-read
         log = errors if isinstance(errors, ErrorLog) else ErrorLog(errors)
         before = Counter(log.counts)
+        kept_before = len(log.errors)
         start = time.perf_counter()
         try:
             pipeline = Pipeline(
@@ -253,7 +295,8 @@ class Index:
             if not isinstance(errors, ErrorLog):
                 log.close()
         kinds = dict(sorted((log.counts - before).items()))
-        return self._summary(counts, kinds, log, catalog, pruned, note, time.perf_counter() - start)
+        run_errors = tuple(log.errors[kept_before : kept_before + SUMMARY_ERRORS])
+        return self._summary(counts, kinds, run_errors, log, catalog, pruned, note, time.perf_counter() - start)
 
     def _prune(self, counts: RunCounts) -> tuple[int, str | None]:
         if counts.unreadable:
@@ -268,6 +311,7 @@ class Index:
         self,
         counts: RunCounts,
         kinds: dict[str, int],
+        run_errors: tuple[ItemError, ...],
         log: ErrorLog,
         catalog: str | None,
         pruned: int,
@@ -286,6 +330,8 @@ class Index:
             skipped=counts.skipped,
             failed=counts.failed,
             skipped_by_kind=kinds,
+            errors=run_errors,
+            truncated=counts.truncated,
             pruned=pruned,
             prune_note=note,
             stored=self.store.count(),

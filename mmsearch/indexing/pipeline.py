@@ -152,7 +152,7 @@ def item_payload(item: CatalogItem, item_hash: str) -> dict[str, Any]:
 
 def stored_hashes(store: Store, ids: Sequence[str]) -> dict[str, str | None]:
     """The content hash each stored item among `ids` was written with (None: written without one)."""
-    return {s.id: s.payload.get(HASH_KEY) for s in store.retrieve(ids, with_payload=True)}
+    return {s.id: s.payload.get(HASH_KEY) for s in store.retrieve(ids, internal=True)}
 
 
 def carried_cf(store: Store, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -263,9 +263,18 @@ def prepare(
     return Prepared(work=work, pixels=pixels, texts=texts)
 
 
-def encode(batch: Sequence[Prepared], embedders: Sequence[Embedder]) -> list[dict[str, np.ndarray]]:
-    """Run every embedder once over the batch; one {key: (rows, dim)} mapping per item."""
+@dataclass
+class Encoded:
+    """A batch's vectors: one {key: (rows, dim)} mapping per item, and how many texts were truncated."""
+
+    vectors: list[dict[str, np.ndarray]]
+    truncated: int = 0
+
+
+def encode(batch: Sequence[Prepared], embedders: Sequence[Embedder]) -> Encoded:
+    """Run every embedder once over the batch (texts over a model's context are truncated and counted)."""
     out: list[dict[str, np.ndarray]] = [{} for _ in batch]
+    truncated = 0
     for emb in embedders:
         owners = [i for i, p in enumerate(batch) if emb.key in (p.pixels if emb.modality == "image" else p.texts)]
         if not owners:
@@ -277,31 +286,39 @@ def encode(batch: Sequence[Prepared], embedders: Sequence[Embedder]) -> list[dic
             sizes = [len(p) for p in parts]
         else:
             lists = [batch[i].texts[emb.key] for i in owners]
-            vectors = encoder.embed([t for texts in lists for t in texts])
+            vectors, cut = encoder.embed_counted([t for texts in lists for t in texts])
+            truncated += int(cut.sum())
             sizes = [len(t) for t in lists]
         start = 0
         for i, n in zip(owners, sizes, strict=True):
             out[i][emb.key] = vectors[start : start + n]
             start += n
-    return out
+    return Encoded(out, truncated)
 
 
 def encode_isolated(
-    batch: Sequence[Prepared], embedders: Sequence[Embedder], failed: Callable[[Prepared, Exception], None]
+    batch: Sequence[Prepared],
+    embedders: Sequence[Embedder],
+    failed: Callable[[Prepared, Exception], None],
+    truncated: Callable[[int], None] | None = None,
 ) -> list[tuple[Prepared, dict[str, np.ndarray]]]:
     """`encode`, and when a batch fails, item by item, so that only the items at fault are lost.
 
     Args:
         failed: called with each item the encoder fails on (and the error); the others come back.
+        truncated: called with the number of texts truncated to their model's context.
     """
     try:
-        return list(zip(batch, encode(batch, embedders), strict=True))
+        encoded = encode(batch, embedders)
     except Exception as e:  # noqa: BLE001 - onnxruntime raises untyped errors; isolate the item(s) at fault
         if len(batch) == 1:
             failed(batch[0], e)
             return []
         log.warning("encoding a batch of %d failed (%s); retrying item by item", len(batch), e)
-        return [pair for p in batch for pair in encode_isolated([p], embedders, failed)]
+        return [pair for p in batch for pair in encode_isolated([p], embedders, failed, truncated)]
+    if truncated is not None:
+        truncated(encoded.truncated)
+    return list(zip(batch, encoded.vectors, strict=True))
 
 
 def upsert_isolated(store: Store, items: Sequence[Item], refused: Callable[[Item, BatchError], None]) -> list[Item]:
@@ -335,6 +352,7 @@ class RunCounts:
     skipped: int = 0
     failed: int = 0
     unreadable: int = 0  # records whose id could not be read (invalid line): they block pruning
+    truncated: int = 0  # texts longer than their model's context, embedded truncated to it
     encode_seconds: float = 0.0  # wall time spent inside the encoders
     seen: set[str] = field(default_factory=set)
 
@@ -435,9 +453,12 @@ class Pipeline:
     def _encode(self, batch: list[Prepared]) -> list[tuple[Prepared, dict[str, np.ndarray]]]:
         start = time.perf_counter()
         try:
-            return encode_isolated(batch, self.embedders, self._encode_failed)
+            return encode_isolated(batch, self.embedders, self._encode_failed, self._count_truncated)
         finally:
             self.counts.encode_seconds += time.perf_counter() - start
+
+    def _count_truncated(self, n: int) -> None:
+        self.counts.truncated += n
 
     def _encode_failed(self, p: Prepared, e: Exception) -> None:
         self._skip(ItemError(p.work.line, p.work.item.id, "encode", f"encoding failed: {e}"), failed=True)

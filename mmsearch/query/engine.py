@@ -43,8 +43,10 @@ Example:
 
 from __future__ import annotations
 
+import difflib
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -60,7 +62,6 @@ from indexers.text import validate_text
 from mmsearch.cf import CFModel
 from mmsearch.errors import (
     ConfigError,
-    FingerprintMismatchError,
     InputError,
     ItemNotFoundError,
     NotFoundError,
@@ -70,10 +71,10 @@ from mmsearch.errors import (
 )
 from mmsearch.fetch import FetchSettings, fetch, is_url
 from mmsearch.query import fusion as F
+from mmsearch.query.models import check_models, default_choice, random_models, random_warnings, resolve_recorded
 from mmsearch.query.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
 from mmsearch.query.signals import (
     CF_SIGNAL,
-    MODALITIES,
     PROFILE_PREFIX,
     Signal,
     collection_signals,
@@ -95,7 +96,6 @@ from mmsearch.storage import (
     StoreSettings,
     check_filter,
     multi_name,
-    pooled_name,
     weighted_sum_formula,
 )
 
@@ -185,38 +185,25 @@ class Searcher:
     ) -> None:
         self.store = store
         self.settings = settings or SearchSettings()
-        self.models = self._check_models(models)
+        self.models = check_models(store.schema, store.settings.collection, models)
         self.cf_model = self._check_cf(cf_model)
         self._owns_store = owns_store
         self._signals = collection_signals(store.schema, cf=self.cf_model is not None)
+        self._random = random_models(store.schema, models)
+        self._owned: list[Model] = []  # models this searcher loaded, closed with it
+        # recorded models by name, loaded when a text or image first needs them
+        self._deferred: dict[str, Callable[[], Model]] = {}
+        self._unavailable: dict[str, str] = {}  # recorded models that cannot be loaded, and why
 
     # ------------------------------------------------------------------ setup
 
-    def _check_models(self, models: Sequence[Model | Encoder]) -> dict[str, dict[str, Encoder]]:
-        """Model name -> modality -> encoder, for the towers whose model has vectors in the store."""
-        schema = self.store.schema
-        towers: dict[str, dict[str, Encoder]] = {}
-        for m in models:
-            for encoder in m.encoders.values() if isinstance(m, Model) else (m,):
-                spec = encoder.spec
-                mine = towers.setdefault(spec.model, {})
-                if spec.modality in mine and mine[spec.modality].spec.fingerprint != spec.fingerprint:
-                    raise ConfigError(
-                        f"two different {spec.modality} towers are named {spec.model!r}; model names "
-                        f"are unique in a collection"
-                    )
-                mine[spec.modality] = encoder
-        out: dict[str, dict[str, Encoder]] = {}
-        for name, mine in towers.items():
-            stored = {mod: schema.vectors.get(pooled_name(name, mod)) for mod in MODALITIES}
-            if not any(stored.values()):
-                log.info("model %r has no vectors in this collection; its towers are not used", name)
-                continue
-            for mod, vector in stored.items():
-                if vector is not None and mod in mine and mine[mod].spec.fingerprint != vector.fingerprint:
-                    raise FingerprintMismatchError(vector.name, str(vector.fingerprint), mine[mod].spec.fingerprint)
-            out[name] = mine
-        return out
+    def _load_deferred(self, only: set[str] | None = None) -> None:
+        """Load the recorded models (those in `only`, or all), once, when a text or image first needs them."""
+        for name in [n for n in self._deferred if only is None or n in only]:
+            model = self._deferred.pop(name)()
+            self._owned.append(model)
+            self.models.update(check_models(self.store.schema, self.store.settings.collection, [model]))
+            self._random |= random_models(self.store.schema, [model])
 
     def _check_cf(self, cf_model: CFModel | None) -> CFModel | None:
         if cf_model is None:
@@ -235,7 +222,7 @@ class Searcher:
     def open(
         cls,
         store: StoreSettings | Mapping[str, Any] | str | Path,
-        models: Sequence[str | Path] = (),
+        models: Sequence[str | Path] | None = None,
         *,
         cf_path: str | Path | None = None,
         settings: SearchSettings | None = None,
@@ -251,13 +238,16 @@ class Searcher:
             store: the store settings (`mmsearch.storage.StoreSettings`, or a mapping of its
                 fields), or an Edge store folder (collection `mmsearch`).
             models: model folders written by `mmsearch export`, whose towers embed the query inputs.
+                None (the default): the folders the collection recorded when it was indexed, loaded
+                on the first text or image query, when they still hold the same models (a search
+                that needs one that does not says which folder to pass).
             cf_path: the CF model folder, when not the default one beside the store.
             settings: engine settings.
-            device, threads: onnxruntime placement and threads for the encoders.
+            device, threads: onnxruntime placement and threads per session for the encoders.
             verify_models: check the model files' sha256 against their manifests.
 
         Raises:
-            ConfigError: invalid store settings.
+            ConfigError: invalid store settings; a model with no vectors in the collection.
             StoreNotFoundError: the collection does not exist (index it first).
             ModelError: a model folder cannot be loaded.
             FingerprintMismatchError: a model differs from the one that wrote the collection.
@@ -268,16 +258,31 @@ class Searcher:
 
         store_settings = load_settings({"path": store} if isinstance(store, (str, Path)) else store)
         opened = open_store(store_settings)
+        load_options: dict[str, Any] = {"device": device, "threads": threads, "verify": verify_models}
+        loaded: list[Model] = []
         try:
-            loaded = [load_model(m, device=device, threads=threads, verify=verify_models) for m in models]
-            cf_model = load_collection_cf(opened, cf_path)
-            return cls(opened, loaded, cf_model, settings, owns_store=True)
+            loaded += [load_model(m, **load_options) for m in models or ()]
+            searcher = cls(opened, loaded, load_collection_cf(opened, cf_path), settings, owns_store=True)
         except BaseException:
+            for m in loaded:
+                m.close()
             opened.close()
             raise
+        searcher._owned = loaded
+        if models is None:
+            usable, searcher._unavailable = resolve_recorded(opened.schema)
+            searcher._deferred = {
+                r.record.name: functools.partial(load_model, r.record.folder, precision=r.precision, **load_options)
+                for r in usable
+            }
+            searcher._random |= {r.record.name for r in usable if r.record.random_weights}
+        return searcher
 
     def close(self) -> None:
-        """Close the store if this searcher opened it."""
+        """Release the models this searcher loaded, and close the store if it opened it."""
+        for model in self._owned:
+            model.close()
+        self._owned = []
         if self._owns_store:
             self.store.close()
 
@@ -322,7 +327,8 @@ class Searcher:
             fusion: `wsum` (weighted sum of normalised scores), `rrf` (weighted RRF) or `dbsf`
                 (weighted sum of DBSF-normalised scores).
             normalization: for `wsum`: `minmax` (default), `dbsf` or `none` (cosines only).
-            filter: payload filter (`mmsearch.storage.Filter`).
+            filter: payload filter: a `mmsearch.storage.Filter`, a `qdrant_client.models.Filter` or
+                a dict in Qdrant's JSON filter form. A field no stored item has gets a note.
             limit: results wanted.
             exclude_seen: leave out the items the user interacted with.
             explain: fill each result's per-signal breakdown.
@@ -339,18 +345,18 @@ class Searcher:
                 fusion or normalization (the valid names are listed).
             ConfigError: negative or all-zero weights, a weighted signal this query gives no
                 input to, `user` without a CF model, `normalization="none"` with a CF signal.
-            InvalidFilterError: `filter` is not a `Filter`.
+            InvalidFilterError: `filter` is not a filter, or a Qdrant condition mmsearch cannot express.
         """
-        _check_query(text, image, item, user, limit, fusion, normalization, filter)
+        flt = _check_query(text, image, item, user, limit, fusion, normalization, filter)
         wanted = None if weights is None else resolve_weights(weights, self._signals)  # fail early on bad names
-        notes: list[str] = []
+        notes: list[str] = self._filter_notes(flt)
         user_state = self._user(user, alone=text is None and image is None and item is None, notes=notes)
         drafts, dropped, excluded = self._drafts(text, image, item, user_state, wanted, notes)
         if exclude_seen and user_state is not None:
             excluded += user_state.seen
         legs, leg_weights = self._weigh(drafts, weights, dropped, notes)
         _check_normalization(legs, fusion, normalization)
-        flt = _combine_filters(filter, excluded)
+        flt = _combine_filters(flt, excluded)
         return self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
 
     def _drafts(
@@ -380,16 +386,6 @@ class Searcher:
         item_vectors = self._item_vectors(item) if item is not None else {}
         if item is not None:
             excluded.append(item)
-        text_emb = self._embed_text(text) if text is not None else {}
-        image_emb = self._embed_image(image) if image is not None else {}
-        content = content_queries(
-            self.store.schema,
-            text=text_emb,
-            image=image_emb,
-            item={k: v for k, v in item_vectors.items() if k != CF_VECTOR},
-        )
-        for vector, (q, inputs) in content.items():
-            drafts[vector] = self._leg(by_name[vector], q, inputs)
         if user is not None:
             reason = "none of the user's items has its vector" if user.known else "the user is unknown"
             # A cold user's CF weight falls back on the profile, so a cold user needs it either way.
@@ -406,7 +402,79 @@ class Searcher:
                 drafts[CF_SIGNAL] = cf_leg
             elif user is not None:
                 dropped[CF_SIGNAL] = "the user is cold" if user.known else "the user is unknown"
-        return drafts, dropped, excluded
+        if text is not None or image is not None:
+            notes += [f"{why}; its signals are left out" for why in self._unavailable.values()]
+        only = self._embedding_models(wanted)
+        content, unused = self._content_legs(text, image, item_vectors, only)
+        if only is not None and not self._serves({**content, **drafts}, wanted):
+            # Nothing the weights (or the trained models) want is left, say for a cold user: the
+            # fallback weighs every signal, so every tower embeds the query after all.
+            only = None
+            content, unused = self._content_legs(text, image, item_vectors, only)
+        notes += [self._unused_note(m, wanted) for m in unused]
+        if wanted is None and only is not None and (text is not None or image is not None) and not unused:
+            notes += self._random_left_out()
+        return {**content, **drafts}, dropped, excluded
+
+    def _random_left_out(self) -> list[str]:
+        """The note for content signals of random-weight models that the default weights did not embed for."""
+        skipped = [g.name for g in self._signals if g.kind == "content" and g.model in self._random]
+        if not skipped:
+            return []
+        models = ", ".join(repr(m) for m in sorted(self._random))
+        return [
+            f"signals {_names(skipped)} are left out of the default weights: model(s) {models} were exported with "
+            f"random weights (weight them with -w to use them anyway)"
+        ]
+
+    def _embedding_models(self, wanted: Mapping[str, float] | None) -> set[str] | None:
+        """The models whose towers embed the query's text and image first; None for all of them.
+
+        Given weights, the models of the weighted content signals; without, the models with trained
+        weights when some have random ones (whose signals the default weights leave out). A tower
+        that would be loaded and run for nothing is not.
+        """
+        if wanted is not None:
+            return {str(s.model) for s in self._signals if s.kind == "content" and wanted.get(s.name, 0) > 0}
+        if self._random:
+            return (set(self.models) | set(self._deferred)) - self._random
+        return None
+
+    def _serves(self, legs: Mapping[str, _Leg], wanted: Mapping[str, float] | None) -> bool:
+        """Whether `legs` hold a weighted signal (given weights) or one of a trained model (without)."""
+        if wanted is not None:
+            return any(w > 0 and n in legs for n, w in wanted.items())
+        return any(leg.signal.model not in self._random for leg in legs.values())
+
+    def _unused_note(self, modality: str, wanted: Mapping[str, float] | None) -> str:
+        if wanted is not None:
+            return f"the query's {modality} reaches none of the weighted signals, so it is not used"
+        models = ", ".join(repr(m) for m in sorted(self._random))
+        return (
+            f"the query's {modality} reaches only signals of models exported with random weights ({models}), "
+            f"left out of the default weights (weight them with -w to use them anyway)"
+        )
+
+    def _content_legs(
+        self,
+        text: str | None,
+        image: ImageSource | None,
+        item_vectors: Mapping[str, np.ndarray],
+        only: set[str] | None,
+    ) -> tuple[dict[str, _Leg], list[str]]:
+        """The content signals' legs, the query embedded by the models in `only` (None: all); and the
+        inputs (text, image) that none of those models embeds."""
+        text_emb = self._embed("text", text, only) if text is not None else {}
+        image_emb = self._embed("image", image, only) if image is not None else {}
+        unused = [m for m, given, emb in (("text", text, text_emb), ("image", image, image_emb)) if given and not emb]
+        content = content_queries(
+            self.store.schema,
+            text=text_emb,
+            image=image_emb,
+            item={k: v for k, v in item_vectors.items() if k != CF_VECTOR},
+        )
+        by_name = {s.name: s for s in self._signals}
+        return {vector: self._leg(by_name[vector], q, inputs) for vector, (q, inputs) in content.items()}, unused
 
     def recommend(
         self,
@@ -441,29 +509,52 @@ class Searcher:
 
     # ------------------------------------------------------------------ inputs
 
+    def _filter_notes(self, flt: Filter | None) -> list[str]:
+        """A note per payload field the filter tests that no stored item has (a typo, most often)."""
+        absent = self.store.absent_fields(flt)
+        if not absent:
+            return []
+        seen = self.store.payload_fields()
+        notes = []
+        for key in absent:
+            close = difflib.get_close_matches(key, seen, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            notes.append(
+                f"filter: no stored item has a field {key!r} (fields seen: {_names(seen)}), so the condition "
+                f"on it never holds{hint}"
+            )
+        return notes
+
     def _no_encoder(self, modality: str) -> ConfigError:
         vectors = [n for n, s in self.store.schema.vectors.items() if s.kind == "pooled"]
+        if self._unavailable:
+            why = "; ".join(self._unavailable.values())
+        elif not self.store.schema.models:
+            why = (
+                "give the model folders that indexed it (--model DIR, or [[encoders]] in the config); the collection "
+                "records its folders from its next `mmsearch index` run on"
+            )
+        else:
+            why = "give the model folders that indexed it (--model DIR, or [[encoders]] in the config)"
         return ConfigError(
-            f"no {modality} encoder of this collection is loaded (its vectors: {_names(sorted(vectors))}); "
-            f"give the model folders that indexed it (--model DIR, or [[encoders]] in the config)"
+            f"no {modality} encoder of this collection is loaded (its vectors: {_names(sorted(vectors))}): {why}"
         )
 
-    def _embed_text(self, text: str) -> dict[str, np.ndarray]:
-        validate_text(text)
-        out = {name: towers["text"].embed([text])[0] for name, towers in self.models.items() if "text" in towers}
-        if not out:
-            raise self._no_encoder("text")
-        return out
+    def _embed(self, modality: str, value: Any, only: set[str] | None) -> dict[str, np.ndarray]:
+        """`value` embedded by each `modality` tower of the models in `only` (all when None).
 
-    def _embed_image(self, image: ImageSource) -> dict[str, np.ndarray]:
-        source: ImageSource = image
-        if isinstance(image, str) and is_url(image):
-            source = fetch(image, self.settings.fetch)
-        picture = load_image(source)
-        out = {name: towers["image"].embed([picture])[0] for name, towers in self.models.items() if "image" in towers}
-        if not out:
-            raise self._no_encoder("image")
-        return out
+        Raises:
+            ConfigError: no model of the searcher has a `modality` tower at all.
+        """
+        if modality == "text":
+            validate_text(value, max_chars=None)  # each tower applies its own limit
+        else:
+            value = load_image(fetch(value, self.settings.fetch) if isinstance(value, str) and is_url(value) else value)
+        self._load_deferred(only)
+        towers = {n: t[modality] for n, t in self.models.items() if modality in t and (only is None or n in only)}
+        if not towers and not self._deferred and not any(modality in t for t in self.models.values()):
+            raise self._no_encoder(modality)
+        return {name: tower.embed([value])[0] for name, tower in towers.items()}
 
     def _item_vectors(self, item: str) -> dict[str, np.ndarray]:
         names = [n for n, s in self.store.schema.vectors.items() if s.kind in ("pooled", "cf")]
@@ -540,7 +631,10 @@ class Searcher:
             raise InputError("no signal can use this query: none of its inputs reaches a vector of the collection")
         chosen: dict[str, float]
         if weights is None:
-            chosen = default_weights(available)
+            cross = {name for name, g in drafts.items() if _cross_modal(g)}
+            defaults, note = default_choice(available, cross, self._random)
+            chosen = default_weights(defaults)
+            notes += [note] if note else []
         else:
             resolved = resolve_weights(weights, self._signals)
             chosen = {}
@@ -559,6 +653,8 @@ class Searcher:
             if not chosen:
                 chosen = default_weights(available)
                 notes.append(f"no weighted signal is left; using every available one: {_names(list(chosen))}")
+            else:
+                notes += random_warnings([s for s in available if s.name in chosen], self._random)
         legs = [drafts[s.name] for s in available if s.name in chosen]
         shares = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
         return legs, shares / shares.sum()
@@ -702,8 +798,8 @@ def _check_query(
     fusion: str,
     normalization: str,
     flt: object,
-) -> None:
-    """The checks of `Searcher.search`'s arguments that need no store (see its Raises)."""
+) -> Filter | None:
+    """The checks of `Searcher.search`'s arguments that need no store (see its Raises); returns the filter."""
     if text is None and image is None and item is None and user is None:
         raise InputError("empty query: give a text, an image, an item id or a user id")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -712,7 +808,7 @@ def _check_query(
         raise UnknownNameError("fusion method", str(fusion), F.METHODS)
     if normalization not in F.NORMALIZATIONS:
         raise UnknownNameError("normalization", str(normalization), F.NORMALIZATIONS)
-    check_filter(flt)
+    return check_filter(flt)
 
 
 def _check_normalization(legs: Sequence[_Leg], fusion: str, normalization: str) -> None:
@@ -726,6 +822,12 @@ def _combine_filters(flt: Filter | None, excluded: Sequence[str]) -> Filter | No
     if not excluded:
         return flt
     return Filter(must=(flt,) if flt is not None else (), must_not=(HasItemId(tuple(dict.fromkeys(excluded))),))
+
+
+def _cross_modal(leg: _Leg) -> bool:
+    """A content leg whose query vector is only the other modality's (CLIP text searching images)."""
+    queried = set(leg.inputs)
+    return leg.signal.kind == "content" and queried <= {"text", "image"} and leg.signal.modality not in queried
 
 
 def _why(name: str) -> str:

@@ -1,6 +1,6 @@
 """Payload filters written as short expressions, as the command line takes them.
 
-    color=red            exact match (numbers and true/false are typed: rank=3, in_stock=true)
+    color=red            exact match (numbers and true/false are typed: rank=3, price=5.4, in_stock=true)
     color=red,blue       any of several values
     color!=red           not equal (also with several values)
     price<20  price<=20  price>5  price>=5   numeric ranges
@@ -19,16 +19,19 @@ from mmsearch.storage import Filter, Match, MatchAny, Range
 
 _EXPR = re.compile(r"^\s*([A-Za-z_][\w.\-\[\]]*)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
 _INT = re.compile(r"^-?(0|[1-9][0-9]{0,17})$")
+_FLOAT = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
 _RANGE_OPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
 
-def _value(text: str, expr: str) -> str | int | bool:
+def _value(text: str, expr: str) -> str | int | float | bool:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         return text[1:-1]
     if not text:
         raise InvalidFilterError(f"filter {expr!r} has no value after the operator")
     if _INT.match(text):
         return int(text)
+    if _FLOAT.match(text):
+        return float(text)
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     return text

@@ -16,6 +16,7 @@ from typing import Any
 
 from mmsearch.errors import ImageDecodeError
 from mmsearch.fetch import is_url
+from mmsearch.files import writing
 from mmsearch.query.results import SearchResponse
 
 THUMB_PX = 160
@@ -119,9 +120,14 @@ def render_report(response: SearchResponse, query: Mapping[str, Any], *, image_r
 def write_report(
     path: str | Path, response: SearchResponse, query: Mapping[str, Any], *, image_root: str | Path = "."
 ) -> Path:
-    """Write `render_report(...)` to `path` (UTF-8) and return the path."""
-    out = Path(path)
-    out.write_text(render_report(response, query, image_root=image_root), encoding="utf-8")
+    """Write `render_report(...)` to `path` (UTF-8) and return the path.
+
+    Raises:
+        ConfigError: the file cannot be written (no such folder, no permission).
+    """
+    html = render_report(response, query, image_root=image_root)
+    with writing(path, "HTML report") as out:
+        out.write_text(html, encoding="utf-8")
     return out
 
 

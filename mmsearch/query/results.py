@@ -27,7 +27,8 @@ class SignalScore:
     weight: float
     contribution: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The score as plain JSON-able data."""
         return {
             "raw": self.raw,
             "normalized": self.normalized,
@@ -52,12 +53,13 @@ class Result:
     payload: dict[str, Any] = field(default_factory=dict)
     signals: dict[str, SignalScore] = field(default_factory=dict)
 
-    def to_json(self, rank: int | None = None) -> dict[str, Any]:
+    def to_dict(self, rank: int | None = None) -> dict[str, Any]:
+        """The hit as plain JSON-able data, with its 1-based `rank` first when given."""
         out: dict[str, Any] = {"id": self.id, "score": self.score, "payload": self.payload}
         if rank is not None:
             out = {"rank": rank, **out}
         if self.signals:
-            out["signals"] = {k: v.to_json() for k, v in self.signals.items()}
+            out["signals"] = {k: v.to_dict() for k, v in self.signals.items()}
         return out
 
 
@@ -77,7 +79,8 @@ class SignalUse:
     weight: float
     inputs: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The signal's use as plain JSON-able data."""
         return {"name": self.name, "vector": self.vector, "weight": self.weight, "inputs": list(self.inputs)}
 
 
@@ -122,16 +125,26 @@ class SearchResponse(Sequence[Result]):
     def ids(self) -> list[str]:
         return [r.id for r in self.results]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The whole response as plain JSON-able data (`json.dumps` takes it): what `mmsearch query --json` prints.
+
+        Keys: `fusion`, `normalization` (None unless `wsum`), `engine`, `candidates`, `signals`
+        (name, vector, weight, inputs), `notes`, and `results` (rank, id, score, payload, and
+        `signals` with each one's raw, normalized, weight and contribution when explained).
+        """
         return {
             "fusion": self.fusion,
             "normalization": self.normalization if self.fusion == "wsum" else None,
             "engine": self.engine,
             "candidates": self.candidates,
-            "signals": [s.to_json() for s in self.signals],
+            "signals": [s.to_dict() for s in self.signals],
             "notes": list(self.notes),
-            "results": [r.to_json(rank) for rank, r in enumerate(self.results, 1)],
+            "results": [r.to_dict(rank) for rank, r in enumerate(self.results, 1)],
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """The same as `to_dict` (its earlier name)."""
+        return self.to_dict()
 
 
 def finite_or_none(value: float) -> float | None:

@@ -27,7 +27,7 @@ from typing import Any
 from indexers.protocol import EncoderSpec
 from mmsearch.errors import StoreNotFoundError
 from mmsearch.storage.base import Backend, Hit, Item, NearestQuery, ScrollPage, StoredItem, VectorUpdate
-from mmsearch.storage.filters import Filter, HasItemId, Match, MatchAny, Range, check_filter, where
+from mmsearch.storage.filters import Filter, HasItemId, IsEmpty, Match, MatchAny, Range, check_filter, where
 from mmsearch.storage.hybrid import (
     Const,
     Dbsf,
@@ -46,6 +46,7 @@ from mmsearch.storage.hybrid import (
 from mmsearch.storage.ids import ITEM_ID_KEY, ITEM_NAMESPACE, point_id
 from mmsearch.storage.schema import (
     CF_VECTOR,
+    ModelRecord,
     StoreSchema,
     VectorSpec,
     encoder_vectors,
@@ -106,7 +107,11 @@ def open_store(
         existing = backend.read_schema()
         if existing is None and encoders is None:
             where = s.url if s.backend == "server" else (s.data_path or "memory")
-            raise StoreNotFoundError(f"no collection {s.collection!r} at {where}; pass encoders=[...] to create it")
+            raise StoreNotFoundError(
+                f"no collection {s.collection!r} at {where}: index a catalog into it first (mmsearch index "
+                f"CATALOG --model DIR, or Index.open), check the store path and collection name, or pass "
+                f"encoders=[...] to create an empty one"
+            )
         plan = plan_schema(
             existing,
             encoders or (),
@@ -138,9 +143,11 @@ __all__ = [
     "Hit",
     "HnswSettings",
     "HybridQuery",
+    "IsEmpty",
     "Item",
     "Match",
     "MatchAny",
+    "ModelRecord",
     "Mult",
     "NearestQuery",
     "Prefetch",

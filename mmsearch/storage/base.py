@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mmsearch.errors import BackendError, StorageError
+from mmsearch.errors import BackendError, ConfigError, StorageError
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 from mmsearch.storage.settings import BackendKind
@@ -25,6 +25,22 @@ if TYPE_CHECKING:
 
 VectorInput = np.ndarray | Sequence[float] | Sequence[Sequence[float]]
 WithVectors = bool | Sequence[str]
+
+
+def check_folder(folder: Path, what: str) -> None:
+    """Refuse a folder path that runs through a file (it can never be created).
+
+    Raises:
+        ConfigError: `folder`, or a folder above it, is a file.
+    """
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ConfigError(
+                    f"the {what} folder {str(folder)!r} cannot be made: {str(part)!r} is a file; give a folder "
+                    f"path (--store DIR, or [store] path)"
+                )
+            return
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
-from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
-from mmsearch.storage.filters import Filter, MatchValue
+from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, check_folder, engine_errors
+from mmsearch.storage.filters import Filter
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 from mmsearch.storage.settings import BackendKind, StoreSettings
@@ -68,11 +68,14 @@ class ClientDialect:
         self._settings = settings
         self._local = settings.backend == "memory"
 
-    def match(self, key: str, value: MatchValue) -> Any:
+    def match(self, key: str, value: str | int | bool) -> Any:
         return self._m.FieldCondition(key=key, match=self._m.MatchValue(value=value))
 
-    def match_any(self, key: str, values: list[MatchValue]) -> Any:
+    def match_any(self, key: str, values: list[str] | list[int]) -> Any:
         return self._m.FieldCondition(key=key, match=self._m.MatchAny(any=values))
+
+    def is_empty(self, key: str) -> Any:
+        return self._m.IsEmptyCondition(is_empty=self._m.PayloadField(key=key))
 
     def range(self, key: str, gt: float | None, gte: float | None, lt: float | None, lte: float | None) -> Any:
         return self._m.FieldCondition(key=key, range=self._m.Range(gte=gte, gt=gt, lte=lte, lt=lt))
@@ -190,8 +193,12 @@ class ClientBackend:
         else:
             path = settings.data_path
             self._where = f"local mode, {path}" if path else "local mode, in memory"
+            if path is not None:
+                check_folder(Path(path), "store")
             try:
                 self._client = qc.QdrantClient(path=str(path)) if path else qc.QdrantClient(":memory:")
+            except OSError as e:
+                raise StorageError(f"cannot create the store folder {str(path)!r}: {e.strerror or e}") from e
             except RuntimeError as e:
                 if "already accessed" in str(e):
                     raise StoreLockedError(

@@ -36,10 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
+from mmsearch.errors import (
+    BackendError,
+    DependencyError,
+    SchemaMismatchError,
+    StorageError,
+    StoreLockedError,
+)
 from mmsearch.files import write_json_atomic
-from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
-from mmsearch.storage.filters import Filter, MatchValue
+from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, check_folder, engine_errors
+from mmsearch.storage.filters import Filter
 from mmsearch.storage.folder_lock import FolderLock
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
@@ -85,11 +91,17 @@ class EdgeDialect:
         self._qe = qe
         self._settings = settings
 
-    def match(self, key: str, value: MatchValue) -> Any:
-        return self._qe.FieldCondition(key, match=self._qe.MatchValue(value))
+    def match(self, key: str, value: str | int | bool) -> Any:
+        # qdrant-edge-py reads a Python bool as the integer 0 or 1 (bool is an int subclass), which
+        # matches no stored boolean; numpy's bool is not an int, so it arrives as a boolean.
+        exact = np.bool_(value) if isinstance(value, bool) else value
+        return self._qe.FieldCondition(key, match=self._qe.MatchValue(exact))
 
-    def match_any(self, key: str, values: list[MatchValue]) -> Any:
+    def match_any(self, key: str, values: list[str] | list[int]) -> Any:
         return self._qe.FieldCondition(key, match=self._qe.MatchAny(values))
+
+    def is_empty(self, key: str) -> Any:
+        return self._qe.IsEmptyCondition(key)
 
     def range(self, key: str, gt: float | None, gte: float | None, lt: float | None, lte: float | None) -> Any:
         return self._qe.FieldCondition(key, range=self._qe.RangeFloat(gte=gte, gt=gt, lte=lte, lt=lt))
@@ -200,6 +212,7 @@ class EdgeBackend:
         self._dialect = EdgeDialect(self._qe, settings)
         self._t = Translator(self._dialect, settings)
         self.folder = Path(settings.data_path or "mmsearch-data") / settings.collection
+        check_folder(self.folder, "store")
         self._shard_dir = self.folder / SHARD_DIR
         self._record_path = self.folder / RECORD_FILE
         self._shard: Any = None
@@ -295,7 +308,10 @@ class EdgeBackend:
 
     def create(self, schema: StoreSchema) -> None:
         qe = self._qe
-        self._shard_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._shard_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create the store folder {str(self.folder)!r}: {e.strerror or e}") from e
         if not self._lock.held:
             self._take_lock()
             if self._has_segments():

@@ -1,5 +1,14 @@
 """Backend-neutral payload filters; `mmsearch.storage.translate` turns them into each engine's types.
 
+Every documented payload type filters the same on every backend: strings, integers and booleans
+match exactly (`Match`, `MatchAny`), floats match exactly too (sent as a closed range: Qdrant has no
+float equality) or by `Range`; `IsEmpty` holds when a field is missing, null or `[]`.
+
+Qdrant's own filters are accepted wherever a `Filter` is: a `qdrant_client.models.Filter` or a
+plain dict in Qdrant's JSON filter form (`{"must": [{"key": "color", "match": {"value": "red"}}]}`)
+is converted by `check_filter` (`mmsearch.storage.qdrant_filter`), which names anything it cannot
+express.
+
 Example:
     Filter(must=(Match("color", "red"), Range("price", lte=20)), must_not=(HasItemId(("sku-1",)),))
 """
@@ -13,7 +22,7 @@ from typing import Union
 
 from mmsearch.errors import InvalidFilterError
 
-MatchValue = str | int | bool
+MatchValue = str | int | bool | float
 
 
 def _check_key(key: object) -> None:
@@ -22,16 +31,26 @@ def _check_key(key: object) -> None:
 
 
 def _check_match_value(key: str, value: object) -> None:
-    if not isinstance(value, (str, int, bool)):
+    if not isinstance(value, (str, int, bool, float)):
         raise InvalidFilterError(
-            f"filter on {key!r}: value {value!r} is a {type(value).__name__}; exact matches take str, int or "
-            f"bool (use Range for floats)"
+            f"filter on {key!r}: value {value!r} is a {type(value).__name__}; exact matches take str, int, "
+            f"float or bool"
         )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidFilterError(f"filter on {key!r}: value {value!r} must be a finite number")
+
+
+def _value_kind(value: object) -> type:
+    """bool, str or number: the kinds one `MatchAny` may not mix (an int and a float are both numbers)."""
+    return bool if isinstance(value, bool) else str if isinstance(value, str) else float
 
 
 @dataclass(frozen=True)
 class Match:
-    """The payload field equals `value` (or, for a list field, contains it)."""
+    """The payload field equals `value` (or, for a list field, contains it).
+
+    A float matches the stored number exactly (`Match("price", 5.4)`); ints match integers.
+    """
 
     key: str
     value: MatchValue
@@ -43,7 +62,7 @@ class Match:
 
 @dataclass(frozen=True)
 class MatchAny:
-    """The payload field equals one of `values`."""
+    """The payload field equals one of `values` (all strings, all numbers or all booleans)."""
 
     key: str
     values: tuple[MatchValue, ...]
@@ -52,12 +71,12 @@ class MatchAny:
         _check_key(self.key)
         if isinstance(self.values, (str, bytes)) or not isinstance(self.values, Sequence) or not self.values:
             raise InvalidFilterError(f"filter on {self.key!r}: values {self.values!r} must be a non-empty sequence")
-        kinds = {type(v) for v in self.values}
         for v in self.values:
             _check_match_value(self.key, v)
-        if not (kinds <= {str} or kinds <= {int}):
+        if len({_value_kind(v) for v in self.values}) > 1:
             raise InvalidFilterError(
-                f"filter on {self.key!r}: values {self.values!r} mix types; MatchAny takes all str or all int"
+                f"filter on {self.key!r}: values {self.values!r} mix types; MatchAny takes all strings, all "
+                f"numbers or all booleans"
             )
         object.__setattr__(self, "values", tuple(self.values))
 
@@ -95,7 +114,18 @@ class HasItemId:
         object.__setattr__(self, "item_ids", tuple(self.item_ids))
 
 
-Condition = Union[Match, MatchAny, Range, HasItemId, "Filter"]
+@dataclass(frozen=True)
+class IsEmpty:
+    """The payload field is missing, null or an empty list (negate it for "has a value")."""
+
+    key: str
+
+    def __post_init__(self) -> None:
+        _check_key(self.key)
+
+
+Condition = Union[Match, MatchAny, Range, HasItemId, IsEmpty, "Filter"]
+_CONDITIONS = (Match, MatchAny, Range, HasItemId, IsEmpty)
 
 
 @dataclass(frozen=True)
@@ -109,13 +139,14 @@ class Filter:
     def __post_init__(self) -> None:
         for part in ("must", "should", "must_not"):
             conds = getattr(self, part)
-            if isinstance(conds, (Match, MatchAny, Range, HasItemId, Filter)):
+            if isinstance(conds, (*_CONDITIONS, Filter)):
                 conds = (conds,)
             conds = tuple(conds)
             for c in conds:
-                if not isinstance(c, (Match, MatchAny, Range, HasItemId, Filter)):
+                if not isinstance(c, (*_CONDITIONS, Filter)):
                     raise InvalidFilterError(
-                        f"filter {part} holds {c!r}; conditions are Match, MatchAny, Range, HasItemId or Filter"
+                        f"filter {part} holds {c!r}; conditions are Match, MatchAny, Range, HasItemId, IsEmpty "
+                        f"or Filter"
                     )
             object.__setattr__(self, part, conds)
         if not (self.must or self.should or self.must_not):
@@ -127,19 +158,42 @@ def where(**fields: MatchValue) -> Filter:
     return Filter(must=tuple(Match(k, v) for k, v in fields.items()))
 
 
+def payload_keys(flt: Filter | None) -> list[str]:
+    """The payload fields a filter tests by value (`Match`, `MatchAny`, `Range`), nested filters included, in order."""
+    keys: list[str] = []
+    if flt is None:
+        return keys
+    for c in (*flt.must, *flt.should, *flt.must_not):
+        if isinstance(c, Filter):
+            keys += payload_keys(c)
+        elif isinstance(c, (Match, MatchAny, Range)):
+            keys.append(c.key)
+    return list(dict.fromkeys(keys))
+
+
 def check_filter(flt: object, what: str = "") -> Filter | None:
-    """`flt` itself when it is a `Filter` or None: the check every call taking a filter makes first.
+    """The filter every call taking one uses: a `Filter` or None as given, a Qdrant filter converted.
 
     Args:
-        flt: the value given as a filter.
+        flt: the value given as a filter: a `Filter`, None, a `qdrant_client.models.Filter`, or a
+            dict in Qdrant's JSON filter form.
         what: what it filters, to start the message with (e.g. "prefetch on 'clip.image':").
 
+    Returns:
+        The filter as a `Filter` (or None).
+
     Raises:
-        InvalidFilterError: anything else (a dict, a string...); the message names its type.
+        InvalidFilterError: anything else (a string, a list...), naming its type; a Qdrant filter
+            with a condition mmsearch cannot express, naming the condition.
     """
-    if flt is not None and not isinstance(flt, Filter):
-        raise InvalidFilterError(
-            f"{what + ' ' if what else ''}filter {flt!r:.200} is a {type(flt).__name__}; pass a "
-            f"mmsearch.storage.Filter (or where(...)) or None"
-        )
-    return flt
+    if flt is None or isinstance(flt, Filter):
+        return flt
+    from mmsearch.storage.qdrant_filter import from_qdrant, is_qdrant_filter
+
+    if is_qdrant_filter(flt):
+        return from_qdrant(flt, what)
+    raise InvalidFilterError(
+        f"{what + ' ' if what else ''}filter {flt!r:.200} is a {type(flt).__name__}; pass a "
+        f"mmsearch.storage.Filter (or where(...)), a qdrant_client.models.Filter, a dict in Qdrant's "
+        f"filter form, or None"
+    )

@@ -256,10 +256,10 @@ def _prepare_prefetch(p: Prefetch, schema: StoreSchema) -> Prefetch:
     if not isinstance(p, Prefetch):
         raise InputError(f"prefetch stages are Prefetch objects, got {type(p).__name__}: {p!r:.200}")
     _check_limit(p.limit, f"prefetch on {p.vector!r}:")
-    check_filter(p.filter, f"prefetch on {p.vector!r}:")
+    flt = check_filter(p.filter, f"prefetch on {p.vector!r}:")
     checked = prepare_query(NearestQuery(vector=p.vector, query=p.query, limit=p.limit), schema)
     nested = tuple(_prepare_prefetch(n, schema) for n in p.prefetch)
-    return replace(p, query=checked.query, prefetch=nested)
+    return replace(p, query=checked.query, prefetch=nested, filter=flt)
 
 
 def _check_expression(e: object, n_prefetch: int, schema: StoreSchema) -> None:
@@ -330,9 +330,9 @@ def prepare_hybrid(query: HybridQuery, schema: StoreSchema) -> HybridQuery:
     if not prefetch:
         raise InputError("a hybrid query needs at least one prefetch")
     _check_limit(query.limit, "query")
-    check_filter(query.filter, "query")
+    flt = check_filter(query.filter, "query")
     checked = tuple(_prepare_prefetch(p, schema) for p in prefetch)
-    return replace(query, prefetch=checked, fusion=_prepare_fusion(query.fusion, len(checked), schema))
+    return replace(query, prefetch=checked, filter=flt, fusion=_prepare_fusion(query.fusion, len(checked), schema))
 
 
 __all__ = [

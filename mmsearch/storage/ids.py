@@ -17,7 +17,15 @@ from mmsearch.errors import InvalidItemError
 ITEM_NAMESPACE_URL = "https://mmsearch.invalid/item-id"
 ITEM_NAMESPACE = uuid.UUID("9bc4ad47-2042-5aaf-913d-9bc1fd12c044")
 ITEM_ID_KEY = "item_id"
+# Payload keys starting with this are mmsearch's own bookkeeping (e.g. the indexer's content hash):
+# `Store` leaves them out of what it returns unless asked (`internal=True`).
+INTERNAL_PREFIX = "_mmsearch"
 MAX_ITEM_ID_LENGTH = 1024
+
+
+def is_internal_key(key: str) -> bool:
+    """Whether a payload key is mmsearch's own (`item_id`, `_mmsearch_*`), not a catalog field."""
+    return key == ITEM_ID_KEY or key.startswith(INTERNAL_PREFIX)
 
 
 def check_item_id(item_id: object) -> str:

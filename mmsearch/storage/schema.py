@@ -11,19 +11,21 @@ Naming scheme (stable: stored collections depend on it):
 
 `<model>` is the model folder's name, `<modality>` is `image` or `text`, so names cannot collide.
 
-The record (`SchemaRecord`) maps each named vector to the model fingerprint that produced it; it
-travels with the collection (Edge: `mmsearch.json` beside the shard; server and local mode:
-collection metadata under the key `mmsearch`).
+The record (`StoreSchema.to_record`) maps each named vector to the model fingerprint that produced
+it, and each model to the folder it was loaded from (`ModelRecord`: absolute path, fingerprints,
+whether its weights are random), so a collection can be searched without naming its models again.
+It travels with the collection (Edge: `mmsearch.json` beside the shard; server and local mode:
+collection metadata under the key `mmsearch`). Records written before models were recorded read
+as having none.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from indexers.protocol import EncoderSpec
+from indexers.protocol import MODEL_NAME_RULE, EncoderSpec, is_model_name
 from mmsearch.errors import (
     ConfigError,
     FingerprintMismatchError,
@@ -38,7 +40,6 @@ CF_VECTOR = "cf"
 MULTI_SUFFIX = ".multi"
 RECORD_FORMAT = 1
 DEFAULT_CF_DIM = 64
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,35 @@ class VectorSpec:
 
 
 @dataclass(frozen=True)
+class ModelRecord:
+    """A model folder whose towers wrote vectors of the collection, as the indexer loaded it.
+
+    Attributes:
+        name: the model's name, the `<model>` of its vector names.
+        folder: the folder's absolute path when it last indexed into the collection.
+        fingerprints: modality -> the sha256 of the tower graph that wrote its vectors.
+        random_weights: the model was exported without trained weights (its manifest's weights `none`).
+    """
+
+    name: str
+    folder: str
+    fingerprints: Mapping[str, str]
+    random_weights: bool = False
+
+
+@dataclass(frozen=True)
 class StoreSchema:
-    """All named vectors and payload indexes of a collection.
+    """All named vectors and payload indexes of a collection, and the model folders behind them.
 
     Attributes:
         vectors: name -> spec, for every named vector in the collection.
         payload_indexes: payload field -> index type; always holds `item_id` (keyword).
+        models: model name -> where it was loaded from, for the models recorded by the indexer.
     """
 
     vectors: Mapping[str, VectorSpec]
     payload_indexes: Mapping[str, FieldType] = field(default_factory=dict)
+    models: Mapping[str, ModelRecord] = field(default_factory=dict)
 
     def get(self, name: str) -> VectorSpec:
         """The spec of a named vector.
@@ -103,6 +123,7 @@ class StoreSchema:
             "format": RECORD_FORMAT,
             "vectors": {n: {k: v for k, v in asdict(s).items() if k != "name"} for n, s in self.vectors.items()},
             "payload_indexes": dict(self.payload_indexes),
+            "models": {n: {k: v for k, v in asdict(m).items() if k != "name"} for n, m in self.models.items()},
         }
 
     @classmethod
@@ -120,9 +141,14 @@ class StoreSchema:
         try:
             vectors = {n: VectorSpec(name=n, **v) for n, v in record["vectors"].items()}
             indexes = dict(record.get("payload_indexes", {}))
+            models = {n: ModelRecord(name=n, **m) for n, m in record.get("models", {}).items()}
         except (KeyError, TypeError, AttributeError) as e:
             raise SchemaMismatchError(f"the store's schema record is damaged: {e!r}") from e
-        return cls(vectors=vectors, payload_indexes=indexes)
+        return cls(vectors=vectors, payload_indexes=indexes, models=models)
+
+    def with_models(self, records: Iterable[ModelRecord]) -> StoreSchema:
+        """A copy recording these models (replacing earlier records of the same names)."""
+        return replace(self, models={**self.models, **{r.name: r for r in records}})
 
 
 @dataclass(frozen=True)
@@ -160,11 +186,8 @@ def encoder_vectors(spec: EncoderSpec, *, index_multivector: bool = False) -> tu
     Raises:
         ConfigError: a model name that cannot be part of a vector name, a bad dim or distance.
     """
-    if not isinstance(spec.model, str) or not _MODEL_NAME.match(spec.model):
-        raise ConfigError(
-            f"model name {spec.model!r} cannot name a vector: use 1-128 letters, digits, '_', '-' or '.', "
-            f"starting with a letter or digit"
-        )
+    if not is_model_name(spec.model):
+        raise ConfigError(f"model name {spec.model!r} cannot name a vector: use {MODEL_NAME_RULE}")
     if spec.modality not in ("image", "text"):
         raise ConfigError(f"encoder {spec.model!r} has modality {spec.modality!r}; known: image, text")
     if spec.distance not in ("cosine", "dot", "euclid"):
@@ -236,7 +259,9 @@ def plan_schema(
     stored_indexes = dict(existing.payload_indexes) if existing else {}
     new_indexes = _new_indexes({ITEM_ID_KEY: "keyword", **(payload_indexes or {})}, stored_indexes)
     schema = StoreSchema(
-        vectors={**stored, **{v.name: v for v in new}}, payload_indexes={**stored_indexes, **new_indexes}
+        vectors={**stored, **{v.name: v for v in new}},
+        payload_indexes={**stored_indexes, **new_indexes},
+        models=dict(existing.models) if existing else {},
     )
     return SchemaPlan(schema=schema, new_vectors=tuple(new), new_indexes=new_indexes)
 

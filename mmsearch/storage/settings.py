@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from mmsearch.errors import ConfigError
+from mmsearch.errors import config_error
 from mmsearch.storage.schema import FieldType
 
 BackendKind = Literal["edge", "server", "memory"]
@@ -137,4 +137,4 @@ def load_settings(settings: StoreSettings | Mapping[str, Any] | None = None, **o
     try:
         return StoreSettings(**{**base, **overrides})
     except ValidationError as e:
-        raise ConfigError(f"invalid store settings: {e}") from e
+        raise config_error(e, "store settings") from e

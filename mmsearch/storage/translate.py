@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mmsearch.storage.base import NearestQuery, RawHit, RawRecord, WithVectors
-from mmsearch.storage.filters import Condition, Filter, HasItemId, Match, MatchAny, MatchValue, Range
+from mmsearch.storage.filters import Condition, Filter, HasItemId, IsEmpty, Match, MatchAny, MatchValue, Range
 from mmsearch.storage.hybrid import (
     Const,
     Dbsf,
@@ -69,8 +69,12 @@ class Dialect(Protocol):
     """
 
     # -- filters
-    def match(self, key: str, value: MatchValue) -> Any: ...
-    def match_any(self, key: str, values: list[MatchValue]) -> Any: ...
+    def match(self, key: str, value: str | int | bool) -> Any:
+        """An exact match; a bool must stay a bool (not become the integer 0 or 1)."""
+        ...
+
+    def match_any(self, key: str, values: list[str] | list[int]) -> Any: ...
+    def is_empty(self, key: str) -> Any: ...
     def range(self, key: str, gt: float | None, gte: float | None, lt: float | None, lte: float | None) -> Any: ...
     def has_id(self, point_ids: list[str]) -> Any: ...
     def filter(self, must: list[Any] | None, should: list[Any] | None, must_not: list[Any] | None) -> Any: ...
@@ -144,14 +148,28 @@ class Translator:
         if isinstance(c, Filter):
             return self.filter(c)
         if isinstance(c, Match):
-            return d.match(c.key, c.value)
+            return self._match(c.key, c.value)
         if isinstance(c, MatchAny):
-            return d.match_any(c.key, list(c.values))
+            return self._match_any(c.key, c.values)
         if isinstance(c, Range):
             return d.range(c.key, gt=c.gt, gte=c.gte, lt=c.lt, lte=c.lte)
         if isinstance(c, HasItemId):
             return d.has_id([point_id(i) for i in c.item_ids])
+        if isinstance(c, IsEmpty):
+            return d.is_empty(c.key)
         raise TypeError(f"unknown filter condition {c!r}")  # Filter.__post_init__ rules this out
+
+    def _match(self, key: str, value: MatchValue) -> Any:
+        if isinstance(value, float):
+            # Qdrant matches strings, integers and booleans only: a float equals itself as a closed range.
+            return self.dialect.range(key, gt=None, gte=value, lt=None, lte=value)
+        return self.dialect.match(key, value)
+
+    def _match_any(self, key: str, values: Sequence[MatchValue]) -> Any:
+        if all(isinstance(v, str) for v in values) or all(type(v) is int for v in values):
+            return self.dialect.match_any(key, list(values))  # type: ignore[arg-type]
+        # Booleans and floats have no any-of match in Qdrant: one exact match each, any of which holds.
+        return self.dialect.filter(must=None, should=[self._match(key, v) for v in values], must_not=None)
 
     def only_ids(self, point_ids: Sequence[str]) -> Any:
         """A filter keeping just these points."""

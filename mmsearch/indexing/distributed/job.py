@@ -28,6 +28,7 @@ from typing import Any
 
 from indexers.onnx_session import Device
 from indexers.runtime import Model, load_model
+from indexers.text import DEFAULT_MAX_CHARS
 from mmsearch.errors import ConfigError
 from mmsearch.indexing.catalog import HASH_KEY
 from mmsearch.indexing.config import IndexConfig, load_config, with_overrides
@@ -40,23 +41,33 @@ from mmsearch.storage import Store, StoreSettings, load_settings, open_store
 
 log = logging.getLogger(__name__)
 SINGLE_WRITER_ROWS_PER_WRITE = 4096
-_MODELS: dict[tuple[str, str, int | None, int], Model] = {}
+_MODELS: dict[tuple[str, str, int | None, int, int], Model] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def cached_model(folder: str | Path, *, device: Device, threads: int | None, batch_size: int) -> Model:
+def cached_model(
+    folder: str | Path, *, device: Device, threads: int | None, batch_size: int, max_text_chars: int = DEFAULT_MAX_CHARS
+) -> Model:
     """Load a model folder once per process (Spark calls the embed function once per partition)."""
-    key = (str(Path(folder).resolve()), device, threads, batch_size)
+    key = (str(Path(folder).resolve()), device, threads, batch_size, max_text_chars)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_model(folder, device=device, threads=threads, batch_size=batch_size)
+            _MODELS[key] = load_model(
+                folder, device=device, threads=threads, batch_size=batch_size, max_text_chars=max_text_chars
+            )
         return _MODELS[key]
 
 
 def load_embedders(config: IndexConfig, device: Device, threads: int | None) -> list[Embedder]:
     """The towers the config's encoders contribute, loaded (once per process) for embedding."""
     models = [
-        cached_model(e.model, device=device, threads=threads, batch_size=config.index.batch_size)
+        cached_model(
+            e.model,
+            device=device,
+            threads=threads,
+            batch_size=config.index.batch_size,
+            max_text_chars=config.index.max_text_chars,
+        )
         for e in config.encoders
     ]
     return plan_embedders(config.encoders, models)
