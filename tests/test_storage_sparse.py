@@ -122,6 +122,8 @@ def test_sparse_leg_in_a_weighted_sum_reads_its_true_score(loaded) -> None:
     cf = np.linspace(-1, 1, CF_DIM).astype(np.float32)
     ids = [f"i{i}" for i in range(N)]
     matrix = store.score_items(ids, [("ease", query), ("cf", cf)])
+    unreached = [i for i, w in weights.items() if not set(w) & {1, 4, 9}]
+    assert unreached and min(matrix[:, 0]) < 0  # so a default of `shift` would differ from the true 0
     params = [F.affine(matrix[:, j]) for j in range(2)]
     reference = F.weighted_sum(matrix, [0.6, 0.4], params=params)
     # Sparse legs default to a raw 0 (the true score of an item holding the vector but missing
@@ -134,16 +136,14 @@ def test_sparse_leg_in_a_weighted_sum_reads_its_true_score(loaded) -> None:
         absent=[0.0, None],
     )
     prefetch = (Prefetch("ease", query, limit=N, exact=True), Prefetch("cf", cf, limit=N, exact=True))
-    hits = store.hybrid_query(
-        HybridQuery(prefetch, formula, limit=N, filter=Filter(must=(HasItemId(tuple(ids)),)))
-    )
+    hits = store.hybrid_query(HybridQuery(prefetch, formula, limit=N, filter=Filter(must=(HasItemId(tuple(ids)),))))
     got = {h.id: h.score for h in hits}
     for r, item_id in enumerate(ids):
         assert got[item_id] == pytest.approx(reference.scores[r], abs=1e-5)
 
 
 def test_update_and_delete_sparse_vectors(loaded) -> None:
-    store, weights = loaded
+    store, _ = loaded
     store.update_vectors([VectorUpdate("i0", {"ease": SparseVector([11], [3.0])})])
     hits = store.query("ease", SparseVector([11], [1.0]), limit=N)
     assert ("i0", 3.0) in [(h.id, h.score) for h in hits]
