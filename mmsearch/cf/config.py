@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from mmsearch.errors import UnknownNameError, config_error
 
-ALGORITHMS: tuple[str, ...] = ("als", "bpr")
+ALGORITHMS: tuple[str, ...] = ("als", "bpr", "ease")
+SOLVERS: tuple[str, ...] = ("sparse", "exact")
+Weighting = Literal["linear", "log1p", "binary"]
 
 
 class _CFBase(BaseModel):
@@ -35,7 +37,7 @@ class ALSConfig(_CFBase):
     algorithm: Literal["als"] = "als"
     iterations: int = Field(15, ge=1, le=10_000)
     alpha: float = Field(1.0, gt=0.0, description="scale of the confidence given to observed interactions")
-    weighting: Literal["linear", "log1p", "binary"] = "linear"
+    weighting: Weighting = "linear"
     num_threads: int = Field(1, ge=0, description="0 = every core")
 
 
@@ -54,12 +56,59 @@ class BPRConfig(_CFBase):
     num_threads: int = Field(1, ge=0, description="0 = every core (faster, not reproducible)")
 
 
-CFConfig = Annotated[ALSConfig | BPRConfig, Field(discriminator="algorithm")]
-_ADAPTER: TypeAdapter[ALSConfig | BPRConfig] = TypeAdapter(CFConfig)
+class EASEConfig(BaseModel):
+    """EASE (Steck 2019): a linear item-to-item model, served from Qdrant sparse vectors.
+
+    A user's score for item j is the sum, over the items i in their history, of the weight
+    B[i, j]; B minimises ||X - XB||^2 + regularization * ||B||^2 with a zero diagonal. Item j's
+    column of B, cut to its `neighbors` largest weights, is item j's sparse vector `ease`, and a
+    history is the query, so any history scores, including one the model never saw.
+
+    `solver`: `sparse` (default) solves each item's column on its `neighbors` nearest items (by
+    cosine of the co-occurrence counts, plus content neighbours with side information): EASE's
+    own closed form restricted to them, items x neighbors^3 time, memory that grows with the
+    co-occurrences; `exact` inverts the items x items Gram matrix (items^3 time, items^2 memory)
+    and keeps each column's `neighbors` largest weights by magnitude.
+
+    Side information (`side`): feature blocks F (stored item vectors, one-hot categories) join
+    the Gram matrix as `side[name]^2 * F F^T` (rows scaled to unit length), so an item without
+    interactions gets weights from its content neighbours: cold items get EASE scores.
+
+    Attributes:
+        regularization: the L2 penalty lambda.
+        neighbors: weights kept per item (the size of its sparse vector), and the sparse solver's
+            neighbourhood.
+        solver: `sparse` or `exact`.
+        side: side-information source -> its weight (>= 0) in the Gram matrix.
+        weighting: how interaction weights enter X (and a stored history's query): `binary` (1
+            for any interaction), `linear` or `log1p`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    algorithm: Literal["ease"] = "ease"
+    regularization: float = Field(300.0, gt=0.0, description="L2 penalty lambda")
+    neighbors: int = Field(256, ge=1, le=65_536, description="weights kept per item")
+    solver: Literal["sparse", "exact"] = "sparse"
+    side: dict[str, float] = Field(default_factory=dict, description="side-information source -> weight")
+    weighting: Weighting = "binary"
+
+    @field_validator("side")
+    @classmethod
+    def _side_weights(cls, side: dict[str, float]) -> dict[str, float]:
+        for name, weight in side.items():
+            if not name or weight < 0:
+                raise ValueError(f"side-information weight {name!r}={weight!r} must name a source and be >= 0")
+        return side
 
 
-def cf_config(algorithm: str = "als", **options: Any) -> ALSConfig | BPRConfig:
-    """Validated training settings for `algorithm` (`als` or `bpr`).
+CFConfig = Annotated[ALSConfig | BPRConfig | EASEConfig, Field(discriminator="algorithm")]
+AnyCFConfig = ALSConfig | BPRConfig | EASEConfig
+_ADAPTER: TypeAdapter[AnyCFConfig] = TypeAdapter(CFConfig)
+
+
+def cf_config(algorithm: str = "als", **options: Any) -> AnyCFConfig:
+    """Validated training settings for `algorithm` (`als`, `bpr` or `ease`).
 
     Raises:
         UnknownNameError: unknown algorithm.
@@ -70,7 +119,7 @@ def cf_config(algorithm: str = "als", **options: Any) -> ALSConfig | BPRConfig:
     return parse_cf_config({**options, "algorithm": algorithm})
 
 
-def parse_cf_config(data: Mapping[str, Any]) -> ALSConfig | BPRConfig:
+def parse_cf_config(data: Mapping[str, Any]) -> AnyCFConfig:
     """Settings from a mapping with an `algorithm` key (the form `model_dump()` writes).
 
     Raises:
@@ -86,4 +135,15 @@ def parse_cf_config(data: Mapping[str, Any]) -> ALSConfig | BPRConfig:
         raise config_error(e, f"{algorithm} options") from e
 
 
-__all__ = ["ALGORITHMS", "ALSConfig", "BPRConfig", "CFConfig", "cf_config", "parse_cf_config"]
+__all__ = [
+    "ALGORITHMS",
+    "SOLVERS",
+    "ALSConfig",
+    "AnyCFConfig",
+    "BPRConfig",
+    "CFConfig",
+    "EASEConfig",
+    "Weighting",
+    "cf_config",
+    "parse_cf_config",
+]
