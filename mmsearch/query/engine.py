@@ -133,7 +133,7 @@ class SearchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    candidates: int = Field(50, ge=1, le=10_000)
+    candidates: int = Field(F.DEFAULT_CANDIDATES, ge=1, le=10_000)
     min_interactions: int = Field(3, ge=1)
     profile: Literal["mixed", "same", "crossed"] = "mixed"
     max_profile_items: int = Field(500, ge=1)
@@ -643,8 +643,7 @@ class Searcher:
                 chosen = default_weights(available)
                 notes.append(f"no weighted signal is left; using every available one: {_names(list(chosen))}")
         legs = [drafts[s.name] for s in available if s.name in chosen]
-        shares = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
-        return legs, shares / shares.sum()
+        return legs, F.engine_weights([chosen[g.signal.name] for g in legs], "wsum")
 
     # ------------------------------------------------------------------ the three store calls
 
@@ -660,7 +659,7 @@ class Searcher:
         notes: list[str],
     ) -> SearchResponse:
         s = self.settings
-        candidates = self._candidates(legs, max(s.candidates, limit), flt)
+        candidates = self._candidates(legs, F.candidate_depth(s.candidates, limit), flt)
         uses = [SignalUse(g.signal.name, g.vector, float(w), g.inputs) for g, w in zip(legs, weights, strict=True)]
         base: dict[str, Any] = {
             "signals": uses,
@@ -679,7 +678,7 @@ class Searcher:
             params = [F.minmax_affine(lo, hi) for lo, hi in bounds]
             hits = self._formula(legs, weights, params, candidates, limit)
             rows = self.store.score_items([h[0] for h in hits], pairs) if explain and hits else None
-            fused = F.weighted_sum(rows, weights, params=params) if rows is not None else None
+            fused = F.fuse_candidates(rows, weights, "wsum", params=params) if rows is not None else None
             results = [
                 Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if rows is not None and fused else {})
                 for r, (item_id, score, payload) in enumerate(hits)
@@ -688,8 +687,8 @@ class Searcher:
         matrix = self.store.score_items(candidates, pairs)
         engine = self.store.engine
         if fusion == "rrf":
-            rrf = Rrf.weighted(weights, k=s.rrf_k)  # in the store's weight convention, for numpy too
-            fused = F.weighted_rrf(matrix, rrf.weights, k=s.rrf_k)
+            fused = F.fuse_candidates(matrix, weights, "rrf", k=s.rrf_k)
+            rrf = Rrf(k=s.rrf_k, weights=tuple(float(w) for w in F.engine_weights(weights, "rrf")))
             if np.isnan(matrix).any() or any(g.sparse for g in legs):
                 # Native RRF adds nothing for a missing leg (renormalising needs the numpy fusion),
                 # nor for the items a sparse prefetch does not return, which rank at their score 0.
@@ -698,9 +697,8 @@ class Searcher:
             else:
                 hits = self._hybrid(legs, candidates, rrf, limit)
         else:
-            norm = "dbsf" if fusion == "dbsf" else normalization
-            params = [F.affine(matrix[:, j], norm) for j in range(len(legs))]  # type: ignore[arg-type]
-            fused = F.weighted_sum(matrix, weights, params=params)
+            params = F.leg_params(matrix, fusion, normalization)
+            fused = F.fuse_candidates(matrix, weights, fusion, params=params)  # type: ignore[arg-type]
             hits = self._formula(legs, weights, params, candidates, limit)
         results = _results(legs, matrix, fused, candidates, hits, explain)
         return SearchResponse(results=results, engine=engine, **base)
