@@ -273,10 +273,10 @@ def _categories(value: object) -> list[str]:
 
 def _one_hot(name: str, values: Mapping[int, list[str]], n: int, store: Store) -> np.ndarray:
     if not values:
-        known = sorted(store.schema.vectors)
+        known = sorted(n for n, s in store.schema.vectors.items() if s.kind == "pooled")
         raise InputError(
             f"side information {name!r}: no item of collection {store.settings.collection!r} has a payload field "
-            f"{name!r}, and it is no stored vector ({listed(known)})"
+            f"{name!r}, and it is no stored item vector (those are: {listed(known)})"
         )
     columns = {c: j for j, c in enumerate(sorted({c for cats in values.values() for c in cats}))}
     out = np.zeros((n, len(columns)), dtype=np.float32)

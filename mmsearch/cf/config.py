@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from mmsearch.errors import UnknownNameError, config_error
+from mmsearch.errors import ConfigError, UnknownNameError, config_error
 
 ALGORITHMS: tuple[str, ...] = ("als", "bpr", "ease")
 SOLVERS: tuple[str, ...] = ("sparse", "exact")
@@ -102,6 +103,37 @@ class EASEConfig(BaseModel):
         return side
 
 
+# The weight of a side-information source named without one (`--side genres`): features are scaled
+# to unit rows, so a^2 = 25 is worth the co-occurrences of an item 25 users share.
+DEFAULT_SIDE_WEIGHT = 5.0
+
+
+def parse_side(options: Sequence[str]) -> dict[str, float]:
+    """Side-information sources from `name` or `name=weight` options (`--side minilm.text=5 --side genres`).
+
+    A source given without a weight gets `DEFAULT_SIDE_WEIGHT`.
+
+    Raises:
+        ConfigError: an empty name, a weight that is not a number >= 0, or a source given twice.
+    """
+    out: dict[str, float] = {}
+    for option in options:
+        name, sep, value = option.partition("=")
+        name = name.strip()
+        if not name:
+            raise ConfigError(f"--side {option!r} names no source; give a stored vector or a payload field")
+        try:
+            weight = float(value) if sep else DEFAULT_SIDE_WEIGHT
+        except ValueError as e:
+            raise ConfigError(f"--side {option!r}: {value.strip()!r} is not a number") from e
+        if not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"--side {option!r}: the weight must be a finite number >= 0")
+        if name in out:
+            raise ConfigError(f"side-information source {name!r} is given twice; give it once")
+        out[name] = weight
+    return out
+
+
 CFConfig = Annotated[ALSConfig | BPRConfig | EASEConfig, Field(discriminator="algorithm")]
 AnyCFConfig = ALSConfig | BPRConfig | EASEConfig
 _ADAPTER: TypeAdapter[AnyCFConfig] = TypeAdapter(CFConfig)
@@ -137,6 +169,7 @@ def parse_cf_config(data: Mapping[str, Any]) -> AnyCFConfig:
 
 __all__ = [
     "ALGORITHMS",
+    "DEFAULT_SIDE_WEIGHT",
     "SOLVERS",
     "ALSConfig",
     "AnyCFConfig",
@@ -146,4 +179,5 @@ __all__ = [
     "Weighting",
     "cf_config",
     "parse_cf_config",
+    "parse_side",
 ]
