@@ -122,7 +122,7 @@ def test_side_information_from_payload_and_vectors_reaches_cold_items(shop: Path
         (
             ("cf", "fit", "INTERACTIONS", "--algorithm", "ease", "--side", "size"),
             1,
-            "has a payload field 'size', and it is no stored item vector (those are: 'clip-tiny.image', 'clip-tiny.text')",
+            "'size', and it is no stored item vector (those are: 'clip-tiny.image', 'clip-tiny.text')",
         ),
         (("cf", "fit", "INTERACTIONS", "--algorithm", "ease", "--side", "color=x"), 1, "is not a number"),
     ],
