@@ -190,3 +190,18 @@ def test_saved_ease_model_loads_identical(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.weights.toarray(), model.weights.toarray())
     user = table.user_ids[2]
     np.testing.assert_array_equal(loaded.scores(loaded.user_history(user)), model.scores(model.user_history(user)))
+
+
+def test_large_catalogue_path_reads_the_sparse_gram_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above DENSE_GATHER_MAX items the solver gathers from the sparse X^T X item by item: same weights."""
+    import mmsearch.cf.ease as ease
+
+    table = _log(n_users=90, n_items=40, seed=6)
+    catalog = [*table.item_ids, "cold"]
+    features = np.random.default_rng(1).standard_normal((len(catalog), 5))
+    config = cf_config("ease", regularization=3.0, neighbors=7, side={"f": 1.5})
+    dense, _ = fit(table, config, catalog_item_ids=catalog, features={"f": features})
+    monkeypatch.setattr(ease, "DENSE_GATHER_MAX", 0)
+    sparse, _ = fit(table, config, catalog_item_ids=catalog, features={"f": features})
+    np.testing.assert_allclose(sparse.weights.toarray(), dense.weights.toarray(), atol=1e-5)
+    assert dense.has_vector("cold") and max(np.diff(dense.weight_indptr)) == 7

@@ -189,8 +189,8 @@ def _sparse(
     from threadpoolctl import threadpool_limits
 
     n = gram.shape[0]
-    support = supports(gram, config.neighbors, features, warm)
     lookup = _Gram(gram, features)
+    support = supports(lookup, config.neighbors, warm)
     indptr, indices, values = [0], [], []
     # Many small solves: one BLAS thread each is fastest (a second thread only waits on a busy machine).
     with threadpool_limits(1, "blas"):
@@ -204,18 +204,32 @@ def _sparse(
 
 
 class _Gram:
-    """Blocks of G = X^T X + F F^T for the supports: from a dense copy of X^T X when it is small."""
+    """G = X^T X + F F^T, read in blocks: dense in memory when the catalogue is small, else from the sparse X^T X.
+
+    Attributes:
+        cooc: X^T X (CSR, sorted indices): which items co-occur.
+        features: the weighted feature block F, or None.
+        dense: G as a dense float32 matrix (catalogues up to `DENSE_GATHER_MAX` items), or None.
+        diag: G's diagonal.
+    """
 
     def __init__(self, gram: scipy.sparse.csr_matrix, features: np.ndarray | None) -> None:
-        self.sparse = gram
-        self.dense = gram.toarray() if gram.shape[0] <= DENSE_GATHER_MAX else None
+        self.cooc = gram
         self.features = features
+        n = gram.shape[0]
+        self.dense: np.ndarray | None = None
+        if n <= DENSE_GATHER_MAX:
+            self.dense = gram.toarray()
+            if features is not None:
+                self.dense += (features @ features.T).astype(np.float32)
+        extra = np.zeros(n) if features is None else np.einsum("ij,ij->i", features, features)
+        self.diag = gram.diagonal().astype(np.float64) + extra
 
     def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """G[rows][:, cols] as float64."""
         if self.dense is not None:
-            out = self.dense[np.ix_(rows, cols)].astype(np.float64)
-        else:
-            out = self.sparse[rows][:, cols].toarray().astype(np.float64)
+            return self.dense[np.ix_(rows, cols)].astype(np.float64)
+        out = self.cooc[rows][:, cols].toarray().astype(np.float64)
         if self.features is not None:
             out += self.features[rows] @ self.features[cols].T
         return out
@@ -245,33 +259,65 @@ def _solve(lookup: _Gram, block: list[np.ndarray], start: int, lam: float) -> li
     return out
 
 
-def supports(gram: scipy.sparse.csr_matrix, k: int, features: np.ndarray | None, warm: np.ndarray) -> list[np.ndarray]:
+def supports(lookup: _Gram, k: int, warm: np.ndarray) -> list[np.ndarray]:
     """Each item's k nearest warm items (ascending indices): by cosine of G = X^T X + F F^T.
 
     The candidates are the items co-occurring with it and, with features, its k nearest warm
-    items by feature cosine; they are ranked by their cosine in G. When k reaches the number of
-    other warm items, the support is all of them (and the solution exact EASE).
+    items by feature cosine; they are ranked by their cosine in G (positive ones only). When k
+    reaches the number of other warm items, the support is all of them (and the solution exact EASE).
     """
-    n = gram.shape[0]
+    n = lookup.cooc.shape[0]
     sources = np.flatnonzero(warm)
     if k >= len(sources) - 1:  # every other warm item: the closed form itself
         return [sources[sources != j] for j in range(n)]
-    extra = np.zeros(n) if features is None else np.einsum("ij,ij->i", features, features)
-    diag = gram.diagonal().astype(np.float64) + extra
-    scale = 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0))
-    content = _content_neighbours(features, k, warm) if features is not None else None
+    scale = 1.0 / np.sqrt(np.where(lookup.diag > 0, lookup.diag, 1.0))
+    content = _content_neighbours(lookup.features, k, warm) if lookup.features is not None else None
+    if lookup.dense is not None:
+        return _dense_supports(lookup.dense, lookup.cooc, k, warm, scale, content)
     out: list[np.ndarray] = []
+    cooc, features = lookup.cooc, lookup.features
     for j in range(n):
-        part = slice(gram.indptr[j], gram.indptr[j + 1])
-        cand, sims = gram.indices[part].astype(np.int64), gram.data[part].astype(np.float64)
-        if content is not None:
+        part = slice(cooc.indptr[j], cooc.indptr[j + 1])
+        cand, sims = cooc.indices[part].astype(np.int64), cooc.data[part].astype(np.float64)
+        if content is not None and features is not None:
             cand = np.union1d(cand, content[j])
-            sims = _gram_row(gram, j, cand) + features[cand] @ features[j]  # type: ignore[index]
+            sims = _gram_row(cooc, j, cand) + features[cand] @ features[j]
         keep = (cand != j) & warm[cand] & (sims > 0)
         cand, sims = cand[keep], sims[keep] * scale[cand[keep]]
         if cand.size > k:
             cand = cand[np.argpartition(-sims, k - 1)[:k]]
         out.append(np.sort(cand))
+    return out
+
+
+def _dense_supports(
+    dense: np.ndarray,
+    cooc: scipy.sparse.csr_matrix,
+    k: int,
+    warm: np.ndarray,
+    scale: np.ndarray,
+    content: list[np.ndarray] | None,
+) -> list[np.ndarray]:
+    """`supports` on the dense G, a block of items at a time (the same candidates and order)."""
+    n = dense.shape[0]
+    out: list[np.ndarray] = []
+    for start in range(0, n, _SIDE_BLOCK):
+        stop = min(start + _SIDE_BLOCK, n)
+        rows = np.arange(start, stop)
+        allowed = cooc[start:stop].toarray() > 0
+        if content is not None:
+            for r in rows:
+                allowed[r - start, content[r]] = True
+        allowed &= warm[None, :]
+        allowed[rows - start, rows] = False
+        g = dense[start:stop].astype(np.float64)
+        sims = np.where(allowed & (g > 0), g * scale[None, :], -np.inf)
+        for r in range(stop - start):
+            row = sims[r]
+            cand = np.flatnonzero(np.isfinite(row))
+            if cand.size > k:
+                cand = cand[np.argpartition(-row[cand], k - 1)[:k]]
+            out.append(np.sort(cand))
     return out
 
 
@@ -298,4 +344,4 @@ def _content_neighbours(features: np.ndarray, k: int, warm: np.ndarray) -> list[
     return out
 
 
-__all__ = ["DENSE_GATHER_MAX", "ease_weights", "side_block", "supports"]
+__all__ = ["DENSE_GATHER_MAX", "ease_weights", "side_block"]
