@@ -38,6 +38,7 @@ import numpy as np
 
 from mmsearch.cf import CFModel, EASEModel, FitReport, fit, load_model, save_model
 from mmsearch.cf.config import AnyCFConfig, EASEConfig
+from mmsearch.cf.ease import one_hot
 from mmsearch.cf.interactions import Interactions
 from mmsearch.cf.persist import SIDECAR
 from mmsearch.errors import ConfigError, InputError, ModelError, SchemaMismatchError, listed
@@ -278,11 +279,7 @@ def _one_hot(name: str, values: Mapping[int, list[str]], n: int, store: Store) -
             f"side information {name!r}: no item of collection {store.settings.collection!r} has a payload field "
             f"{name!r}, and it is no stored item vector (those are: {listed(known)})"
         )
-    columns = {c: j for j, c in enumerate(sorted({c for cats in values.values() for c in cats}))}
-    out = np.zeros((n, len(columns)), dtype=np.float32)
-    for r, cats in values.items():
-        out[r, [columns[c] for c in cats]] = 1.0
-    return out
+    return one_hot([values.get(r, []) for r in range(n)])
 
 
 def _summary(

@@ -24,7 +24,7 @@ occur in a history the model was fitted from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -344,4 +344,21 @@ def _content_neighbours(features: np.ndarray, k: int, warm: np.ndarray) -> list[
     return out
 
 
-__all__ = ["DENSE_GATHER_MAX", "ease_weights", "side_block"]
+def one_hot(values: Sequence[Sequence[str]]) -> np.ndarray:
+    """Categorical side information as features: one column per distinct value, 1 where an item has it.
+
+    Args:
+        values: per item, its categories (e.g. genres; empty for an item without any).
+
+    Returns:
+        float32 (len(values), number of distinct values), columns in sorted value order.
+    """
+    columns = {c: j for j, c in enumerate(sorted({c for cats in values for c in cats}))}
+    out = np.zeros((len(values), len(columns)), dtype=np.float32)
+    for r, cats in enumerate(values):
+        if cats:
+            out[r, [columns[c] for c in cats]] = 1.0
+    return out
+
+
+__all__ = ["DENSE_GATHER_MAX", "ease_weights", "one_hot", "side_block"]

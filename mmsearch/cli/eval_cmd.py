@@ -1,4 +1,4 @@
-"""`mmsearch eval`: MAP, nDCG, Recall and Precision@k of baselines, content, CF and hybrids.
+"""`mmsearch eval`: MAP, nDCG, Recall and Precision@k of baselines, content, CF (ALS, BPR, EASE) and hybrids.
 
 `mmsearch eval --interactions FILE [--catalog FILE --model DIR]` evaluates a user's own data;
 `mmsearch eval movielens` reproduces the README table on MovieLens-100k.
@@ -77,19 +77,28 @@ _FUSION_OPTIONS = option_group(
     click.option(
         "--fusion-depth",
         type=int,
-        default=100,
+        default=50,
         show_default=True,
         help="Without --tune: each leg's best items pooled and normalised together before "
-        "fusing, as queries do (0: all candidates).",
+        "fusing, the engine's --candidates (0: all candidates).",
     ),
     click.option(
         "--tune-depth",
         "tune_depths",
         multiple=True,
         type=int,
-        default=(100, 0),
+        default=(50,),
         show_default=True,
-        help="With --tune: pool depths tried (repeatable; 0: all candidates).",
+        help="With --tune: pool depths tried (repeatable; 0: all candidates, served with --candidates "
+        "at least the catalogue size).",
+    ),
+    click.option(
+        "--tune-budget",
+        "tune_budget_s",
+        type=click.FloatRange(min=0, min_open=True),
+        default=60.0,
+        show_default=True,
+        help="With --tune: seconds of settings search per CF model on validation.",
     ),
 )
 _TRAINING_OPTIONS = option_group(
@@ -100,8 +109,14 @@ _TRAINING_OPTIONS = option_group(
         default=None,
         help="Evaluate a seeded sample of at most this many users per split part (faster).",
     ),
-    click.option("--als-factors", type=int, default=100, show_default=True, help="ALS latent factors."),
-    click.option("--bpr-factors", type=int, default=50, show_default=True, help="BPR latent factors."),
+    click.option("--als-factors", type=int, default=None, help="ALS latent factors [default: the library's, 64]."),
+    click.option("--bpr-factors", type=int, default=None, help="BPR latent factors [default: the library's, 64]."),
+    click.option(
+        "--side-information/--no-side-information",
+        default=True,
+        show_default=True,
+        help="Also evaluate ease-side: EASE with the content vectors (and genres on MovieLens) in its Gram matrix.",
+    ),
 )
 _RUN_OPTIONS = option_group(
     click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table."),
@@ -118,7 +133,7 @@ _RUN_OPTIONS = option_group(
 
 
 def _shared_options(*, tune_default: bool, splits_default: tuple[str, ...], out_default: str) -> Callable:
-    tune_help = "Search the hybrids' fusion (weights x schemes) on the validation split; " + (
+    tune_help = "Search every CF model's settings, then the hybrids' fusion, on the validation split; " + (
         "on by default here." if tune_default else "otherwise fuse with --cf-weight and --fusion."
     )
     return option_group(
@@ -151,12 +166,17 @@ def _settings(opts: dict[str, Any]) -> Any:
     from mmsearch.cf import cf_config
     from mmsearch.eval.runner import EvalSettings
 
+    def factors(name: str) -> dict[str, int]:
+        return {} if opts[name] is None else {"factors": opts[name]}
+
     return EvalSettings(
         ks=tuple(opts["ks"]),
         splits=tuple(dict.fromkeys(opts["splits"])),
         seed=opts["seed"],
-        cf=(cf_config("als", factors=opts["als_factors"]), cf_config("bpr", factors=opts["bpr_factors"])),
+        cf=(cf_config("als", **factors("als_factors")), cf_config("bpr", **factors("bpr_factors")), cf_config("ease")),
+        side_information=opts["side_information"],
         tune=opts["tune"],
+        tune_budget_s=opts["tune_budget_s"],
         cf_weight=opts["cf_weight"],
         scheme=opts["scheme"],
         weight_grid=_grid(opts["weight_grid"]),

@@ -81,6 +81,7 @@ from mmsearch.query import fusion as F
 from mmsearch.query.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
 from mmsearch.query.signals import (
     CF_SIGNAL,
+    DEFAULT_MAX_PROFILE_ITEMS,
     EASE_SIGNAL,
     MODALITIES,
     PROFILE_PREFIX,
@@ -136,7 +137,7 @@ class SearchSettings(BaseModel):
     candidates: int = Field(F.DEFAULT_CANDIDATES, ge=1, le=10_000)
     min_interactions: int = Field(3, ge=1)
     profile: Literal["mixed", "same", "crossed"] = "mixed"
-    max_profile_items: int = Field(500, ge=1)
+    max_profile_items: int = Field(DEFAULT_MAX_PROFILE_ITEMS, ge=1)
     rrf_k: int = Field(F.DEFAULT_RRF_K, ge=1)
     maxsim: bool = False
     hnsw_ef: int | None = Field(None, ge=1)
@@ -734,7 +735,10 @@ class Searcher:
         return [(candidates[i], float(fused.scores[i]), payloads.get(candidates[i], {})) for i in order]
 
     def _candidates(self, legs: Sequence[_Leg], depth: int, flt: Filter | None) -> list[str]:
-        """Step 1: the union of each leg's `depth` nearest neighbours (pooled vectors, with the filter)."""
+        """Step 1: the union of each leg's `depth` nearest neighbours (pooled vectors, with the filter).
+
+        Sorted by item id, so that the numpy fusions break ties by item id, whatever the hits' order.
+        """
         first = [
             NearestQuery(
                 vector=g.signal.vector,
@@ -745,7 +749,7 @@ class Searcher:
             )
             for g in legs
         ]
-        return list(dict.fromkeys(h.id for hits in self.store.query_batch(first) for h in hits))
+        return sorted({h.id for hits in self.store.query_batch(first) for h in hits})
 
 
 def _breakdown(legs: Sequence[_Leg], matrix: np.ndarray, fused: F.Fused, r: int) -> dict[str, SignalScore]:

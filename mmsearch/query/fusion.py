@@ -345,8 +345,8 @@ def pool(
         if np.shape(retrievable) != m.shape:
             raise ConfigError(f"retrievable mask {np.shape(retrievable)} does not match the scores {m.shape}")
         m = np.where(retrievable, m, np.nan)
-    pos = ranks(m)
-    return np.flatnonzero(((pos >= 0) & (pos < depth)).any(axis=1))
+    best = [top_k(m[:, j], int(depth)) for j in range(m.shape[1])]
+    return np.unique(np.concatenate(best)) if best else np.zeros(0, dtype=np.int64)
 
 
 def engine_weights(weights: Sequence[float] | np.ndarray, method: str) -> np.ndarray:

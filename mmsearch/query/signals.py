@@ -48,6 +48,7 @@ PROFILE_PREFIX = "profile:"
 PROFILE_TECHNIQUES: tuple[str, ...] = ("mixed", "same", "crossed")
 CF_SIGNAL = "cf"
 EASE_SIGNAL = "ease"
+DEFAULT_MAX_PROFILE_ITEMS = 500  # a user's first items (in item order) that feed their profile
 MODALITIES = ("image", "text")
 # Families whose image and text towers embed into one space, so one modality can stand in for the
 # other (a text searches photos, an item without a photo is matched by its text, profiles mix).
@@ -335,6 +336,7 @@ def _profile_vector(technique: str, own: np.ndarray | None, other: np.ndarray | 
 
 __all__ = [
     "CF_SIGNAL",
+    "DEFAULT_MAX_PROFILE_ITEMS",
     "EASE_SIGNAL",
     "SHARED_SPACE_FAMILIES",
     "PROFILE_PREFIX",
