@@ -164,7 +164,8 @@ class CFFitSummary:
         return data
 
 
-def _catalog_ids(store: Store) -> list[str]:
+def catalog_ids(store: Store) -> list[str]:
+    """The ids of the collection's items (the catalog CF is restricted to), in the store's order."""
     return [it.id for it in store.iter_items(page_size=1024, with_payload=False)]
 
 
@@ -192,7 +193,7 @@ def fit_collection_cf(
         ConfigError: no `folder`, and the store has none of its own (a server or in-memory store).
     """
     target = _folder_to_save(store, folder)  # before training, not after
-    catalog = _catalog_ids(store)
+    catalog = catalog_ids(store)
     if isinstance(config, EASEConfig):
         return _fit_ease(store, interactions, config, catalog, target / EASE_FOLDER)
     cf_dim = store.schema.get(CF_VECTOR).dim
@@ -357,6 +358,7 @@ def load_collection_models(store: Store, path: str | Path | None = None) -> Coll
 __all__ = [
     "CFFitSummary",
     "CollectionModels",
+    "catalog_ids",
     "cf_folder",
     "check_cf_dim",
     "collection_features",

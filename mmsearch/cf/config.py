@@ -29,6 +29,11 @@ class ALSConfig(_CFBase):
     Each interaction weight w becomes the confidence `alpha * f(w)`, with f the `weighting`:
     `linear` (w itself), `log1p` (log(1 + w), damping heavy users and repeated plays) or
     `binary` (1 for any interaction). ALS is deterministic for a given seed at any thread count.
+
+    The defaults (regularization 50, alpha 10, binary confidence) were chosen on the validation
+    part of MovieLens-100k's random split (test nDCG@10 0.33 against 0.22 for implicit's own
+    0.01 / 1 / ratings as confidence); the penalty grows with the data's scale, so tune it
+    (`mmsearch cf fit --tune`) on logs much smaller or larger.
     One thread is the default: implicit's OpenMP loops wait on each other at every half-step, and
     on a busy machine a second thread that is not scheduled makes a fit many times slower (a
     36 x 36 fit took 2 s with two threads next to other work and 0.02 s with one). Raise it on
@@ -36,9 +41,10 @@ class ALSConfig(_CFBase):
     """
 
     algorithm: Literal["als"] = "als"
+    regularization: float = Field(50.0, ge=0.0, description="L2 penalty on the factors")
     iterations: int = Field(15, ge=1, le=10_000)
-    alpha: float = Field(1.0, gt=0.0, description="scale of the confidence given to observed interactions")
-    weighting: Weighting = "linear"
+    alpha: float = Field(10.0, gt=0.0, description="scale of the confidence given to observed interactions")
+    weighting: Weighting = "binary"
     num_threads: int = Field(1, ge=0, description="0 = every core")
 
 
@@ -48,11 +54,14 @@ class BPRConfig(_CFBase):
     BPR reads interactions as binary (weights are ignored). Its SGD is Hogwild-parallel, so a run
     is only reproducible with `num_threads=1`, the default. The model's vectors have `factors + 1`
     dimensions: implicit appends an item bias, matched by a constant 1 in every user vector.
+    The defaults (learning rate 0.005, regularization 0.0001) were chosen on MovieLens-100k's
+    validation part (test nDCG@10 0.26 against 0.20 for 0.01 / 0.01).
     """
 
     algorithm: Literal["bpr"] = "bpr"
+    regularization: float = Field(0.0001, ge=0.0, description="L2 penalty on the factors")
     iterations: int = Field(100, ge=1, le=100_000)
-    learning_rate: float = Field(0.01, gt=0.0)
+    learning_rate: float = Field(0.005, gt=0.0)
     verify_negative_samples: bool = True
     num_threads: int = Field(1, ge=0, description="0 = every core (faster, not reproducible)")
 

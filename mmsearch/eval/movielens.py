@@ -23,7 +23,7 @@ from mmsearch.eval.settings import EvalSettings
 if TYPE_CHECKING:
     from indexers.onnx_session import Device
 
-DEFAULT_SPLITS: tuple[str, ...] = ("random", "cold-items")
+DEFAULT_SPLITS: tuple[str, ...] = ("random", "cold-items", "temporal")
 MINILM_FOLDER = "all-MiniLM-L6-v2"
 CONTENT_NAME = "minilm"
 

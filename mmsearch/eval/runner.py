@@ -52,6 +52,7 @@ from mmsearch.eval.settings import (
     SCHEMES,
     SPLITS,
     EvalSettings,
+    cf_name,
     default_cf_configs,
     fusion_spec,
 )
@@ -69,7 +70,7 @@ from mmsearch.eval.strategies import (
     hybrid_name,
     retrievable_of,
 )
-from mmsearch.eval.tuning import ModelTuning, get_param, search_space, side_config, tune_model
+from mmsearch.eval.tuning import DEFAULT_BUDGET_S, ModelTuning, get_param, search_space, side_config, tune_model
 from mmsearch.ranking import top_k_rows
 
 Log = Callable[[str], None]
@@ -414,9 +415,7 @@ class _SplitRun:
         settings = self.settings
 
         def score(candidate: AnyCFConfig) -> float:
-            strategy, _ = self.fit(name, candidate, features)
-            ranked, _ = self.rank(part, [strategy])
-            return self.report(ranked[name], part).values[settings.tune_metric]
+            return _score_on(self, name, candidate, features, part)
 
         with self.timed(f"tune {name}"):
             if not self.scores_candidates(name, config, features, part):
@@ -561,6 +560,79 @@ class _SplitRun:
             )
             for h in hybrids
         )
+
+
+def tune_cf(
+    interactions: Interactions,
+    config: AnyCFConfig,
+    *,
+    features: Mapping[str, np.ndarray] | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    fixed: Sequence[str] = (),
+    holdout: float = 0.1,
+    metric: str = "ndcg@10",
+    seed: int = 0,
+    log: Log | None = None,
+) -> tuple[AnyCFConfig, ModelTuning]:
+    """A CF model's settings tuned on a held-out part of the log (`mmsearch cf fit --tune`).
+
+    A seeded `holdout` fraction of the interactions is the validation part; the settings are
+    searched from `config` (`mmsearch.eval.tuning.tune_model`) for the best `metric` of its users,
+    ranked among every item they have not interacted with in the rest. Refit the winner on the
+    whole log.
+
+    Args:
+        interactions: the log (its item indices are the rows of `features`).
+        config: the starting settings.
+        features: EASE side information, source -> (n_items, d), as `config.side` names them.
+        budget_s: seconds of search.
+        fixed: parameters not searched (e.g. `factors`, fixed by a store's `cf` vector).
+        holdout: the fraction held out.
+        metric: `ndcg@k`, `map@k`, `recall@k` or `precision@k`.
+        seed: seeds the holdout.
+        log: called with progress messages.
+
+    Raises:
+        ConfigError: a holdout outside (0, 1), a bad metric or budget.
+        InputError: a log too small to hold a validation part out.
+    """
+    if not 0 < holdout < 1:
+        raise ConfigError(f"holdout {holdout!r} must be a fraction between 0 and 1")
+    _, _, k = metric.partition("@")
+    settings = EvalSettings(
+        ks=(int(k),) if k.isdigit() else (10,),
+        cf=(config,),
+        tune=True,
+        tune_budget_s=budget_s,
+        tune_metric=metric,
+        seed=seed,
+        fractions=(1.0 - holdout, holdout, 0.0),
+    )
+    split = random_split(interactions, settings.fractions, seed=seed)
+    if len(split.validation) == 0:
+        raise InputError(f"{len(interactions)} interactions leave none for a {holdout:.0%} validation part")
+    run = _SplitRun(split, settings, log or _quiet)
+    part = _Part.of(split, "validation", settings)
+    name = cf_name(config)
+    feats = dict(features or {})
+    with run.timed("tune"):
+        best, report = tune_model(
+            config,
+            lambda c: _score_on(run, name, c, feats, part),
+            name=name,
+            metric=metric,
+            budget_s=budget_s,
+            fixed=fixed,
+            log=log,
+        )
+    return best, report
+
+
+def _score_on(run: _SplitRun, name: str, config: AnyCFConfig, features: Mapping[str, np.ndarray], part: _Part) -> float:
+    """The validation score of a model fitted with `config` on the run's training part."""
+    strategy, _ = run.fit(name, config, features)
+    ranked, _ = run.rank(part, [strategy])
+    return run.report(ranked[name], part).values[run.settings.tune_metric]
 
 
 def _untuned(name: str, config: AnyCFConfig, metric: str) -> ModelTuning:
@@ -738,5 +810,6 @@ __all__ = [
     "rank",
     "run_eval",
     "timed",
+    "tune_cf",
     "tune_fusion",
 ]
