@@ -91,9 +91,9 @@ def ease_weights(
     """
     import scipy.sparse
 
-    x = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
+    x = scipy.sparse.csr_matrix(matrix, dtype=np.float32)  # float32 holds co-occurrence counts exactly to 2^24
     warm = np.diff(x.tocsc().indptr) > 0
-    gram = (x.T @ x).tocsr().astype(np.float32)
+    gram = (x.T @ x).tocsr()
     gram.sort_indices()
     if config.solver == "exact":
         return _exact(gram, config, features, warm)
