@@ -116,10 +116,26 @@ def power_law_log(n_items: int, n_users: int, per_user: float, zipf: float, seed
     )
 
 
+def _pin_mmap_threshold() -> None:
+    """Make glibc serve every block of 1 MiB or more with its own mapping, returned to the system when freed.
+
+    By default glibc raises that threshold after large frees, then serves big arrays from heap
+    pages already resident, so a later fit's peak would not show in the resident set.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(name).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+
+
 @contextlib.contextmanager
 def peak_memory() -> Iterator[list[float]]:
     """Peak MiB allocated inside the block: resident set above the start (Linux), else numpy's traced peak."""
     out: list[float] = []
+    _pin_mmap_threshold()
     try:
         with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (VmHWM)
             f.write("5")
