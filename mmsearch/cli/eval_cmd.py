@@ -112,6 +112,18 @@ _TRAINING_OPTIONS = option_group(
     click.option("--als-factors", type=int, default=None, help="ALS latent factors [default: the library's, 64]."),
     click.option("--bpr-factors", type=int, default=None, help="BPR latent factors [default: the library's, 64]."),
     click.option(
+        "--ease-neighbors",
+        type=click.IntRange(min=1),
+        default=None,
+        help="EASE's weights kept per item (the start of its tuning) [default: the library's, 256].",
+    ),
+    click.option(
+        "--ease-solver",
+        type=click.Choice(["sparse", "exact"]),
+        default=None,
+        help="EASE's solver [default: the library's, sparse].",
+    ),
+    click.option(
         "--side-information/--no-side-information",
         default=True,
         show_default=True,
@@ -173,7 +185,7 @@ def _settings(opts: dict[str, Any]) -> Any:
         ks=tuple(opts["ks"]),
         splits=tuple(dict.fromkeys(opts["splits"])),
         seed=opts["seed"],
-        cf=(cf_config("als", **factors("als_factors")), cf_config("bpr", **factors("bpr_factors")), cf_config("ease")),
+        cf=(cf_config("als", **factors("als_factors")), cf_config("bpr", **factors("bpr_factors")), _ease(opts)),
         side_information=opts["side_information"],
         tune=opts["tune"],
         tune_budget_s=opts["tune_budget_s"],
@@ -186,6 +198,13 @@ def _settings(opts: dict[str, Any]) -> Any:
         tune_depths=tuple(d or None for d in opts["tune_depths"]),
         max_users=opts["max_users"],
     )
+
+
+def _ease(opts: dict[str, Any]) -> Any:
+    from mmsearch.cf import cf_config
+
+    given = {"neighbors": opts["ease_neighbors"], "solver": opts["ease_solver"]}
+    return cf_config("ease", **{k: v for k, v in given.items() if v is not None})
 
 
 def _logger(quiet: bool) -> Callable[[str], None] | None:
