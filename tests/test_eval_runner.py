@@ -41,7 +41,7 @@ from mmsearch.eval.strategies import (
     PopularStrategy,
     RandomStrategy,
     content_strategies,
-    fuse_scores,
+    engine_ranking_scores,
     user_profiles,
 )
 from mmsearch.query import fusion
@@ -65,11 +65,11 @@ def topic_of_items(table: Interactions) -> np.ndarray:
     return np.array([int(i.split("-")[0]) for i in table.item_ids])
 
 
-def topic_vectors(table: Interactions, model: str, modality: str, seed: int) -> ItemVectors:
+def topic_vectors(table: Interactions, model: str, modality: str, seed: int, family: str | None = None) -> ItemVectors:
     """Each item near its topic's axis (small noise), unit rows."""
     rng = np.random.default_rng(seed)
     vectors = np.eye(DIM)[topic_of_items(table)] + 0.05 * rng.standard_normal((table.n_items, DIM))
-    return ItemVectors(model, modality, vectors, np.ones(table.n_items, dtype=bool))  # type: ignore[arg-type]
+    return ItemVectors(model, modality, vectors, np.ones(table.n_items, dtype=bool), family)  # type: ignore[arg-type]
 
 
 def settings(**overrides: object) -> EvalSettings:
@@ -130,19 +130,22 @@ def test_items_without_the_modality_are_left_out_of_profiles_and_scores() -> Non
 
 
 def test_image_and_text_of_one_model_give_the_five_study_techniques(log: Interactions) -> None:
-    image, text = topic_vectors(log, "clip", "image", 1), topic_vectors(log, "clip", "text", 2)
+    image, text = topic_vectors(log, "clip", "image", 1, "clip"), topic_vectors(log, "clip", "text", 2, "clip")
     names = [s.name for s in content_strategies(log, [image, text])]
     assert names == ["clip.image", "clip.text", "clip.text-image", "clip.image-text", "clip.mixed"]
     # Two models in different spaces are never crossed.
-    other = topic_vectors(log, "bert", "text", 3)
+    other = topic_vectors(log, "bert", "text", 3, "bert")
     assert [s.name for s in content_strategies(log, [image, other])] == ["clip.image", "bert.text"]
+    # The engine's rule decides whether one model's towers share a space (CLIP's do), not their dims.
+    a, b = topic_vectors(log, "m", "image", 1, "resnet"), topic_vectors(log, "m", "text", 2, "bert")
+    assert [s.name for s in content_strategies(log, [a, b])] == ["m.image", "m.text"]
 
 
 def test_mixed_technique_averages_text_and_image() -> None:
     table = Interactions.from_arrays(["a"], ["x"])
     table = table.align(item_ids=["x", "y"])[0]
-    text = ItemVectors("clip", "text", np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), [True, True])
-    image = ItemVectors("clip", "image", np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]), [True, False])
+    text = ItemVectors("clip", "text", np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), [True, True], "clip")
+    image = ItemVectors("clip", "image", np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]), [True, False], "clip")
     mixed = {s.name: s for s in content_strategies(table, [image, text])}["clip.mixed"]
     np.testing.assert_allclose(mixed.item_vectors[0], [math.sqrt(0.5), 0.0, math.sqrt(0.5)], rtol=1e-6)
     np.testing.assert_allclose(mixed.item_vectors[1], [0.0, 1.0, 0.0])  # no image: the text alone
@@ -209,13 +212,13 @@ def test_cf_scores_are_nan_for_items_and_users_the_model_never_saw(log: Interact
 # ----------------------------------------------------------------------- fusion
 
 
-def test_fuse_scores_is_the_fusion_module_applied_over_each_users_candidates() -> None:
+def test_hybrid_scores_are_the_engines_fusion_over_each_users_candidates() -> None:
     rng = np.random.default_rng(0)
     cf, content = rng.random((3, 9)), rng.random((3, 9))
     cf[:, 7:] = np.nan  # cold items: CF has no score
     candidates = rng.random((3, 9)) > 0.3
-    spec = FusionSpec((0.7, 0.3), "wsum", "minmax")
-    fused = fuse_scores([cf, content], candidates, spec)
+    spec = FusionSpec((0.7, 0.3), "wsum", "minmax", depth=None)
+    fused = engine_ranking_scores([cf, content], candidates, spec)
     for u in range(3):
         cols = np.flatnonzero(candidates[u])
         reference = fusion.weighted_sum(np.column_stack([cf[u, cols], content[u, cols]]), [0.7, 0.3])
@@ -233,19 +236,34 @@ def test_fusion_pools_each_legs_best_candidates_like_the_query_engine() -> None:
     content = np.array([[0.0, 0.1, 0.2, 0.3, 0.4, 0.5]])
     candidates = np.ones((1, 6), dtype=bool)
     spec = FusionSpec((0.5, 0.5), "wsum", "minmax", depth=2)
-    fused = fuse_scores([cf, content], candidates, spec)
+    fused = engine_ranking_scores([cf, content], candidates, spec)
     pool = [0, 1, 4, 5]  # the best two of each leg; items 2 and 3 are in neither list
     assert np.isnan(fused[0, [2, 3]]).all()
     reference = fusion.weighted_sum(np.column_stack([cf[0, pool], content[0, pool]]), [0.5, 0.5])
     np.testing.assert_allclose(fused[0, pool], reference.scores)  # normalised over the pool only
+    deeper = engine_ranking_scores([cf, content], candidates, spec, limit=3)  # depth = max(candidates, limit)
+    assert np.isfinite(deeper[0]).sum() == 6
+
+
+def test_a_leg_of_weight_0_takes_no_part_and_a_sparse_leg_pools_what_it_retrieves() -> None:
+    cf = np.array([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])
+    content = np.array([[0.0, 0.1, 0.2, 0.3, 0.4, 0.5]])
+    candidates = np.ones((1, 6), dtype=bool)
+    alone = engine_ranking_scores([cf, content], candidates, FusionSpec((1.0, 0.0), depth=2))
+    assert np.flatnonzero(np.isfinite(alone[0])).tolist() == [0, 1]  # as if the signal were not asked for
+    reach = np.array([[False, True, True, True, True, True]])  # item 0 shares no index with the history
+    sparse = engine_ranking_scores(
+        [cf, content], candidates, FusionSpec((0.5, 0.5), depth=2), retrievable=[reach, None]
+    )
+    assert np.flatnonzero(np.isfinite(sparse[0])).tolist() == [1, 2, 4, 5]
 
 
 def test_rrf_weights_average_one_as_the_engine_sends_them() -> None:
     spec = FusionSpec((0.5, 0.5), "rrf", depth=None)
-    assert spec.engine_weights == (1.0, 1.0)  # equal weights: plain RRF
-    assert FusionSpec((3.0, 1.0), "wsum").engine_weights == (0.75, 0.25)
+    np.testing.assert_allclose(fusion.engine_weights(spec.weights, "rrf"), [1.0, 1.0])  # equal: plain RRF
+    np.testing.assert_allclose(fusion.engine_weights((3.0, 1.0), "wsum"), [0.75, 0.25])
     a, b = np.array([[3.0, 2.0, 1.0]]), np.array([[1.0, 3.0, 2.0]])
-    fused = fuse_scores([a, b], np.ones((1, 3), dtype=bool), spec)
+    fused = engine_ranking_scores([a, b], np.ones((1, 3), dtype=bool), spec)
     plain = [1 / 60 + 1 / 62, 1 / 61 + 1 / 60, 1 / 62 + 1 / 61]  # 1 / (k + p), p the 0-based position
     np.testing.assert_allclose(fused[0], plain)
 

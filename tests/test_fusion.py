@@ -134,3 +134,43 @@ def test_bad_arguments(call, error, needle):
     with pytest.raises(error, match=None) as info:
         call()
     assert needle in str(info.value)
+
+
+# ------------------------------------------------------------------ the engine's rules, shared with the evaluation
+
+
+def test_pool_is_the_union_of_each_legs_best_rows() -> None:
+    m = np.array([[5.0, 0.0], [4.0, 1.0], [3.0, np.nan], [2.0, 3.0], [np.nan, 2.0]])
+    assert F.pool(m, 2).tolist() == [0, 1, 3, 4]
+    assert F.pool(m, 1).tolist() == [0, 3]
+    ties = np.array([[1.0], [1.0], [1.0]])
+    assert F.pool(ties, 2).tolist() == [0, 1]  # ties: lower row first, like a kNN's deterministic order here
+    reach = np.array([[True, True], [False, True], [True, True], [True, False], [True, True]])
+    assert F.pool(m, 2, retrievable=reach).tolist() == [0, 1, 2, 4]  # a leg pools only what it can return
+    with pytest.raises(ConfigError, match="depth"):
+        F.pool(m, 0)
+    with pytest.raises(ConfigError, match="retrievable"):
+        F.pool(m, 2, retrievable=np.ones((2, 2), bool))
+
+
+def test_candidate_depth_and_engine_weights() -> None:
+    assert F.candidate_depth(50, 10) == 50 and F.candidate_depth(50, 80) == 80
+    np.testing.assert_allclose(F.engine_weights([2.0, 6.0], "wsum"), [0.25, 0.75])
+    np.testing.assert_allclose(F.engine_weights([2.0, 6.0], "rrf"), [0.5, 1.5])  # averaging 1
+    with pytest.raises(ConfigError, match="not all 0"):
+        F.engine_weights([0.0, 0.0], "wsum")
+    with pytest.raises(UnknownNameError, match="borda"):
+        F.engine_weights([1.0], "borda")
+
+
+def test_fuse_candidates_is_the_engines_fusion() -> None:
+    m = np.array([[0.9, 3.0], [0.1, np.nan], [0.5, -1.0]])
+    got = F.fuse_candidates(m, [3.0, 1.0], "wsum")
+    np.testing.assert_allclose(got.scores, F.weighted_sum(m, [0.75, 0.25]).scores)
+    dbsf = F.fuse_candidates(m, [3.0, 1.0], "dbsf")
+    np.testing.assert_allclose(dbsf.scores, F.weighted_sum(m, [0.75, 0.25], normalization="dbsf").scores)
+    rrf = F.fuse_candidates(m, [1.0, 1.0], "rrf", k=10)
+    np.testing.assert_allclose(rrf.scores, F.weighted_rrf(m, [1.0, 1.0], k=10).scores)
+    params = [F.Affine(0.0, 1.0), F.Affine(-1.0, 0.25)]
+    fixed = F.fuse_candidates(m, [1.0, 1.0], "wsum", params=params)
+    np.testing.assert_allclose(fixed.normalized[0], [0.9, 1.0])

@@ -74,7 +74,21 @@ def run(shop: Path, *args: str):
 def fitted(shop: Path) -> dict:
     result = CliRunner().invoke(
         cli,
-        ["cf", "fit", str(shop / "interactions.csv"), "-c", str(shop / "mmsearch.toml"), "--iterations", "5", "--json"],
+        # A toy log: the defaults' penalty (50, for logs the size of MovieLens) would flatten it.
+        [
+            "cf",
+            "fit",
+            str(shop / "interactions.csv"),
+            "-c",
+            str(shop / "mmsearch.toml"),
+            "--iterations",
+            "5",
+            "--regularization",
+            "0.01",
+            "--alpha",
+            "1",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from indexers.protocol import EncoderSpec
 from indexers.runtime import ImageEncoder, Model, TextEncoder, load_model
 from mmsearch.bench.vectors import noisy
-from mmsearch.cf import CFModel, cf_config
+from mmsearch.cf import ALSConfig, CFModel
 from mmsearch.errors import ConfigError, DependencyError
 from mmsearch.query.engine import Searcher, SearchSettings
 from mmsearch.query.results import SearchResponse
@@ -272,7 +272,7 @@ class _Catalogue:
         item_factors = self.cf_centers[self.labels[known] % 64]
         position = {int(j): r for r, j in enumerate(known)}
         return CFModel(
-            config=cf_config("als", factors=CF_DIM),
+            config=ALSConfig(factors=CF_DIM),
             user_ids=tuple(f"user{u}" for u in range(users)),
             item_ids=tuple(f"item{j}" for j in known),
             user_factors=rng.standard_normal((users, CF_DIM)).astype(np.float32),

@@ -1,15 +1,21 @@
-"""Collaborative filtering attached to a collection: item factors in `cf`, the model beside the store.
+"""CF attached to a collection: item factors in `cf`, EASE weights in the sparse `ease`, models beside the store.
 
-`fit_collection_cf` trains ALS or BPR on an interaction log restricted to the collection's items,
-then:
+`fit_collection_cf` trains ALS, BPR or EASE on an interaction log restricted to the collection's
+items, then:
 
-1. writes each item's factors into its `cf` vector (`update_vectors`: the item's other vectors and
-   payload stay as they are);
-2. removes the `cf` vector of catalog items that have no interaction in this log (they are cold,
-   reachable through content only; a `cf` vector from an earlier fit would be in another factor
-   space and score nonsense);
-3. saves the model (user factors, id maps, the training interactions, no pickle) into the
-   collection's CF folder, where `Searcher` finds it for `--user` queries.
+1. writes each item's factors into its `cf` vector (ALS, BPR), or its column of the EASE weights
+   into its sparse vector `ease` (`update_vectors`: the item's other vectors and payload stay as
+   they are);
+2. removes that vector from catalog items the model has nothing for (cold: reachable through
+   content only; a vector from an earlier fit would be in another space and score nonsense);
+3. saves the model (id maps, the training interactions, factors or weights; no pickle) into the
+   collection's CF folder (EASE: its `ease/` sub-folder), where `Searcher` finds it for `--user`
+   and `--history` queries.
+
+EASE's side information (`EASEConfig.side`) comes from the collection itself: a source named
+after a stored pooled vector (`minilm.text`, `clip.image`) uses the items' vectors; any other
+name is a payload field (`genres`, `category`) whose values (a string or a list of strings)
+become one-hot features. Items lacking the source get no feature row.
 
 The collection's `cf` vector has a fixed dimension (`cf_dim`, 64 unless the store was created with
 another). ALS vectors have `factors` values; BPR vectors have `factors + 1` (implicit appends an
@@ -23,19 +29,24 @@ local-mode store on disk; a server (or in-memory) store needs an explicit folder
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from mmsearch.cf import CFModel, FitReport, fit, load_model, save_model
-from mmsearch.cf.config import ALSConfig, BPRConfig
+import numpy as np
+
+from mmsearch.cf import CFModel, EASEModel, FitReport, fit, load_model, save_model
+from mmsearch.cf.config import AnyCFConfig, EASEConfig
+from mmsearch.cf.ease import one_hot
 from mmsearch.cf.interactions import Interactions
 from mmsearch.cf.persist import SIDECAR
-from mmsearch.errors import ConfigError, SchemaMismatchError
+from mmsearch.errors import ConfigError, InputError, ModelError, SchemaMismatchError, listed
 from mmsearch.files import writing
-from mmsearch.storage import CF_VECTOR, Store, VectorUpdate
+from mmsearch.storage import CF_VECTOR, EASE_VECTOR, Store, VectorUpdate
 
 CF_FOLDER = "cf"
+EASE_FOLDER = "ease"  # inside the CF folder
 _WRITE_CHUNK = 2048
 
 
@@ -52,6 +63,12 @@ def cf_folder(store: Store, path: str | Path | None = None) -> Path | None:
     if path is not None:
         return Path(path)
     return store.sidecar_folder(CF_FOLDER)
+
+
+def ease_folder(store: Store, path: str | Path | None = None) -> Path | None:
+    """The folder holding a collection's EASE model: `ease/` inside its CF folder (see `cf_folder`)."""
+    folder = cf_folder(store, path)
+    return None if folder is None else folder / EASE_FOLDER
 
 
 def _folder_to_save(store: Store, path: str | Path | None) -> Path:
@@ -101,7 +118,8 @@ class CFFitSummary:
     """What fitting CF on a collection did.
 
     Attributes:
-        algorithm, factors, dim: the model (dim = factors, + 1 for BPR).
+        algorithm, factors, dim: the model (dim = factors, + 1 for BPR; EASE: factors 0, dim the
+            number of indices its sparse vectors may hold).
         n_users, n_items, n_interactions, seconds: the training matrix and time.
         catalog_items: items in the collection.
         items_written: items whose `cf` vector was written.
@@ -132,9 +150,11 @@ class CFFitSummary:
     def summary(self) -> str:
         shown = self.examples.get("items") or []
         examples = f" (e.g. {', '.join(map(repr, shown))})" if shown else ""
+        what = f"{self.factors} factors" if self.algorithm != "ease" else f"{self.dim} items"
+        vector = EASE_VECTOR if self.algorithm == "ease" else CF_VECTOR
         return (
-            f"{self.algorithm} ({self.factors} factors) trained on {self.n_interactions} interactions of "
-            f"{self.n_users} users with {self.n_items} items in {self.seconds:.2f} s; cf vectors written for "
+            f"{self.algorithm} ({what}) trained on {self.n_interactions} interactions of "
+            f"{self.n_users} users with {self.n_items} items in {self.seconds:.2f} s; {vector} vectors written for "
             f"{self.items_written} of {self.catalog_items} catalog items, {self.items_cleared} without "
             f"interactions (cold, content only); not in the catalog: {self.unknown_items} items"
             f"{examples}, {self.rows_dropped} interactions dropped, {self.unknown_users} users left with "
@@ -147,65 +167,146 @@ class CFFitSummary:
         return data
 
 
-def _catalog_ids(store: Store) -> list[str]:
+def catalog_ids(store: Store) -> list[str]:
+    """The ids of the collection's items (the catalog CF is restricted to), in the store's order."""
     return [it.id for it in store.iter_items(page_size=1024, with_payload=False)]
 
 
 def fit_collection_cf(
     store: Store,
     interactions: Interactions,
-    config: ALSConfig | BPRConfig,
+    config: AnyCFConfig,
     folder: str | Path | None = None,
-) -> tuple[CFModel, CFFitSummary]:
+) -> tuple[CFModel | EASEModel, CFFitSummary]:
     """Train CF on `interactions` restricted to the collection's items and attach it to the collection.
 
     Args:
         store: the open store; its items are the catalog.
         interactions: the interaction log.
-        config: ALS or BPR settings; their factor count must fill the store's `cf` vector.
-        folder: where to save the model; None for the store's own CF folder (see `cf_folder`).
+        config: ALS or BPR settings (their factor count must fill the store's `cf` vector), or
+            EASE settings (its `side` sources read from the collection, see the module docstring).
+        folder: the CF folder; None for the store's own (see `cf_folder`). EASE goes in its `ease/`.
 
     Returns:
         The model and a summary of what was written, cleared and dropped.
 
     Raises:
         SchemaMismatchError: the factor count does not fit the store's `cf` vector.
-        InputError: no interaction concerns a catalog item.
+        InputError: no interaction concerns a catalog item; a side source no item has.
         ConfigError: no `folder`, and the store has none of its own (a server or in-memory store).
     """
     target = _folder_to_save(store, folder)  # before training, not after
+    catalog = catalog_ids(store)
+    if isinstance(config, EASEConfig):
+        return _fit_ease(store, interactions, config, catalog, target / EASE_FOLDER)
     cf_dim = store.schema.get(CF_VECTOR).dim
     check_cf_dim(config.algorithm, config.factors, cf_dim)
-    catalog = _catalog_ids(store)
     model, report = fit(interactions, config, catalog_item_ids=catalog)
     model = dataclasses.replace(model, info={**model.info, "collection": store.settings.collection, "cf_dim": cf_dim})
-    known = set(model.item_ids)
-    for start in range(0, model.n_items, _WRITE_CHUNK):
-        rows = range(start, min(start + _WRITE_CHUNK, model.n_items))
-        store.update_vectors([VectorUpdate(model.item_ids[r], {CF_VECTOR: model.item_factors[r]}) for r in rows])
-    cold = [i for i in catalog if i not in known]
-    if cold:
-        store.delete_vectors(cold, [CF_VECTOR])
-    store.optimize()
+    vectors = {item: model.item_factors[r] for r, item in enumerate(model.item_ids)}
+    cleared = _write(store, CF_VECTOR, vectors, catalog)
     saved = save_model(model, target)
-    return model, _summary(model, report, config, catalog, len(cold), saved)
+    return model, _summary(model, report, config.factors, catalog, len(vectors), cleared, saved)
+
+
+def _fit_ease(
+    store: Store, interactions: Interactions, config: EASEConfig, catalog: list[str], target: Path
+) -> tuple[EASEModel, CFFitSummary]:
+    features = collection_features(store, list(config.side), catalog) if config.side else None
+    store.add_sparse_vectors([EASE_VECTOR])
+    model, report = fit(interactions, config, catalog_item_ids=catalog, features=features)
+    model = dataclasses.replace(model, info={**model.info, "collection": store.settings.collection})
+    vectors = {item: model.item_vector(item) for item in model.item_ids if model.has_vector(item)}
+    cleared = _write(store, EASE_VECTOR, vectors, catalog)
+    saved = save_model(model, target)
+    return model, _summary(model, report, 0, catalog, len(vectors), cleared, saved)
+
+
+def _write(store: Store, name: str, vectors: Mapping[str, Any], catalog: Sequence[str]) -> int:
+    """Write one vector per item, remove it from the other catalog items, optimize; returns how many were cleared."""
+    items = list(vectors)
+    for start in range(0, len(items), _WRITE_CHUNK):
+        store.update_vectors([VectorUpdate(i, {name: vectors[i]}) for i in items[start : start + _WRITE_CHUNK]])
+    cold = [i for i in catalog if i not in vectors]
+    if cold:
+        store.delete_vectors(cold, [name])
+    store.optimize()
+    return len(cold)
+
+
+def collection_features(store: Store, sources: Sequence[str], item_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """EASE side information from the collection: one (len(item_ids), d) block per source.
+
+    A source named after a stored pooled vector gives the items' vectors; any other name is a
+    payload field whose values (a string, a number or a list of them) become one-hot features.
+    Items lacking the source get a zero row.
+
+    Raises:
+        InputError: a source that no item of the collection has.
+    """
+    row = {item: r for r, item in enumerate(item_ids)}
+    vectors = [s for s in sources if s in store.schema.vectors and store.schema.vectors[s].kind == "pooled"]
+    fields = [s for s in sources if s not in vectors]
+    dims = {s: store.schema.vectors[s].dim for s in vectors}
+    out = {s: np.zeros((len(item_ids), dims[s]), dtype=np.float32) for s in vectors}
+    values: dict[str, dict[int, list[str]]] = {f: {} for f in fields}
+    for it in store.iter_items(page_size=1024, with_vectors=vectors or False, with_payload=bool(fields)):
+        r = row.get(it.id)
+        if r is None:
+            continue
+        for s in vectors:
+            if s in it.vectors:
+                out[s][r] = it.vectors[s]
+        for f in fields:
+            found = _categories(it.payload.get(f))
+            if found:
+                values[f][r] = found
+    for f in fields:
+        out[f] = _one_hot(f, values[f], len(item_ids), store)
+    for s in vectors:
+        if not out[s].any():
+            raise InputError(f"no item of collection {store.settings.collection!r} has a {s!r} vector")
+    return out
+
+
+def _categories(value: object) -> list[str]:
+    if value is None or isinstance(value, dict):
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [str(v) for v in items if isinstance(v, (str, int, float, bool)) and str(v)]
+
+
+def _one_hot(name: str, values: Mapping[int, list[str]], n: int, store: Store) -> np.ndarray:
+    if not values:
+        known = sorted(n for n, s in store.schema.vectors.items() if s.kind == "pooled")
+        raise InputError(
+            f"side information {name!r}: no item of collection {store.settings.collection!r} has a payload field "
+            f"{name!r}, and it is no stored item vector (those are: {listed(known)})"
+        )
+    return one_hot([values.get(r, []) for r in range(n)])
 
 
 def _summary(
-    model: CFModel, report: FitReport, config: ALSConfig | BPRConfig, catalog: list[str], cleared: int, folder: Path
+    model: CFModel | EASEModel,
+    report: FitReport,
+    factors: int,
+    catalog: list[str],
+    written: int,
+    cleared: int,
+    folder: Path,
 ) -> CFFitSummary:
     align = report.catalog
     unknown_items = align.unknown_items if align is not None else ()
     return CFFitSummary(
-        algorithm=config.algorithm,
-        factors=config.factors,
+        algorithm=model.algorithm,
+        factors=factors,
         dim=model.dim,
         n_users=report.n_users,
         n_items=report.n_items,
         n_interactions=report.n_interactions,
         seconds=round(report.seconds, 4),
         catalog_items=len(catalog),
-        items_written=model.n_items,
+        items_written=written,
         items_cleared=cleared,
         unknown_users=report.users_dropped,
         unknown_items=len(unknown_items),
@@ -216,19 +317,58 @@ def _summary(
 
 
 def load_collection_cf(store: Store, path: str | Path | None = None) -> CFModel | None:
-    """The collection's CF model, from `path` or the store's own CF folder.
+    """The collection's CF model (ALS or BPR), from `path` or the store's own CF folder.
 
     Returns:
         The model, or None when this store keeps none: none was fitted (no model in the folder),
         or a server or in-memory store was given no `path`.
 
     Raises:
-        ModelError, ModelIntegrityError: a model folder that cannot be read.
+        ModelError, ModelIntegrityError: a model folder that cannot be read, or that holds EASE.
     """
     folder = cf_folder(store, path)
     if folder is None or not (folder / SIDECAR).is_file():
         return None
-    return load_model(folder)
+    model = load_model(folder)
+    if not isinstance(model, CFModel):
+        raise ModelError(f"{folder} holds an {model.algorithm} model where the ALS or BPR model goes")
+    return model
 
 
-__all__ = ["CFFitSummary", "cf_folder", "check_cf_dim", "default_factors", "fit_collection_cf", "load_collection_cf"]
+def load_collection_ease(store: Store, path: str | Path | None = None) -> EASEModel | None:
+    """The collection's EASE model, from `<CF folder>/ease/` (see `load_collection_cf`), or None."""
+    folder = ease_folder(store, path)
+    if folder is None or not (folder / SIDECAR).is_file():
+        return None
+    model = load_model(folder)
+    if not isinstance(model, EASEModel):
+        raise ModelError(f"{folder} holds an {model.algorithm} model where the EASE model goes")
+    return model
+
+
+class CollectionModels(NamedTuple):
+    """The models fitted for a collection: factors (`cf`) and EASE (`ease`), each None when absent."""
+
+    cf: CFModel | None
+    ease: EASEModel | None
+
+
+def load_collection_models(store: Store, path: str | Path | None = None) -> CollectionModels:
+    """Both models of a collection (see `load_collection_cf`, `load_collection_ease`)."""
+    return CollectionModels(load_collection_cf(store, path), load_collection_ease(store, path))
+
+
+__all__ = [
+    "CFFitSummary",
+    "CollectionModels",
+    "catalog_ids",
+    "cf_folder",
+    "check_cf_dim",
+    "collection_features",
+    "default_factors",
+    "ease_folder",
+    "fit_collection_cf",
+    "load_collection_cf",
+    "load_collection_ease",
+    "load_collection_models",
+]

@@ -1,27 +1,32 @@
-"""A trained collaborative-filtering model: factors, id maps and training interactions, in numpy.
+"""Trained collaborative-filtering models, in numpy: factors (ALS, BPR) or item-item weights (EASE).
 
-Scores are plain dot products `user_vector @ item_vector`, so the item factors can go into a
-Dot-distance named vector and a user factor can be the query against it. Dot products are
-unbounded: normalise them before mixing with cosine similarities.
+`CFModel`: scores are plain dot products `user_vector @ item_vector`, so the item factors can go
+into a Dot-distance named vector and a user factor can be the query against it.
 
-The model knows only the users and items that had training interactions. Everything else is
-cold: `is_cold` says so without raising (the query engine's cue to fall back to content signals),
-`score` gives NaN for unknown items, and asking for an unknown user's vector raises
-`NotFoundError`.
+`EASEModel`: a user's score for item j is the sum over the items of their history of the weight
+B[i, j]; item j's column of B is its sparse vector (indices: the model's item indices), and a
+history is the sparse query with one index per item, so any history scores, including a session
+the model never saw.
+
+Both are unbounded: normalise before mixing with cosine similarities. Both know the users of
+their training interactions (`is_cold` says so without raising: the query engine's cue to fall
+back to content signals); asking for an unknown user's vector raises `NotFoundError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from mmsearch.cf.config import ALSConfig, BPRConfig
+from mmsearch.cf.config import ALSConfig, BPRConfig, EASEConfig
 from mmsearch.cf.ids import IdMaps, read_only
 from mmsearch.errors import ConfigError, ModelError, NotFoundError, listed
 from mmsearch.ranking import top_k
+from mmsearch.storage.base import SparseVector
 
 
 class Recommendation(NamedTuple):
@@ -38,8 +43,80 @@ _UNKNOWN = {
 }
 
 
+class _Trained(IdMaps):
+    """What every trained model shares: its config, id maps and training interactions (CSR structure)."""
+
+    config: ALSConfig | BPRConfig | EASEConfig
+    seen_indptr: np.ndarray
+    seen_indices: np.ndarray
+
+    @property
+    def algorithm(self) -> str:
+        return self.config.algorithm
+
+    def has_user(self, user_id: str) -> bool:
+        return user_id in self.user_index
+
+    def _check_seen(self) -> None:
+        indptr, indices = self.seen_indptr, self.seen_indices
+        if (
+            len(indptr) != len(self.user_ids) + 1
+            or indptr[0] != 0
+            or indptr[-1] != len(indices)
+            or np.any(np.diff(indptr) < 0)
+            or (len(indices) and (indices.min() < 0 or indices.max() >= len(self.item_ids)))
+        ):
+            raise ModelError(f"{self.algorithm} model's training interactions do not fit its user and item ids")
+        if len(set(self.user_ids)) != len(self.user_ids) or len(set(self.item_ids)) != len(self.item_ids):
+            raise ModelError(f"{self.algorithm} model has a repeated user or item id")
+
+    def _row(self, kind: Literal["user", "item"], raw_id: str) -> int:
+        """The row of a user or an item id.
+
+        Raises:
+            NotFoundError: the model does not know the id (the message says what to do instead).
+        """
+        ids, index = (self.user_ids, self.user_index) if kind == "user" else (self.item_ids, self.item_index)
+        try:
+            return index[raw_id]
+        except KeyError:
+            raise NotFoundError(
+                f"{kind} {raw_id!r} is unknown to the {self.algorithm} model, which knows "
+                f"{len(ids)} {kind}s ({listed(ids, 5)}); {_UNKNOWN[kind]}"
+            ) from None
+
+    def _seen(self, row: int) -> np.ndarray:
+        """Item rows the user at row `row` interacted with in training."""
+        return self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]
+
+    def interaction_count(self, user_id: str) -> int:
+        """Training interactions of `user_id` (0 for a user the model does not know)."""
+        row = self.user_index.get(user_id)
+        return 0 if row is None else int(self.seen_indptr[row + 1] - self.seen_indptr[row])
+
+    def is_cold(self, user_id: str, min_interactions: int = 1) -> bool:
+        """Whether the model should not speak for `user_id`: unknown, or fewer than `min_interactions`.
+
+        Never raises for an unknown user; that is the cold case the caller falls back from.
+
+        Raises:
+            ConfigError: `min_interactions` below 1.
+        """
+        if min_interactions < 1:
+            raise ConfigError(f"min_interactions must be at least 1, got {min_interactions}")
+        return self.interaction_count(user_id) < min_interactions
+
+    def seen_items(self, user_id: str) -> list[str]:
+        """Item ids `user_id` interacted with in training.
+
+        Raises:
+            NotFoundError: unknown user.
+        """
+        return [self.item_ids[j] for j in self._seen(self._row("user", user_id))]
+
+
 @dataclass(frozen=True, eq=False)
-class CFModel(IdMaps):
+class CFModel(_Trained):
     """User and item factors of one trained model, with the interactions it was trained on.
 
     Attributes:
@@ -80,77 +157,12 @@ class CFModel(IdMaps):
                 f"CF model has {users.shape[0]} user and {items.shape[0]} item factors for "
                 f"{len(self.user_ids)} user and {len(self.item_ids)} item ids"
             )
-        indptr, indices = self.seen_indptr, self.seen_indices
-        if (
-            len(indptr) != len(self.user_ids) + 1
-            or indptr[0] != 0
-            or indptr[-1] != len(indices)
-            or np.any(np.diff(indptr) < 0)
-            or (len(indices) and (indices.min() < 0 or indices.max() >= len(self.item_ids)))
-        ):
-            raise ModelError("CF model's training interactions do not fit its user and item ids")
-        if len(set(self.user_ids)) != len(self.user_ids) or len(set(self.item_ids)) != len(self.item_ids):
-            raise ModelError("CF model has a repeated user or item id")
-
-    # ----------------------------------------------------------------- shape and lookup
-
-    @property
-    def algorithm(self) -> str:
-        return self.config.algorithm
+        self._check_seen()
 
     @property
     def dim(self) -> int:
         """Vector length (`factors`, or `factors + 1` for BPR's bias dimension)."""
         return int(self.item_factors.shape[1])
-
-    def has_user(self, user_id: str) -> bool:
-        return user_id in self.user_index
-
-    def _row(self, kind: Literal["user", "item"], raw_id: str) -> int:
-        """The factor row of a user or an item id.
-
-        Raises:
-            NotFoundError: the model does not know the id (the message says what to do instead).
-        """
-        ids, index = (self.user_ids, self.user_index) if kind == "user" else (self.item_ids, self.item_index)
-        try:
-            return index[raw_id]
-        except KeyError:
-            raise NotFoundError(
-                f"{kind} {raw_id!r} is unknown to the {self.algorithm} model, which knows "
-                f"{len(ids)} {kind}s ({listed(ids, 5)}); {_UNKNOWN[kind]}"
-            ) from None
-
-    def _seen(self, row: int) -> np.ndarray:
-        """Item rows the user at factor row `row` interacted with in training."""
-        return self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]
-
-    # ----------------------------------------------------------------- cold start
-
-    def interaction_count(self, user_id: str) -> int:
-        """Training interactions of `user_id` (0 for a user the model does not know)."""
-        row = self.user_index.get(user_id)
-        return 0 if row is None else int(self.seen_indptr[row + 1] - self.seen_indptr[row])
-
-    def is_cold(self, user_id: str, min_interactions: int = 1) -> bool:
-        """Whether CF should not speak for `user_id`: unknown, or fewer than `min_interactions`.
-
-        Never raises for an unknown user; that is the cold case the caller falls back from.
-
-        Raises:
-            ConfigError: `min_interactions` below 1.
-        """
-        if min_interactions < 1:
-            raise ConfigError(f"min_interactions must be at least 1, got {min_interactions}")
-        return self.interaction_count(user_id) < min_interactions
-
-    def seen_items(self, user_id: str) -> list[str]:
-        """Item ids `user_id` interacted with in training.
-
-        Raises:
-            NotFoundError: unknown user.
-        """
-        return [self.item_ids[j] for j in self._seen(self._row("user", user_id))]
 
     # ----------------------------------------------------------------- vectors and scores
 
@@ -230,4 +242,165 @@ class CFModel(IdMaps):
         return Recommendation([self.item_ids[j] for j in best], scores[best])
 
 
-__all__ = ["CFModel", "Recommendation"]
+@dataclass(frozen=True)
+class History:
+    """A history as EASE reads it: the model's item indices and their values, and the ids it does not know.
+
+    Attributes:
+        vector: indices (the model's item indices, ascending) and values (the weighting applied).
+        unknown: ids of the history the model has no index for (items without training interactions).
+    """
+
+    vector: SparseVector
+    unknown: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.vector)
+
+
+@dataclass(frozen=True, eq=False)
+class EASEModel(_Trained):
+    """EASE item-item weights, one sparse column per item, with the interactions they were learnt from.
+
+    Attributes:
+        config: the training settings.
+        user_ids: the training users (their history is `seen_*`).
+        item_ids: raw id of each model item index (the indices of every sparse vector).
+        weight_indptr, weight_indices, weight_values: the weights as CSC structure: item j's
+            column (its sparse vector `ease`) holds `weight_values[weight_indptr[j]:weight_indptr[j + 1]]`
+            at the source items `weight_indices[...]`. An item with an empty column has no vector.
+        seen_indptr, seen_indices, seen_values: the training interactions as CSR, with the
+            values a stored history queries with (the config's weighting applied).
+        info: JSON-able facts about the training run.
+    """
+
+    config: EASEConfig
+    user_ids: tuple[str, ...]
+    item_ids: tuple[str, ...]
+    weight_indptr: np.ndarray
+    weight_indices: np.ndarray
+    weight_values: np.ndarray
+    seen_indptr: np.ndarray
+    seen_indices: np.ndarray
+    seen_values: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "user_ids", tuple(self.user_ids))
+        object.__setattr__(self, "item_ids", tuple(self.item_ids))
+        for name, dtype in _EASE_ARRAYS.items():
+            object.__setattr__(self, name, read_only(getattr(self, name), dtype))
+        n = len(self.item_ids)
+        indptr, indices = self.weight_indptr, self.weight_indices
+        if (
+            len(indptr) != n + 1
+            or indptr[0] != 0
+            or indptr[-1] != len(indices)
+            or len(self.weight_values) != len(indices)
+            or np.any(np.diff(indptr) < 0)
+            or (len(indices) and (indices.min() < 0 or indices.max() >= n))
+        ):
+            raise ModelError("EASE model's weights do not fit its item ids")
+        if len(self.seen_values) != len(self.seen_indices):
+            raise ModelError("EASE model's training interactions have a value count unlike their item count")
+        self._check_seen()
+
+    @property
+    def dim(self) -> int:
+        """Indices a sparse vector of this model may hold (its item count)."""
+        return len(self.item_ids)
+
+    @property
+    def nnz(self) -> int:
+        """Weights kept, all items together."""
+        return len(self.weight_values)
+
+    def _column(self, row: int) -> slice:
+        return slice(int(self.weight_indptr[row]), int(self.weight_indptr[row + 1]))
+
+    def has_vector(self, item_id: str) -> bool:
+        """Whether the item has weights (an item the model does not know, or with an empty column, has none)."""
+        row = self.item_index.get(item_id)
+        return row is not None and self.weight_indptr[row + 1] > self.weight_indptr[row]
+
+    def item_vector(self, item_id: str) -> SparseVector:
+        """Item j's column of the weights: source item indices and weights, its sparse vector `ease`.
+
+        Raises:
+            NotFoundError: unknown item.
+        """
+        part = self._column(self._row("item", item_id))
+        return SparseVector(self.weight_indices[part].astype(np.uint32), self.weight_values[part])
+
+    def history(self, item_ids: Sequence[str]) -> History:
+        """A history of item ids (an anonymous session's clicks, say) as the query: 1 per known item.
+
+        An id given twice counts once; ids the model does not know are listed in `unknown`.
+        """
+        rows = self.item_positions(list(dict.fromkeys(item_ids)))
+        unknown = tuple(i for i, r in zip(dict.fromkeys(item_ids), rows, strict=True) if r < 0)
+        known = np.unique(rows[rows >= 0]).astype(np.uint32)
+        return History(SparseVector(known, np.ones(len(known), dtype=np.float32)), unknown)
+
+    def user_history(self, user_id: str) -> History:
+        """The user's training history as the query, with the values it was trained on.
+
+        Raises:
+            NotFoundError: unknown user.
+        """
+        row = self._row("user", user_id)
+        part = slice(int(self.seen_indptr[row]), int(self.seen_indptr[row + 1]))
+        indices = self.seen_indices[part].astype(np.uint32)
+        order = np.argsort(indices, kind="stable")
+        return History(SparseVector(indices[order], self.seen_values[part][order]))
+
+    def scores(self, history: History | SparseVector) -> np.ndarray:
+        """Every item's EASE score for a history (float64, `n_items`): the engine's sparse dot products.
+
+        NaN for items without weights (they have no vector in the store, so no score).
+        """
+        vector = history.vector if isinstance(history, History) else history
+        import scipy.sparse
+
+        n = self.n_items
+        query = scipy.sparse.csr_matrix(
+            (np.asarray(vector.values, np.float64), np.asarray(vector.indices), [0, len(vector)]), shape=(1, n)
+        )
+        out = np.asarray((query @ self.weights).todense(), dtype=np.float64).reshape(-1)
+        out[np.diff(self.weight_indptr) == 0] = np.nan
+        return out
+
+    @cached_property
+    def weights(self) -> Any:
+        """The items x items weights as a scipy CSC matrix (column j: item j's sparse vector)."""
+        import scipy.sparse
+
+        n = self.n_items
+        return scipy.sparse.csc_matrix(
+            (self.weight_values.astype(np.float64), self.weight_indices, self.weight_indptr), shape=(n, n)
+        )
+
+    def recommend(self, user_id: str, k: int = 10, *, exclude_seen: bool = True) -> Recommendation:
+        """The user's `k` best items by EASE score (ties: item order in `item_ids`).
+
+        Raises:
+            NotFoundError: unknown user.
+        """
+        scores = np.nan_to_num(self.scores(self.user_history(user_id)), nan=-np.inf).astype(np.float32)
+        if exclude_seen:
+            scores[self._seen(self.user_index[user_id])] = -np.inf
+        best = [j for j in top_k(scores, k) if np.isfinite(scores[j])]
+        return Recommendation([self.item_ids[j] for j in best], scores[best])
+
+
+_EASE_ARRAYS: dict[str, type] = {
+    "weight_indptr": np.int64,
+    "weight_indices": np.int32,
+    "weight_values": np.float32,
+    "seen_indptr": np.int64,
+    "seen_indices": np.int32,
+    "seen_values": np.float32,
+}
+TrainedModel = CFModel | EASEModel
+
+__all__ = ["CFModel", "EASEModel", "History", "Recommendation", "TrainedModel"]

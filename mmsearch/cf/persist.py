@@ -1,8 +1,9 @@
 """Saving and loading CF models without pickle: an .npz of arrays plus a JSON sidecar.
 
 A model folder holds `cf_model.json` (format, settings, user and item ids, facts about the run,
-and the sha256 of the arrays file) and `cf_factors.npz` (user_factors, item_factors,
-seen_indptr, seen_indices). Arrays load with `allow_pickle=False`, so a crafted file cannot run
+and the sha256 of the arrays file) and `cf_factors.npz`: user_factors, item_factors,
+seen_indptr, seen_indices for ALS and BPR; the weights' CSC arrays and the training history
+(with its values) for EASE. Arrays load with `allow_pickle=False`, so a crafted file cannot run
 code; the sha256 catches a factors file that does not belong to its sidecar.
 """
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsearch.cf.config import parse_cf_config
-from mmsearch.cf.model import CFModel
+from mmsearch.cf.config import EASEConfig, parse_cf_config
+from mmsearch.cf.model import CFModel, EASEModel
 from mmsearch.errors import ConfigError, ModelError, ModelIntegrityError
 from mmsearch.files import sha256_file, write_atomic, writing
 
@@ -23,9 +24,21 @@ FORMAT_VERSION = 1
 SIDECAR = "cf_model.json"
 ARRAYS = "cf_factors.npz"
 _ARRAY_NAMES = ("user_factors", "item_factors", "seen_indptr", "seen_indices")
+_EASE_ARRAY_NAMES = (
+    "weight_indptr",
+    "weight_indices",
+    "weight_values",
+    "seen_indptr",
+    "seen_indices",
+    "seen_values",
+)
 
 
-def save_model(model: CFModel, folder: str | Path) -> Path:
+def _arrays(model: CFModel | EASEModel) -> tuple[str, ...]:
+    return _EASE_ARRAY_NAMES if isinstance(model, EASEModel) else _ARRAY_NAMES
+
+
+def save_model(model: CFModel | EASEModel, folder: str | Path) -> Path:
     """Write `model` into `folder` (created if needed; its two files are replaced).
 
     Returns:
@@ -38,10 +51,10 @@ def save_model(model: CFModel, folder: str | Path) -> Path:
         return _save(model, Path(folder))
 
 
-def _save(model: CFModel, folder: Path) -> Path:
+def _save(model: CFModel | EASEModel, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     arrays_path = folder / ARRAYS
-    write_atomic(arrays_path, lambda f: np.savez(f, **{name: getattr(model, name) for name in _ARRAY_NAMES}))
+    write_atomic(arrays_path, lambda f: np.savez(f, **{name: getattr(model, name) for name in _arrays(model)}))
     sidecar = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -57,7 +70,7 @@ def _save(model: CFModel, folder: Path) -> Path:
     return folder
 
 
-def load_model(folder: str | Path) -> CFModel:
+def load_model(folder: str | Path) -> CFModel | EASEModel:
     """Read a model written by `save_model`.
 
     Raises:
@@ -90,15 +103,14 @@ def load_model(folder: str | Path) -> CFModel:
         raise ModelIntegrityError(f"{arrays_path} has sha256 {actual}, but {SIDECAR} records {expected}")
     try:
         config = parse_cf_config(sidecar["config"])
+        names = _EASE_ARRAY_NAMES if isinstance(config, EASEConfig) else _ARRAY_NAMES
         with np.load(arrays_path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in _ARRAY_NAMES}
-        return CFModel(
-            config=config,
-            user_ids=tuple(sidecar["user_ids"]),
-            item_ids=tuple(sidecar["item_ids"]),
-            info=dict(sidecar.get("info", {})),
-            **arrays,
-        )
+            arrays = {name: data[name] for name in names}
+        users, items = tuple(sidecar["user_ids"]), tuple(sidecar["item_ids"])
+        info = dict(sidecar.get("info", {}))
+        if isinstance(config, EASEConfig):
+            return EASEModel(config=config, user_ids=users, item_ids=items, info=info, **arrays)
+        return CFModel(config=config, user_ids=users, item_ids=items, info=info, **arrays)
     except ConfigError:
         raise
     except ModelError as e:

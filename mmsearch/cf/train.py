@@ -1,19 +1,20 @@
-"""Training ALS and BPR with the `implicit` library (CPU), deterministically for a given seed."""
+"""Training: ALS and BPR with the `implicit` library (CPU, deterministic for a seed), EASE with numpy/scipy."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, overload
 
 import numpy as np
 
-from mmsearch.cf.config import ALSConfig, BPRConfig
+from mmsearch.cf.config import ALSConfig, BPRConfig, EASEConfig
+from mmsearch.cf.ease import ease_weights, side_block
 from mmsearch.cf.interactions import AlignReport, Interactions
-from mmsearch.cf.model import CFModel
-from mmsearch.errors import DependencyError, InputError
+from mmsearch.cf.model import CFModel, EASEModel
+from mmsearch.errors import ConfigError, DependencyError, InputError
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -64,8 +65,8 @@ class _Estimator(Protocol):
     def fit(self, user_items: scipy.sparse.csr_matrix, show_progress: bool = ...) -> None: ...
 
 
-def _confidence(matrix: scipy.sparse.csr_matrix, config: ALSConfig | BPRConfig) -> scipy.sparse.csr_matrix:
-    """The matrix `implicit` trains on; ALS's `alpha` scaling is applied by implicit itself."""
+def _confidence(matrix: scipy.sparse.csr_matrix, config: ALSConfig | BPRConfig | EASEConfig) -> scipy.sparse.csr_matrix:
+    """The matrix a model trains on: the weighting applied (ALS's `alpha` scaling is applied by implicit itself)."""
     matrix = matrix.copy()
     if isinstance(config, BPRConfig) or config.weighting == "binary":
         matrix.data[:] = 1.0
@@ -133,44 +134,97 @@ def _restrict(
     return table, _Catalog(report, ids, users_dropped)
 
 
+@overload
+def fit(
+    interactions: Interactions,
+    config: EASEConfig,
+    *,
+    catalog_item_ids: Sequence[str] | None = None,
+    features: Mapping[str, np.ndarray] | None = None,
+    show_progress: bool = False,
+) -> tuple[EASEModel, FitReport]: ...
+
+
+@overload
 def fit(
     interactions: Interactions,
     config: ALSConfig | BPRConfig | None = None,
     *,
     catalog_item_ids: Sequence[str] | None = None,
+    features: Mapping[str, np.ndarray] | None = None,
     show_progress: bool = False,
-) -> tuple[CFModel, FitReport]:
+) -> tuple[CFModel, FitReport]: ...
+
+
+def fit(
+    interactions: Interactions,
+    config: ALSConfig | BPRConfig | EASEConfig | None = None,
+    *,
+    catalog_item_ids: Sequence[str] | None = None,
+    features: Mapping[str, np.ndarray] | None = None,
+    show_progress: bool = False,
+) -> tuple[CFModel | EASEModel, FitReport]:
     """Train a CF model on `interactions`.
 
-    Only users and items with at least one (kept) interaction get factors; everything else stays
-    cold (see `CFModel.is_cold`). Items outside `catalog_item_ids` are dropped and counted first.
+    Only users with at least one (kept) interaction are known to the model, and, without side
+    information, only items with one get factors or weights; everything else stays cold (see
+    `CFModel.is_cold`). Items outside `catalog_item_ids` are dropped and counted first.
 
     Args:
         interactions: the training interactions (e.g. a split's `train`).
-        config: `ALSConfig` or `BPRConfig`; None means `ALSConfig()`.
+        config: `ALSConfig`, `BPRConfig` or `EASEConfig`; None means `ALSConfig()`.
         catalog_item_ids: the items that exist (e.g. the ids in the store); None trusts the log.
+        features: EASE only: side information, source name -> (n, d) item features, one row per
+            item of `catalog_item_ids` (or of `interactions.item_ids` without a catalog); the
+            config's `side` weighs each source. With features, every item gets weights.
         show_progress: show implicit's progress bar.
 
     Returns:
-        The model and a `FitReport` with what was dropped.
+        The model (`EASEModel` for EASE, `CFModel` otherwise) and a `FitReport` with what was dropped.
 
     Raises:
-        InputError: no interaction left to train on.
-        DependencyError: `implicit` is not installed.
+        InputError: no interaction left to train on, or features of the wrong shape.
+        ConfigError: features for ALS or BPR, or features that do not match the config's `side`.
+        DependencyError: `implicit` is not installed (ALS, BPR).
     """
     config = config if config is not None else ALSConfig()
     table, catalog = _restrict(interactions, catalog_item_ids)
     if len(table) == 0:
         where = " once items unknown to the catalog were dropped" if catalog is not None else ""
         raise InputError(f"no interactions to train the {config.algorithm} model on{where}")
-    table = table.compact()
+    keep_items = isinstance(config, EASEConfig) and bool(config.side)
+    compact = table.compact()
+    # Side information gives items without interactions weights too: keep them all.
+    table = compact.align(item_ids=table.item_ids)[0] if keep_items else compact
+    if isinstance(config, EASEConfig):
+        model: CFModel | EASEModel = _fit_ease(table, config, features)
+    else:
+        if features:
+            raise ConfigError(f"side information is for EASE; {config.algorithm} takes none")
+        model = _fit_factors(table, config, show_progress)
+    seconds = float(model.info["fit_seconds"])
+    report = FitReport(
+        n_users=table.n_users,
+        n_items=int(np.count_nonzero(table.item_counts())),
+        n_interactions=len(table),
+        seconds=seconds,
+        catalog=catalog.report if catalog is not None else None,
+        users_dropped=catalog.users_dropped if catalog is not None else 0,
+        catalog_items_without_interactions=(
+            len(catalog.item_ids) - int(np.count_nonzero(table.item_counts())) if catalog is not None else 0
+        ),
+    )
+    return model, report
+
+
+def _fit_factors(table: Interactions, config: ALSConfig | BPRConfig, show_progress: bool) -> CFModel:
     matrix = table.to_csr()
     estimator = _estimator(config)
     start = time.perf_counter()
     with _single_threaded_blas():
         estimator.fit(_confidence(matrix, config), show_progress=show_progress)
     seconds = time.perf_counter() - start
-    model = CFModel(
+    return CFModel(
         config=config,
         user_ids=table.user_ids,
         item_ids=table.item_ids,
@@ -180,16 +234,31 @@ def fit(
         seen_indices=matrix.indices,
         info={"implicit_version": _implicit_version(), "fit_seconds": round(seconds, 4), "n_interactions": len(table)},
     )
-    report = FitReport(
-        n_users=table.n_users,
-        n_items=table.n_items,
-        n_interactions=len(table),
-        seconds=seconds,
-        catalog=catalog.report if catalog is not None else None,
-        users_dropped=catalog.users_dropped if catalog is not None else 0,
-        catalog_items_without_interactions=len(catalog.item_ids) - table.n_items if catalog is not None else 0,
+
+
+def _fit_ease(table: Interactions, config: EASEConfig, features: Mapping[str, np.ndarray] | None) -> EASEModel:
+    matrix = _confidence(table.to_csr(), config)
+    block = side_block(config, features, table.n_items)
+    start = time.perf_counter()
+    weights = ease_weights(matrix, config, block)
+    seconds = time.perf_counter() - start
+    return EASEModel(
+        config=config,
+        user_ids=table.user_ids,
+        item_ids=table.item_ids,
+        weight_indptr=weights.indptr,
+        weight_indices=weights.indices,
+        weight_values=weights.data,
+        seen_indptr=matrix.indptr,
+        seen_indices=matrix.indices,
+        seen_values=matrix.data,
+        info={
+            "fit_seconds": round(seconds, 4),
+            "n_interactions": len(table),
+            "weights": int(weights.nnz),
+            "items_with_weights": int(np.count_nonzero(np.diff(weights.indptr))),
+        },
     )
-    return model, report
 
 
 def _single_threaded_blas() -> AbstractContextManager[object]:

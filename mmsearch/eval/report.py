@@ -87,7 +87,7 @@ def markdown_table(
 
 
 def describe_split(split: SplitResult) -> list[str]:
-    """Markdown lines under a split's table: sizes, the hybrids' fusion, paired comparisons."""
+    """Markdown lines under a split's table: sizes, the hybrids' fusion, the models' tuning, paired comparisons."""
     lines = [
         (
             f"{split.summary}. Ranked among {split.candidates} (minus each user's known interactions); "
@@ -106,6 +106,8 @@ def describe_split(split: SplitResult) -> list[str]:
         lines.append(
             f"- `{r.name}`: {scheme}, weights {weights} ({how}; validation {split.tune_metric} {_fmt(val, 4)})."
         )
+    for tuning in split.model_tuning.values():
+        lines.append(f"- tuning {tuning.summary()}.")
     for c in split.comparisons:
         lines.append(
             f"- `{c.hybrid}` vs `{c.versus}` on test {c.metric}: {c.hybrid_value:.4f} vs {c.versus_value:.4f}, "

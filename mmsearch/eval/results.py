@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mmsearch.errors import UnknownNameError
 from mmsearch.eval.settings import EvalSettings
+from mmsearch.eval.tuning import ModelTuning
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class SplitResult:
         tune_metric: the validation metric that chose.
         timings: seconds per step (CF fits, profiles, validation, tuning, test).
         comparisons: each hybrid against the best single strategy on test (`tune_metric`), paired.
+        model_tuning: CF strategy name -> its settings' search on validation (with `tune`).
     """
 
     kind: str
@@ -106,6 +108,7 @@ class SplitResult:
     tune_metric: str
     timings: dict[str, float]
     comparisons: tuple[Comparison, ...] = ()
+    model_tuning: dict[str, ModelTuning] = field(default_factory=dict)
 
     def row(self, name: str) -> StrategyResult:
         """The row of strategy `name`.
@@ -130,6 +133,7 @@ class SplitResult:
             "tuning": {name: [vars(t) for t in trials] for name, trials in self.tuning.items()},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "comparisons": [vars(c) for c in self.comparisons],
+            "model_tuning": {name: t.to_dict() for name, t in self.model_tuning.items()},
         }
 
 

@@ -2,11 +2,15 @@
 
 The protocol every reported number follows:
 
-- Everything is learnt from the training part only: CF factors (ALS, BPR), content profiles
-  (the mean of a user's training items' vectors), popularity.
+- Everything is learnt from the training part only: CF factors (ALS, BPR), EASE weights,
+  content profiles (the mean of a user's training items' vectors), popularity.
 - The validation part chooses what a hybrid fuses (the content strategy with the best
-  validation score, `tune_metric`) and, with `tune=True`, its fusion weights and scheme from a
-  grid; the test part only reports. Nothing about test is seen before the final ranking.
+  validation score, `tune_metric`) and, with `tune=True`, every model's settings
+  (`mmsearch.eval.tuning`, within `tune_budget_s` per model) and the hybrids' fusion weights and
+  scheme from a grid; the test part only reports. Nothing about test is seen before the final
+  ranking.
+- What is scored is what the engine serves: EASE from its pruned columns, hybrids with the query
+  engine's candidate pooling and fusion (`mmsearch.eval.strategies.engine_ranking_scores`).
 - A user is evaluated on a part when they have at least one interaction in it; every held-out
   interaction is relevant (binary relevance, whatever its weight or rating).
 - Candidates: every catalogue item for the random and temporal splits; for the cold-items split,
@@ -28,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch.cf import fit
+from mmsearch.cf import EASEConfig, fit
+from mmsearch.cf.config import AnyCFConfig
 from mmsearch.cf.interactions import Interactions
 from mmsearch.errors import ConfigError, InputError, UnknownNameError
 from mmsearch.eval.content import ItemVectors
@@ -47,21 +52,25 @@ from mmsearch.eval.settings import (
     SCHEMES,
     SPLITS,
     EvalSettings,
+    cf_name,
     default_cf_configs,
     fusion_spec,
 )
 from mmsearch.eval.splits import Split, cold_item_split, random_split, temporal_split
 from mmsearch.eval.strategies import (
     CFStrategy,
+    EASEStrategy,
     FusionSpec,
     HybridStrategy,
     PopularStrategy,
     RandomStrategy,
     Strategy,
     content_strategies,
-    fuse_scores,
+    engine_rankings,
     hybrid_name,
+    retrievable_of,
 )
+from mmsearch.eval.tuning import DEFAULT_BUDGET_S, ModelTuning, get_param, search_space, side_config, tune_model
 from mmsearch.ranking import top_k_rows
 
 Log = Callable[[str], None]
@@ -176,14 +185,32 @@ def rank(
             if rank_legs:
                 blocks[leg.name].append(top_k_rows(scores[leg.name], k))
                 seconds[leg.name] += time.perf_counter() - began
-        for key, leg_names, spec in fused:
+        reach = dict(zip(by_name, retrievable_of(legs, block, candidates), strict=True)) if fused else {}
+        for leg_names, outputs in _by_legs(fused).items():
             began = time.perf_counter()
-            blocks[key].append(top_k_rows(fuse_scores([scores[n] for n in leg_names], candidates, spec), k))
-            seconds[key] += time.perf_counter() - began
+            fused_scores = engine_rankings(
+                [scores[n] for n in leg_names],
+                candidates,
+                [spec for _, spec in outputs],
+                retrievable=[reach[n] for n in leg_names],
+                limit=k,
+            )
+            share = (time.perf_counter() - began) / len(outputs)
+            for (key, _), matrix in zip(outputs, fused_scores, strict=True):
+                blocks[key].append(top_k_rows(matrix, k))
+                seconds[key] += share
         if progress is not None:
             progress(len(block))
     empty = np.zeros((0, k), dtype=np.int64)
     return {key: np.concatenate(parts) if parts else empty for key, parts in blocks.items()}, seconds
+
+
+def _by_legs(fused: Sequence[Output]) -> dict[tuple[str, ...], list[tuple[str, FusionSpec]]]:
+    """The fused outputs grouped by their legs, so that each group's pools are found once per user."""
+    groups: dict[tuple[str, ...], list[tuple[str, FusionSpec]]] = {}
+    for key, leg_names, spec in fused:
+        groups.setdefault(tuple(leg_names), []).append((key, spec))
+    return groups
 
 
 def tune_fusion(
@@ -359,18 +386,85 @@ class _SplitRun:
     def report(self, ranked: np.ndarray, part: _Part) -> MetricReport:
         return evaluate(ranked, part.relevant, ks=self.settings.ks, n_items=part.n_items)
 
-    def learn(self, vectors: Sequence[ItemVectors]) -> tuple[list[Strategy], list[Strategy]]:
-        """The content strategies (profiles from train) and the CF strategies (fitted on train)."""
+    def learn(
+        self, vectors: Sequence[ItemVectors], side: Mapping[str, np.ndarray], part: _Part
+    ) -> tuple[list[Strategy], list[Strategy], dict[str, ModelTuning]]:
+        """The content strategies (profiles from train), the CF strategies (fitted on train) and their tuning.
+
+        Each CF configuration gives one strategy; an EASE one without side information also gives
+        `ease-side`, with the content vectors and `side` blocks as side information. With
+        `tune`, each is tuned on validation first.
+        """
         train = self.split.train
         with self.timed("content profiles"):
             content: list[Strategy] = list(content_strategies(train, vectors))
+        features = {**{v.name: v.vectors for v in vectors}, **side}
         cf: list[Strategy] = []
+        tunings: dict[str, ModelTuning] = {}
+        for name, config, feats in self.variants(features):
+            if self.settings.tune:
+                config, tunings[name] = self.tune_model(name, config, feats, part)
+            with self.timed(f"fit {name}"):
+                strategy, summary = self.fit(name, config, feats)
+            self.say(f"{self.split.kind}: {name} {summary}")
+            cf.append(strategy)
+        return content, cf, tunings
+
+    def variants(self, features: Mapping[str, np.ndarray]) -> list[tuple[str, AnyCFConfig, dict[str, np.ndarray]]]:
+        """(name, settings, side information) of every CF strategy: one per config, `ease-side` for EASE."""
+        out: list[tuple[str, AnyCFConfig, dict[str, np.ndarray]]] = []
         for config in self.settings.cf:
-            with self.timed(f"fit {config.algorithm}"):
-                model, report = fit(train, config)
-            self.say(f"{self.split.kind}: {config.algorithm} {report.summary()}")
-            cf.append(CFStrategy.from_model(model, train.user_ids, train.item_ids))
-        return content, cf
+            if isinstance(config, EASEConfig) and config.side:
+                unknown = sorted(set(config.side) - set(features))
+                if unknown:
+                    raise ConfigError(
+                        f"EASE side information {unknown} is not among this run's content vectors and side "
+                        f"information ({sorted(features)})"
+                    )
+                out.append(("ease-side", config, {k: features[k] for k in config.side}))
+                continue
+            out.append((config.algorithm, config, {}))
+            if isinstance(config, EASEConfig) and self.settings.side_information and features:
+                weights = dict.fromkeys(features, self.settings.side_weight)
+                out.append(("ease-side", side_config(config, weights), dict(features)))
+        return out
+
+    def fit(self, name: str, config: AnyCFConfig, features: Mapping[str, np.ndarray]) -> tuple[Strategy, str]:
+        """A CF strategy fitted on train with these settings, and its fit summary."""
+        train = self.split.train
+        if isinstance(config, EASEConfig):
+            ease, report = fit(train, config, features=features or None)
+            return EASEStrategy.from_model(ease, train, name), report.summary()
+        model, report = fit(train, config)
+        return CFStrategy.from_model(model, train.user_ids, train.item_ids, name), report.summary()
+
+    def tune_model(
+        self, name: str, config: AnyCFConfig, features: Mapping[str, np.ndarray], part: _Part
+    ) -> tuple[AnyCFConfig, ModelTuning]:
+        """`config` tuned on validation (`tune_metric`), within `tune_budget_s`."""
+        settings = self.settings
+
+        def score(candidate: AnyCFConfig) -> float:
+            return _score_on(self, name, candidate, features, part)
+
+        with self.timed(f"tune {name}"):
+            if not self.scores_candidates(name, config, features, part):
+                self.say(f"{self.split.kind}: {name} scores none of the candidates here: not tuned")
+                return config, _untuned(name, config, settings.tune_metric)
+            self.say(f"{self.split.kind}: tuning {name} on validation (budget {settings.tune_budget_s:g} s)")
+            best, report = tune_model(
+                config, score, name=name, metric=settings.tune_metric, budget_s=settings.tune_budget_s, log=self.say
+            )
+        self.say(f"{self.split.kind}: {report.summary()}")
+        return best, report
+
+    def scores_candidates(
+        self, name: str, config: AnyCFConfig, features: Mapping[str, np.ndarray], part: _Part
+    ) -> bool:
+        """Whether the model scores any candidate of the first validation users (CF on cold items scores none)."""
+        strategy, _ = self.fit(name, config, features)
+        users = part.users[: self.settings.chunk_users]
+        return bool(np.isfinite(strategy.scores(users, part.candidates(users))).any())
 
     def baselines(self) -> list[Strategy]:
         train = self.split.train
@@ -500,6 +594,85 @@ class _SplitRun:
         )
 
 
+def tune_cf(
+    interactions: Interactions,
+    config: AnyCFConfig,
+    *,
+    features: Mapping[str, np.ndarray] | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    fixed: Sequence[str] = (),
+    holdout: float = 0.1,
+    metric: str = "ndcg@10",
+    seed: int = 0,
+    log: Log | None = None,
+) -> tuple[AnyCFConfig, ModelTuning]:
+    """A CF model's settings tuned on a held-out part of the log (`mmsearch cf fit --tune`).
+
+    A seeded `holdout` fraction of the interactions is the validation part; the settings are
+    searched from `config` (`mmsearch.eval.tuning.tune_model`) for the best `metric` of its users,
+    ranked among every item they have not interacted with in the rest. Refit the winner on the
+    whole log.
+
+    Args:
+        interactions: the log (its item indices are the rows of `features`).
+        config: the starting settings.
+        features: EASE side information, source -> (n_items, d), as `config.side` names them.
+        budget_s: seconds of search.
+        fixed: parameters not searched (e.g. `factors`, fixed by a store's `cf` vector).
+        holdout: the fraction held out.
+        metric: `ndcg@k`, `map@k`, `recall@k` or `precision@k`.
+        seed: seeds the holdout.
+        log: called with progress messages.
+
+    Raises:
+        ConfigError: a holdout outside (0, 1), a bad metric or budget.
+        InputError: a log too small to hold a validation part out.
+    """
+    if not 0 < holdout < 1:
+        raise ConfigError(f"holdout {holdout!r} must be a fraction between 0 and 1")
+    _, _, k = metric.partition("@")
+    settings = EvalSettings(
+        ks=(int(k),) if k.isdigit() else (10,),
+        cf=(config,),
+        tune=True,
+        tune_budget_s=budget_s,
+        tune_metric=metric,
+        seed=seed,
+        fractions=(1.0 - holdout, holdout, 0.0),
+    )
+    split = random_split(interactions, settings.fractions, seed=seed)
+    if len(split.validation) == 0:
+        raise InputError(f"{len(interactions)} interactions leave none for a {holdout:.0%} validation part")
+    run = _SplitRun(split, settings, log or _quiet)
+    part = _Part.of(split, "validation", settings)
+    name = cf_name(config)
+    feats = dict(features or {})
+    with run.timed("tune"):
+        best, report = tune_model(
+            config,
+            lambda c: _score_on(run, name, c, feats, part),
+            name=name,
+            metric=metric,
+            budget_s=budget_s,
+            fixed=fixed,
+            log=log,
+        )
+    return best, report
+
+
+def _score_on(run: _SplitRun, name: str, config: AnyCFConfig, features: Mapping[str, np.ndarray], part: _Part) -> float:
+    """The validation score of a model fitted with `config` on the run's training part."""
+    strategy, _ = run.fit(name, config, features)
+    ranked, _ = run.rank(part, [strategy])
+    return run.report(ranked[name], part).values[run.settings.tune_metric]
+
+
+def _untuned(name: str, config: AnyCFConfig, metric: str) -> ModelTuning:
+    """The record of a model left as it was: it scores none of the candidates of this split."""
+    start = {p: get_param(config, p) for p in search_space(config)}
+    return ModelTuning(name, metric, {}, start, start, float("nan"), note="it scores none of the candidates here")
+
+
 def _fusions(hybrids: Sequence[HybridStrategy]) -> list[Output]:
     return [(h.name, h.leg_names, h.spec) for h in hybrids]
 
@@ -529,22 +702,24 @@ def evaluate_split(
     vectors: Sequence[ItemVectors] = (),
     settings: EvalSettings | None = None,
     *,
+    side: Mapping[str, np.ndarray] | None = None,
     log: Log | None = None,
     bar: Bar | None = None,
 ) -> SplitResult:
-    """Train on `split.train`, choose hybrids on validation, report every strategy on test.
+    """Train on `split.train`, choose (and tune) on validation, report every strategy on test.
 
     Args:
         split: the split (its parts share one item index space, the rows of `vectors`).
         vectors: content vectors, one row per item of the split's tables.
         settings: the run's settings (defaults without).
+        side: more EASE side information, name -> (n_items, d) features (e.g. one-hot genres).
         log: called with progress messages.
         bar: a progress bar for each ranking step (users ranked), e.g. one made with tqdm.
 
     Raises:
         InputError: vectors whose rows do not match the items, or an empty validation or test part.
     """
-    return _evaluate_split(split, vectors, settings or EvalSettings(), log or _quiet, bar or no_bar)
+    return _evaluate_split(split, vectors, settings or EvalSettings(), log or _quiet, bar or no_bar, side=side or {})
 
 
 def _evaluate_split(
@@ -554,14 +729,15 @@ def _evaluate_split(
     say: Log,
     bar: Bar = no_bar,
     *,
+    side: Mapping[str, np.ndarray],
     started: float | None = None,
 ) -> SplitResult:
     """`evaluate_split`; with `started` (a `time.perf_counter()` reading), timings get the `total` since."""
     _check_split(split, vectors)
     run = _SplitRun(split, settings, say, bar)
-    content, cf = run.learn(vectors)
-    singles = [*run.baselines(), *content, *cf]
     val_part, test_part = _Part.of(split, "validation", settings), _Part.of(split, "test", settings)
+    content, cf, model_tuning = run.learn(vectors, side, val_part)
+    singles = [*run.baselines(), *content, *cf]
     validation = run.validate(singles, val_part)
     hybrids, tuning, hybrid_validation = run.hybrids(content, cf, validation, val_part)
     ranked, seconds = run.test(singles, hybrids, test_part)
@@ -580,6 +756,7 @@ def _evaluate_split(
         tune_metric=settings.tune_metric,
         timings=timings,
         comparisons=run.comparisons(rows, ranked, test_part),
+        model_tuning=model_tuning,
     )
 
 
@@ -593,6 +770,7 @@ def run_eval(
     bar: Bar | None = None,
     facts: Mapping[str, Any] | None = None,
     steps: Mapping[str, float] | None = None,
+    side: Mapping[str, np.ndarray] | None = None,
 ) -> EvalResult:
     """Evaluate every strategy on each split of `settings.splits`.
 
@@ -600,6 +778,8 @@ def run_eval(
         interactions: the whole log (its item indices are the rows of `vectors`).
         vectors: content vectors per tower (none: baselines and CF only).
         settings: what to run.
+        side: more EASE side information, name -> (n_items, d) features (e.g. one-hot genres),
+            beside the content vectors.
         dataset: a name for the report.
         log: called with progress messages.
         bar: a progress bar for each ranking step (users ranked), e.g. one made with tqdm.
@@ -619,13 +799,17 @@ def run_eval(
                 f"content vectors {v.name} have {v.n_items} rows but the interactions index "
                 f"{interactions.n_items} items"
             )
+    for name, block in (side or {}).items():
+        if np.shape(block)[0] != interactions.n_items:
+            rows = np.shape(block)[0]
+            raise InputError(f"side information {name!r} has {rows} rows for {interactions.n_items} items")
     began = time.perf_counter()
     results = []
     for kind in settings.splits:
         started = time.perf_counter()
         split = make_split(interactions, kind, settings)
         say(split.summary())
-        results.append(_evaluate_split(split, vectors, settings, say, bar or no_bar, started=started))
+        results.append(_evaluate_split(split, vectors, settings, say, bar or no_bar, side=side or {}, started=started))
     timings = {**(steps or {}), "evaluation": time.perf_counter() - began}
     if steps is not None:
         timings["total"] = sum(timings.values())
@@ -635,6 +819,7 @@ def run_eval(
         "items": interactions.n_items,
         "interactions": len(interactions),
         "content": [v.name for v in vectors],
+        "side_information": sorted([*(v.name for v in vectors), *(side or {})]),
         **(facts or {}),
     }
     return EvalResult(tuple(results), settings, data, timings)
@@ -664,5 +849,6 @@ __all__ = [
     "rank",
     "run_eval",
     "timed",
+    "tune_cf",
     "tune_fusion",
 ]

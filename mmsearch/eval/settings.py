@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mmsearch.cf.config import ALSConfig, BPRConfig, CFConfig
+from mmsearch.cf.config import DEFAULT_SIDE_WEIGHT, ALSConfig, AnyCFConfig, BPRConfig, CFConfig, EASEConfig
 from mmsearch.errors import ConfigError, UnknownNameError, config_error
 from mmsearch.eval.metrics import DEFAULT_KS, METRICS
 from mmsearch.eval.splits import DEFAULT_FRACTIONS, check_fractions
 from mmsearch.eval.strategies import DEFAULT_DEPTH, FusionSpec
+from mmsearch.eval.tuning import DEFAULT_BUDGET_S
 from mmsearch.query.fusion import Method, Normalization
 
 SPLITS: tuple[str, ...] = ("random", "temporal", "cold-items")
@@ -32,9 +33,9 @@ PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 Depth = Annotated[int, Field(ge=1)] | None
 
 
-def default_cf_configs() -> tuple[ALSConfig, BPRConfig]:
-    """ALS with 100 factors and BPR with 50, the sizes the CLIP-for-recommendation study found best."""
-    return ALSConfig(factors=100), BPRConfig(factors=50)
+def default_cf_configs() -> tuple[ALSConfig, BPRConfig, EASEConfig]:
+    """ALS, BPR and EASE with the library's defaults: what `mmsearch cf fit` trains without options."""
+    return ALSConfig(), BPRConfig(), EASEConfig()
 
 
 def fusion_spec(scheme: str, weights: Sequence[float], depth: int | None = DEFAULT_DEPTH) -> FusionSpec:
@@ -48,6 +49,11 @@ def fusion_spec(scheme: str, weights: Sequence[float], depth: int | None = DEFAU
         raise UnknownNameError("fusion scheme", scheme, SCHEMES)
     method, normalization = SCHEME_PARTS[scheme]
     return FusionSpec(tuple(weights), method, normalization, depth=depth)
+
+
+def cf_name(config: AnyCFConfig) -> str:
+    """A CF strategy's row name: its algorithm, `ease-side` for EASE with side information."""
+    return "ease-side" if isinstance(config, EASEConfig) and config.side else config.algorithm
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -73,16 +79,22 @@ class EvalSettings(BaseModel):
         seed: seeds the splits, the random baseline, the user sample and the bootstrap (CF
             models carry their own seeds in `cf`).
         fractions: train, validation, test fractions of the random and cold-items splits.
-        cf: the CF models to train (`ALSConfig`, `BPRConfig`); names must differ by algorithm.
-        tune: search the hybrids' fusion on validation (`weight_grid` x `schemes`); otherwise
-            fuse with `cf_weight` and `scheme`.
+        cf: the CF models to train (`ALSConfig`, `BPRConfig`, `EASEConfig`), one per algorithm
+            (and one EASE with `side`, the `ease-side` row).
+        side_information: also evaluate `ease-side`: each EASE config without side information,
+            with the content vectors (and the run's other side information) in its Gram matrix.
+        side_weight: each side source's starting weight in `ease-side`.
+        tune: search every model's settings on validation (`mmsearch.eval.tuning`, within
+            `tune_budget_s` per model), then the hybrids' fusion (`weight_grid` x `schemes` x
+            `tune_depths`); otherwise fit the settings given and fuse with `cf_weight` and `scheme`.
+        tune_budget_s: seconds of search per model (a trial that starts in time finishes).
         cf_weight: weight of the CF leg without tuning (the content leg gets 1 - cf_weight).
         scheme: fusion scheme without tuning.
         weight_grid: CF-leg weights tried when tuning (the content leg gets 1 - w).
         schemes: fusion schemes tried when tuning.
         tune_metric: the validation metric that picks the hybrid's content leg and fusion.
-        fusion_depth: without tuning: each leg's best candidates pooled before fusion, as the
-            query engine's `SearchSettings.candidates` (100); None fuses over all candidates.
+        fusion_depth: without tuning: each leg's best candidates pooled before fusion, the query
+            engine's `SearchSettings.candidates` (50 by default); None fuses over all candidates.
         tune_depths: pool depths tried when tuning (None: all candidates, which the engine
             reproduces with `candidates` >= the catalogue size).
         max_users: evaluate at most this many users per part (a seeded sample); None for all.
@@ -100,14 +112,17 @@ class EvalSettings(BaseModel):
     seed: int = Field(0, ge=0)
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     cf: tuple[CFConfig, ...] = Field(default_factory=default_cf_configs)
+    side_information: bool = True
+    side_weight: float = Field(DEFAULT_SIDE_WEIGHT, ge=0.0)
     tune: bool = False
+    tune_budget_s: float = Field(DEFAULT_BUDGET_S, gt=0.0)
     cf_weight: float = Field(0.5, ge=0.0, le=1.0)
     scheme: str = "wsum-minmax"
     weight_grid: tuple[float, ...] = Field(DEFAULT_WEIGHT_GRID, min_length=1)
     schemes: tuple[str, ...] = Field(DEFAULT_SCHEMES, min_length=1)
     tune_metric: str = "ndcg@10"
     fusion_depth: Depth = DEFAULT_DEPTH
-    tune_depths: tuple[Depth, ...] = Field((DEFAULT_DEPTH, None), min_length=1)
+    tune_depths: tuple[Depth, ...] = Field((DEFAULT_DEPTH,), min_length=1)
     max_users: int | None = Field(None, ge=1)
     chunk_users: int = Field(256, ge=1)
 
@@ -139,10 +154,10 @@ class EvalSettings(BaseModel):
 
     @field_validator("cf")
     @classmethod
-    def _one_model_per_algorithm(cls, cf: tuple[ALSConfig | BPRConfig, ...]) -> tuple[ALSConfig | BPRConfig, ...]:
-        algorithms = [c.algorithm for c in cf]
-        if len(set(algorithms)) != len(algorithms):
-            raise ConfigError(f"CF models {algorithms} repeat an algorithm; train each algorithm once")
+    def _one_model_per_algorithm(cls, cf: tuple[AnyCFConfig, ...]) -> tuple[AnyCFConfig, ...]:
+        names = [cf_name(c) for c in cf]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"CF models {names} repeat an algorithm; train each algorithm once")
         return cf
 
     @field_validator("scheme")
@@ -178,6 +193,7 @@ __all__ = [
     "SCHEME_PARTS",
     "SPLITS",
     "EvalSettings",
+    "cf_name",
     "default_cf_configs",
     "fusion_spec",
     "metric_names",

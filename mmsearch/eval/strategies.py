@@ -8,15 +8,21 @@ table the strategies were built from; everything is learnt from the training par
 
 Content strategies follow the five techniques of Arias, Lillo and Sanhueza's CLIP study of Yelp
 (see `content_strategies`). A user's profile is the mean of the vectors of the items they
-interacted with in training, re-normalised, as `mmsearch.query.signals.profile_queries` builds it for
-queries; scores are cosine similarities.
+interacted with in training (the first `max_profile_items`, as the engine reads them),
+re-normalised, as `mmsearch.query.signals.profile_queries` builds it for queries; scores are
+cosine similarities. Whether a model's two towers can be crossed is the engine's rule too
+(`mmsearch.query.signals.shares_space`).
 
-Hybrids fuse several strategies per user with `mmsearch.query.fusion` (the numpy reference the query
-engine is tested against), the way `mmsearch.query.engine` fuses a query: each leg's best `depth` (100)
-candidate items are pooled, every leg is normalised over that pool, and the legs are combined
-with the weights; an item a leg cannot score (NaN, e.g. a cold item for CF) is scored on the
-other legs, with their weights renormalised (`missing="renormalize"`). For RRF the weights are
-scaled to average 1, as the engine does, so equal weights give plain RRF.
+CF strategies score with the model the engine serves: ALS and BPR factors (`cf`), EASE's pruned
+sparse columns (`ease`, the sum over the user's training history of the weights, exactly the
+sparse dot product Qdrant computes; items sharing no index with the history score 0 but are not
+retrieved, as Qdrant's sparse search does not return them).
+
+Hybrids run the query engine's own functions (`mmsearch.query.fusion`): per user, the candidate
+set is `pool` (the union of each weighted leg's `candidate_depth` best items, the engine's
+`SearchSettings.candidates`), the legs are fused by `fuse_candidates` (normalised over the
+candidates, weights as the engine sends them, an item a leg cannot score fused over the others).
+So the ranking is the one `Searcher.recommend` returns for the same weights.
 """
 
 from __future__ import annotations
@@ -30,14 +36,16 @@ import numpy as np
 from mmsearch.errors import ConfigError, InputError, UnknownNameError
 from mmsearch.eval.content import ItemVectors
 from mmsearch.query import fusion
-from mmsearch.ranking import top_k
+from mmsearch.query.signals import DEFAULT_MAX_PROFILE_ITEMS, shares_space
 
 if TYPE_CHECKING:
-    from mmsearch.cf import CFModel
+    import scipy.sparse
+
+    from mmsearch.cf import CFModel, EASEModel
     from mmsearch.cf.interactions import Interactions
 
 # Candidates fetched per signal before fusion: the query engine's default (SearchSettings.candidates).
-DEFAULT_DEPTH = 100
+DEFAULT_DEPTH = fusion.DEFAULT_CANDIDATES
 CONTENT_TECHNIQUES: dict[str, str] = {
     "image": "items and users as the mean of image embeddings (study technique 1)",
     "text": "items and users as the mean of text embeddings (study technique 2)",
@@ -72,6 +80,15 @@ class Strategy(Protocol):
 
     def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """(len(users), n_items) float64 scores; NaN where there is no score or `candidates` is False."""
+        ...
+
+
+@runtime_checkable
+class Retrievable(Protocol):
+    """A strategy whose search returns only some of the items it scores (a sparse leg)."""
+
+    def retrievable(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """bool (len(users), n_items): the items a nearest-neighbour search on this leg can return."""
         ...
 
 
@@ -167,10 +184,11 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.where(ok, matrix / np.where(ok, norms, 1.0), np.nan).astype(np.float32)
 
 
-def user_profiles(train: Interactions, vectors: ItemVectors) -> np.ndarray:
+def user_profiles(train: Interactions, vectors: ItemVectors, max_items: int = DEFAULT_MAX_PROFILE_ITEMS) -> np.ndarray:
     """Each user's mean vector over the training items that have the modality, re-normalised.
 
-    Every interacted item counts once, whatever its weight (the study's plain mean).
+    Every interacted item counts once, whatever its weight (the study's plain mean); as in the
+    query engine, only a user's first `max_items` training items (in item order) feed it.
 
     Returns:
         float32 (n_users, dim); NaN rows for users with no such item.
@@ -182,10 +200,10 @@ def user_profiles(train: Interactions, vectors: ItemVectors) -> np.ndarray:
         raise InputError(f"{vectors.name} has {vectors.n_items} item rows, the interactions {train.n_items} items")
     import scipy.sparse
 
-    binary = scipy.sparse.csr_matrix(
-        (np.ones(len(train), dtype=np.float64), (train.users, train.items)), shape=(train.n_users, train.n_items)
-    )
+    binary = train.to_csr().astype(np.float64)
     binary.data[:] = 1.0  # one count per (user, item) pair, whatever its weight
+    position = np.arange(binary.nnz) - np.repeat(binary.indptr[:-1], np.diff(binary.indptr))
+    binary.data[position >= max_items] = 0.0
     binary = binary @ scipy.sparse.diags(vectors.present.astype(np.float64))
     sums = np.asarray(binary @ vectors.vectors.astype(np.float64))
     return _unit_rows(sums)
@@ -230,8 +248,8 @@ def content_strategies(train: Interactions, vectors: Sequence[ItemVectors]) -> l
         if set(towers) != {"image", "text"}:
             continue
         text, image = towers["text"], towers["image"]
-        if text.dim != image.dim:
-            continue  # not one space after all: crossing would be meaningless
+        if not shares_space(text.family) or text.dim != image.dim:
+            continue  # not one space (the engine's rule): crossing would be meaningless
         out.append(
             VectorStrategy(
                 f"{model}.text-image",
@@ -283,15 +301,7 @@ class CFStrategy:
         """Map `model` onto an interaction table's user and item ids."""
         user_rows = model.user_positions(user_ids)
         item_rows = model.item_positions(item_ids)
-        config = model.config
-        what = {"als": "implicit ALS", "bpr": "BPR"}[model.algorithm]
-        return cls(
-            model,
-            user_rows,
-            item_rows,
-            name or model.algorithm,
-            description=f"{what}, {config.factors} factors, {config.iterations} iterations",
-        )
+        return cls(model, user_rows, item_rows, name or model.algorithm, description=describe_model(model.config))
 
     def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         users = _users(users, len(self.user_rows))
@@ -309,31 +319,111 @@ class CFStrategy:
         return _masked(out, candidates)
 
 
+@dataclass(frozen=True, eq=False)
+class EASEStrategy:
+    """EASE scores exactly as the engine serves them: each user's training history against the pruned columns.
+
+    Attributes:
+        model: the trained model (its columns are the items' sparse vectors).
+        history: users x model items (CSR): each table user's training history with the values
+            the model queries with (empty for a user the model does not know).
+        item_rows: per table item, its model item index (-1: the model has no weights for it).
+    """
+
+    model: EASEModel
+    history: scipy.sparse.csr_matrix
+    item_rows: np.ndarray
+    name: str = "ease"
+    kind: str = "cf"
+    description: str = ""
+
+    @classmethod
+    def from_model(cls, model: EASEModel, train: Interactions, name: str | None = None) -> EASEStrategy:
+        """Map `model` onto an interaction table's users and items (histories from the model's own)."""
+        import scipy.sparse
+
+        n_model_users = model.n_users
+        seen = scipy.sparse.csr_matrix(
+            (model.seen_values.astype(np.float64), model.seen_indices, model.seen_indptr),
+            shape=(n_model_users, model.n_items),
+        )
+        rows = model.user_positions(train.user_ids)
+        known = np.flatnonzero(rows >= 0)
+        select = scipy.sparse.csr_matrix(
+            (np.ones(len(known)), (known, rows[known])), shape=(train.n_users, n_model_users)
+        )
+        history = (select @ seen).tocsr()
+        items = model.item_positions(train.item_ids)
+        has = np.diff(model.weight_indptr) > 0
+        item_rows = np.where((items >= 0) & has[np.maximum(items, 0)], items, -1)
+        return cls(model, history, item_rows, name or "ease", description=describe_model(model.config))
+
+    def _mapped(self, block: np.ndarray, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        out = np.full((len(users), len(self.item_rows)), np.nan)
+        known = self.item_rows >= 0
+        out[:, known] = block[:, self.item_rows[known]]
+        return _masked(out, candidates)
+
+    def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        users = _users(users, self.history.shape[0])
+        block = (self.history[users] @ self.model.weights).toarray()
+        return self._mapped(np.asarray(block, dtype=np.float64), users, candidates)
+
+    def retrievable(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Items sharing an index with the user's history: the ones Qdrant's sparse search returns."""
+        users = _users(users, self.history.shape[0])
+        touched = self.history[users].copy()
+        touched.data[:] = 1.0
+        pattern = self.model.weights.copy()
+        pattern.data[:] = 1.0
+        block = np.asarray((touched @ pattern).toarray(), dtype=np.float64)
+        return np.isfinite(self._mapped(np.where(block > 0, 1.0, np.nan), users, candidates))
+
+
+def describe_model(config: object) -> str:
+    """A CF model's settings in a few words, for the report."""
+    from mmsearch.cf import ALSConfig, BPRConfig, EASEConfig
+
+    if isinstance(config, ALSConfig):
+        return (
+            f"implicit ALS, {config.factors} factors, regularization {config.regularization:g}, alpha "
+            f"{config.alpha:g}, {config.weighting} confidence, {config.iterations} iterations"
+        )
+    if isinstance(config, BPRConfig):
+        return (
+            f"BPR, {config.factors} factors, learning rate {config.learning_rate:g}, regularization "
+            f"{config.regularization:g}, {config.iterations} iterations"
+        )
+    if isinstance(config, EASEConfig):
+        side = ", ".join(f"{k} weight {v:g}" for k, v in sorted(config.side.items()))
+        return (
+            f"EASE ({config.solver} solver), lambda {config.regularization:g}, {config.neighbors} weights per item"
+            + (f", side information: {side}" if side else "")
+        )
+    return type(config).__name__
+
+
 # ----------------------------------------------------------------------- fusion
 
 
 @dataclass(frozen=True)
 class FusionSpec:
-    """How a hybrid fuses its legs (see `mmsearch.query.fusion`).
+    """How a hybrid fuses its legs: the query engine's settings for one query (see `mmsearch.query.fusion`).
 
     Attributes:
-        weights: one per leg, >= 0, at least one positive.
+        weights: one per leg, >= 0, at least one positive (relative; a leg of weight 0 takes no part).
         method: `wsum` (normalised weighted sum), `rrf` (weighted reciprocal rank fusion) or
             `dbsf` (weighted sum of distribution-normalised scores).
         normalization: for `wsum`: `minmax`, `dbsf` or `none`.
         rrf_k: the RRF constant.
-        missing: `renormalize` (an item a leg cannot score is fused over the other legs) or
-            `zero` (the missing leg adds 0).
-        depth: each leg's best `depth` candidates are pooled and fused, as the query engine
-            fuses the union of each signal's nearest neighbours (`SearchSettings.candidates`);
-            None fuses over every candidate.
+        depth: the engine's `SearchSettings.candidates` (each leg's best items pooled); None pools
+            every candidate (the engine with `candidates` at least the catalogue size).
     """
 
     weights: tuple[float, ...]
     method: fusion.Method = "wsum"
     normalization: fusion.Normalization = "minmax"
     rrf_k: int = fusion.DEFAULT_RRF_K
-    missing: fusion.Missing = "renormalize"
     depth: int | None = DEFAULT_DEPTH
 
     def __post_init__(self) -> None:
@@ -342,8 +432,6 @@ class FusionSpec:
             raise UnknownNameError("fusion method", self.method, fusion.METHODS)
         if self.normalization not in fusion.NORMALIZATIONS:
             raise UnknownNameError("normalization", self.normalization, fusion.NORMALIZATIONS)
-        if self.missing not in fusion.MISSING:
-            raise UnknownNameError("missing-score policy", self.missing, fusion.MISSING)
         w = np.asarray(self.weights, dtype=np.float64)
         if w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
             raise ConfigError(f"fusion weights {list(self.weights)} must be finite, >= 0, with one above 0")
@@ -355,20 +443,12 @@ class FusionSpec:
             raise ConfigError(f"fusion depth {self.depth!r} must be a positive integer or None")
 
     @property
-    def engine_weights(self) -> tuple[float, ...]:
-        """The weights handed to `mmsearch.query.fusion`, as the query engine hands them: summing to 1,
-        and for RRF scaled to average 1 (Qdrant's weighted RRF is plain RRF at weight 1)."""
-        w = np.asarray(self.weights, dtype=np.float64)
-        w = w / w.sum()
-        return tuple(float(x) for x in (w * len(w) if self.method == "rrf" else w))
-
-    @property
     def scheme(self) -> str:
         """`wsum-minmax`, `wsum-dbsf`, `wsum-none`, `rrf` or `dbsf`."""
         return f"wsum-{self.normalization}" if self.method == "wsum" else self.method
 
     def label(self, legs: Sequence[str]) -> str:
-        """e.g. `wsum-minmax pool=100 als=0.7 minilm.text=0.3` (`pool=all` without a depth)."""
+        """e.g. `wsum-minmax pool=50 als=0.7 minilm.text=0.3` (`pool=all` without a depth)."""
         weights = " ".join(f"{n}={w:g}" for n, w in zip(legs, self.weights, strict=True))
         return f"{self.scheme} pool={self.depth or 'all'} {weights}"
 
@@ -378,60 +458,98 @@ class FusionSpec:
             "method": self.method,
             "normalization": self.normalization if self.method == "wsum" else None,
             "rrf_k": self.rrf_k if self.method == "rrf" else None,
-            "missing": self.missing,
             "depth": self.depth,
         }
 
 
-def fuse_scores(leg_scores: Sequence[np.ndarray], candidates: np.ndarray, spec: FusionSpec) -> np.ndarray:
-    """Fuse per-leg score matrices user by user with `mmsearch.query.fusion`, as the query engine does.
+def engine_ranking_scores(
+    leg_scores: Sequence[np.ndarray],
+    candidates: np.ndarray,
+    spec: FusionSpec,
+    *,
+    retrievable: Sequence[np.ndarray | None] | None = None,
+    limit: int = 1,
+) -> np.ndarray:
+    """Each user's fused scores as the query engine makes them, with the engine's own functions.
 
-    For each user, the pool is the union of every leg's best `spec.depth` candidates (all the
-    user's candidates when `depth` is None); each leg is normalised over the pool and the legs are
-    fused with `spec.engine_weights`.
+    Per user: the legs of positive weight; the candidate set `fusion.pool` (each leg's
+    `fusion.candidate_depth(spec.depth, limit)` best items among the user's candidates, a sparse
+    leg's among those it can retrieve); `fusion.fuse_candidates` over it.
 
     Args:
         leg_scores: one (n_users, n_items) matrix per leg, NaN where the leg has no score.
-        candidates: bool (n_users, n_items): the items each user's ranking may hold.
-        spec: weights (one per leg), method and depth.
+        candidates: bool (n_users, n_items): the items each user's ranking may hold (the
+            engine's filter: the user's known items left out).
+        spec: weights (one per leg), method, depth.
+        retrievable: per leg, None or a bool (n_users, n_items) mask of the items its search returns.
+        limit: the ranking's length (the engine's `limit`), which the depth is at least.
 
     Returns:
-        (n_users, n_items) fused scores; NaN outside the pool and where no leg of positive weight
-        scores the item.
+        (n_users, n_items) fused scores; NaN outside the candidate set.
 
     Raises:
         ConfigError: a weight count different from the leg count, or mismatched shapes.
     """
-    if len(leg_scores) != len(spec.weights):
-        raise ConfigError(f"{len(spec.weights)} fusion weights for {len(leg_scores)} legs")
+    return engine_rankings(leg_scores, candidates, [spec], retrievable=retrievable, limit=limit)[0]
+
+
+def engine_rankings(
+    leg_scores: Sequence[np.ndarray],
+    candidates: np.ndarray,
+    specs: Sequence[FusionSpec],
+    *,
+    retrievable: Sequence[np.ndarray | None] | None = None,
+    limit: int = 1,
+) -> list[np.ndarray]:
+    """`engine_ranking_scores` for several fusions of the same legs (a tuning grid): each user's pools found once.
+
+    Raises:
+        ConfigError: a spec whose weight count differs from the leg count, or mismatched shapes.
+    """
+    n_legs = len(leg_scores)
+    for spec in specs:
+        if len(spec.weights) != n_legs:
+            raise ConfigError(f"{len(spec.weights)} fusion weights for {n_legs} legs")
     stacked = np.stack([np.asarray(s, dtype=np.float64) for s in leg_scores], axis=2)
     if stacked.shape[:2] != candidates.shape:
         raise ConfigError(f"leg scores {stacked.shape[:2]} and candidates {candidates.shape} differ in shape")
-    out = np.full(candidates.shape, np.nan)
-    scoreable = candidates & np.isfinite(stacked).any(axis=2)
-    weights = spec.engine_weights
+    masks = list(retrievable) if retrievable is not None else [None] * n_legs
+    reach = np.stack([candidates if m is None else m & candidates for m in masks], axis=2)
+    outs = [np.full(candidates.shape, np.nan) for _ in specs]
     for row in range(candidates.shape[0]):
-        cols = np.flatnonzero(scoreable[row])
-        if cols.size == 0:
-            continue
-        if spec.depth is not None and cols.size > spec.depth:
-            pooled = [cols[top_k(stacked[row, cols, j], spec.depth)] for j in range(stacked.shape[2])]
-            cols = np.unique(np.concatenate(pooled))
-        fused = fusion.fuse(
-            stacked[row, cols],
-            weights,
-            spec.method,
-            normalization=spec.normalization,
-            k=spec.rrf_k,
-            missing=spec.missing,
-        )
-        out[row, cols] = fused.scores
-    return out
+        pools: dict[tuple[tuple[int, ...], int | None], np.ndarray] = {}
+        for spec, out in zip(specs, outs, strict=True):
+            used = tuple(j for j, w in enumerate(spec.weights) if w > 0)  # the engine drops a leg of weight 0
+            depth = None if spec.depth is None else fusion.candidate_depth(spec.depth, limit)
+            key = (used, depth)
+            if key not in pools:
+                pools[key] = _user_pool(stacked[row][:, used], candidates[row], reach[row][:, used], depth)
+            cols = pools[key]
+            if cols.size:
+                weights = [spec.weights[j] for j in used]
+                m = stacked[row][np.ix_(cols, np.asarray(used, dtype=np.int64))]
+                out[row, cols] = fusion.fuse_candidates(
+                    m, weights, spec.method, normalization=spec.normalization, k=spec.rrf_k
+                ).scores
+    return outs
+
+
+def _user_pool(scores: np.ndarray, candidates: np.ndarray, reach: np.ndarray, depth: int | None) -> np.ndarray:
+    """One user's candidate set: every candidate some leg scores, cut by `fusion.pool` to each leg's best `depth`."""
+    cols = np.flatnonzero(candidates & np.isfinite(scores).any(axis=1))
+    if depth is None or cols.size == 0:
+        return cols
+    return cols[fusion.pool(scores[cols], depth, retrievable=reach[cols])]
+
+
+def retrievable_of(legs: Sequence[Strategy], users: np.ndarray, candidates: np.ndarray) -> list[np.ndarray | None]:
+    """Each leg's retrievable mask (None for a dense leg, whose search returns every item it scores)."""
+    return [leg.retrievable(users, candidates) if isinstance(leg, Retrievable) else None for leg in legs]
 
 
 @dataclass(frozen=True, eq=False)
 class HybridStrategy:
-    """Several strategies fused per user (see `fuse_scores`)."""
+    """Several strategies fused per user, as the engine fuses a query's signals (see `engine_ranking_scores`)."""
 
     name: str
     legs: tuple[Strategy, ...]
@@ -451,7 +569,9 @@ class HybridStrategy:
         return tuple(leg.name for leg in self.legs)
 
     def scores(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        return fuse_scores([leg.scores(users, candidates) for leg in self.legs], candidates, self.spec)
+        scores = [leg.scores(users, candidates) for leg in self.legs]
+        reach = retrievable_of(self.legs, users, candidates)
+        return engine_ranking_scores(scores, candidates, self.spec, retrievable=reach)
 
 
 def hybrid_name(legs: Sequence[str]) -> str:
@@ -463,14 +583,19 @@ __all__ = [
     "CONTENT_TECHNIQUES",
     "DEFAULT_DEPTH",
     "CFStrategy",
+    "EASEStrategy",
     "FusionSpec",
     "HybridStrategy",
     "PopularStrategy",
     "RandomStrategy",
+    "Retrievable",
     "Strategy",
     "VectorStrategy",
     "content_strategies",
-    "fuse_scores",
+    "describe_model",
+    "engine_ranking_scores",
+    "engine_rankings",
     "hybrid_name",
+    "retrievable_of",
     "user_profiles",
 ]

@@ -343,25 +343,26 @@ class Index:
         )
 
     def searcher(self, settings: SearchSettings | None = None) -> Searcher:
-        """A `Searcher` over this index's store and loaded encoders, with the collection's CF model.
+        """A `Searcher` over this index's store and loaded encoders, with the collection's CF and EASE models.
 
         Reused between calls; a new one is made when `settings` are given or after `sync`/`add`,
         which may have changed the collection's vectors.
         """
-        from mmsearch.cf.collection import load_collection_cf
+        from mmsearch.cf.collection import load_collection_models
         from mmsearch.query.engine import Searcher
 
         if self._searcher is None or settings is not None:
-            cf_model = load_collection_cf(self.store)
-            self._searcher = Searcher(self.store, [e.encoder for e in self.embedders], cf_model, settings)
+            fitted = load_collection_models(self.store)
+            encoders = [e.encoder for e in self.embedders]
+            self._searcher = Searcher(self.store, encoders, fitted.cf, settings, ease_model=fitted.ease)
         return self._searcher
 
     def search(self, **query: Any) -> SearchResponse:
         """Hybrid search over this index: `Searcher.search(text=, image=, item=, user=, weights=, ...)`."""
         return self.searcher().search(**query)
 
-    def recommend(self, user: str, **options: Any) -> SearchResponse:
-        """Items for a user: `Searcher.recommend(user, ...)`."""
+    def recommend(self, user: str | None = None, **options: Any) -> SearchResponse:
+        """Items for a user or a history: `Searcher.recommend(user, history=..., ...)`."""
         return self.searcher().recommend(user, **options)
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The query engine: text, image, item and user inputs fused into one ranking, inside Qdrant.
+"""The query engine: text, image, item, user and history inputs fused into one ranking, inside Qdrant.
 
 A search runs in three store calls:
 
@@ -13,6 +13,12 @@ A search runs in three store calls:
    score, including the legs whose own top-k it was not in: not read as a 0. Only an item that
    lacks the leg's vector has no score there. With `explain`, the hits' scores on each leg come
    back too, and the breakdown is `mmsearch.query.fusion` (the numpy reference) on them.
+
+The `ease` signal is a sparse leg: its query is a history (the user's training interactions
+and/or the items given as `history`) as a sparse vector, scored against each item's sparse
+column of the EASE weights. A sparse search finds only the items sharing an index with the
+query; the others hold a true score of 0, which the exact scoring of step 2 fills in and the
+formula's default for that leg reads.
 
 Choices, and the traps they avoid:
 
@@ -30,7 +36,9 @@ Choices, and the traps they avoid:
 - Cold start. A user unknown to the CF model, or with fewer than `min_interactions` training
   interactions, gets no `cf` leg; their content profile (from the items they interacted with)
   and any query input carry the search. An item without interactions has no `cf` vector and is
-  found through content signals, its weights renormalised over them.
+  found through content signals, its weights renormalised over them. EASE needs no user
+  factors: any history with an item the model knows gets an `ease` leg, an anonymous session
+  (`history=[...]` without a user) included.
 
 Example:
     store = {"path": "data", "collection": "products"}  # mmsearch.storage.StoreSettings fields
@@ -59,7 +67,7 @@ from indexers.onnx_session import Device
 from indexers.protocol import Encoder
 from indexers.runtime import Model
 from indexers.text import validate_text
-from mmsearch.cf import CFModel
+from mmsearch.cf import CFModel, EASEModel
 from mmsearch.errors import (
     ConfigError,
     InputError,
@@ -75,6 +83,8 @@ from mmsearch.query.models import check_models, default_choice, random_models, r
 from mmsearch.query.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
 from mmsearch.query.signals import (
     CF_SIGNAL,
+    DEFAULT_MAX_PROFILE_ITEMS,
+    EASE_SIGNAL,
     PROFILE_PREFIX,
     Signal,
     collection_signals,
@@ -86,12 +96,14 @@ from mmsearch.query.signals import (
 from mmsearch.ranking import top_k
 from mmsearch.storage import (
     CF_VECTOR,
+    EASE_VECTOR,
     Filter,
     HasItemId,
     HybridQuery,
     NearestQuery,
     Prefetch,
     Rrf,
+    SparseVector,
     Store,
     StoreSettings,
     check_filter,
@@ -122,10 +134,10 @@ class SearchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    candidates: int = Field(50, ge=1, le=10_000)
+    candidates: int = Field(F.DEFAULT_CANDIDATES, ge=1, le=10_000)
     min_interactions: int = Field(3, ge=1)
     profile: Literal["mixed", "same", "crossed"] = "mixed"
-    max_profile_items: int = Field(500, ge=1)
+    max_profile_items: int = Field(DEFAULT_MAX_PROFILE_ITEMS, ge=1)
     rrf_k: int = Field(F.DEFAULT_RRF_K, ge=1)
     maxsim: bool = False
     hnsw_ef: int | None = Field(None, ge=1)
@@ -137,20 +149,30 @@ class _Leg:
     """One signal of one query: what it scores, with which query vector."""
 
     signal: Signal
-    vector: str  # the stored vector scored (pooled, `.multi` or `cf`)
-    query: np.ndarray
+    vector: str  # the stored vector scored (pooled, `.multi`, `cf` or the sparse `ease`)
+    query: np.ndarray | SparseVector
     inputs: tuple[str, ...]
+
+    @property
+    def sparse(self) -> bool:
+        return isinstance(self.query, SparseVector)
 
 
 @dataclass(frozen=True)
 class _User:
-    """What the engine knows of the query's user."""
+    """What the engine knows of the query's user: their training items and the history given with the query."""
 
-    id: str
+    id: str | None
     known: bool
     cold: bool
     interactions: int
     seen: tuple[str, ...]
+    history: tuple[str, ...] = ()
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        """Every item the user is known to have interacted with: training items, then the history's others."""
+        return tuple(dict.fromkeys((*self.seen, *self.history)))
 
 
 def _names(names: Sequence[str]) -> str:
@@ -167,10 +189,12 @@ class Searcher:
             model has vectors in the store.
         cf_model: the collection's CF model (`mmsearch.cf.collection.load_collection_cf`), or None.
         settings: engine settings.
+        ease_model: the collection's EASE model (`mmsearch.cf.collection.load_collection_ease`), or None.
 
     Raises:
         FingerprintMismatchError: a model's tower differs from the one that wrote its vectors.
-        SchemaMismatchError: the CF model's vectors do not have the store's `cf` length.
+        SchemaMismatchError: the CF model's vectors do not have the store's `cf` length; an EASE
+            model for a collection without the sparse `ease` vector.
         ConfigError: two models with the same name.
     """
 
@@ -181,14 +205,16 @@ class Searcher:
         cf_model: CFModel | None = None,
         settings: SearchSettings | None = None,
         *,
+        ease_model: EASEModel | None = None,
         owns_store: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings or SearchSettings()
         self.models = check_models(store.schema, store.settings.collection, models)
         self.cf_model = self._check_cf(cf_model)
+        self.ease_model = self._check_ease(ease_model)
         self._owns_store = owns_store
-        self._signals = collection_signals(store.schema, cf=self.cf_model is not None)
+        self._signals = collection_signals(store.schema, cf=self.cf_model is not None, ease=self.ease_model is not None)
         self._random = random_models(store.schema, models)
         self._owned: list[Model] = []  # models this searcher loaded, closed with it
         # recorded models by name, loaded when a text or image first needs them
@@ -218,6 +244,17 @@ class Searcher:
             )
         return cf_model
 
+    def _check_ease(self, ease_model: EASEModel | None) -> EASEModel | None:
+        if ease_model is None:
+            return None
+        spec = self.store.schema.vectors.get(EASE_VECTOR)
+        if spec is None or not spec.sparse:
+            raise SchemaMismatchError(
+                "this collection has no sparse 'ease' vector for the EASE model's weights; "
+                "run `mmsearch cf fit --algorithm ease` for this collection"
+            )
+        return ease_model
+
     @classmethod
     def open(
         cls,
@@ -232,7 +269,7 @@ class Searcher:
     ) -> Searcher:
         """Open an indexed collection for searching, with the model folders that indexed it.
 
-        Loads the model folders and the collection's CF model when one was fitted.
+        Loads the model folders and the collection's CF and EASE models when they were fitted.
 
         Args:
             store: the store settings (`mmsearch.storage.StoreSettings`, or a mapping of its
@@ -253,7 +290,7 @@ class Searcher:
             FingerprintMismatchError: a model differs from the one that wrote the collection.
         """
         from indexers.runtime import load_model
-        from mmsearch.cf.collection import load_collection_cf
+        from mmsearch.cf.collection import load_collection_models
         from mmsearch.storage import load_settings, open_store
 
         store_settings = load_settings({"path": store} if isinstance(store, (str, Path)) else store)
@@ -262,7 +299,8 @@ class Searcher:
         loaded: list[Model] = []
         try:
             loaded += [load_model(m, **load_options) for m in models or ()]
-            searcher = cls(opened, loaded, load_collection_cf(opened, cf_path), settings, owns_store=True)
+            fitted = load_collection_models(opened, cf_path)
+            searcher = cls(opened, loaded, fitted.cf, settings, ease_model=fitted.ease, owns_store=True)
         except BaseException:
             for m in loaded:
                 m.close()
@@ -306,6 +344,7 @@ class Searcher:
         image: ImageSource | None = None,
         item: str | None = None,
         user: str | None = None,
+        history: Sequence[str] | None = None,
         weights: Mapping[str, float] | None = None,
         fusion: FusionMethod = "wsum",
         normalization: F.Normalization = "minmax",
@@ -314,23 +353,26 @@ class Searcher:
         exclude_seen: bool = False,
         explain: bool = False,
     ) -> SearchResponse:
-        """Items for a text, an image, an item ("more like this") and/or a user, in any combination.
+        """Items for a text, an image, an item ("more like this"), a user and/or a history, in any combination.
 
         Args:
             text: a query text, embedded by every text tower (CLIP's also searches images).
             image: a path, http(s) URL, bytes or PIL image, embedded by every image tower.
             item: an item id: its stored vectors are the query (the item itself is left out).
-            user: a user id: their CF factors and content profile (see the module docstring).
+            user: a user id: their CF factors, EASE history and content profile (see the module docstring).
+            history: item ids the user (or an anonymous session) interacted with, e.g. recent
+                clicks: they join the user's training items in the EASE query and the content
+                profile, and `exclude_seen` leaves them out. Without a user, they are the user.
             weights: signal name (or alias) -> weight >= 0. None: each kind of signal present
-                (query content, user profile, CF) gets an equal share. Given: only the signals
-                named take part.
+                (query content, user profile, CF, EASE) gets an equal share. Given: only the
+                signals named take part.
             fusion: `wsum` (weighted sum of normalised scores), `rrf` (weighted RRF) or `dbsf`
                 (weighted sum of DBSF-normalised scores).
             normalization: for `wsum`: `minmax` (default), `dbsf` or `none` (cosines only).
             filter: payload filter: a `mmsearch.storage.Filter`, a `qdrant_client.models.Filter` or
                 a dict in Qdrant's JSON filter form. A field no stored item has gets a note.
             limit: results wanted.
-            exclude_seen: leave out the items the user interacted with.
+            exclude_seen: leave out the items the user interacted with (and the history's).
             explain: fill each result's per-signal breakdown.
 
         Returns:
@@ -338,22 +380,25 @@ class Searcher:
 
         Raises:
             InputError: no input at all; an empty text (TextInputError); an unreadable image
-                (ImageDecodeError) or URL (FetchError); a limit below 1.
+                (ImageDecodeError) or URL (FetchError); a limit below 1; a history that is not a
+                list of item ids.
             ItemNotFoundError: `item` is not in the collection.
             NotFoundError: `user` is unknown and there is no other input to search with.
             UnknownNameError: a weight for a signal the collection does not have, or an unknown
                 fusion or normalization (the valid names are listed).
             ConfigError: negative or all-zero weights, a weighted signal this query gives no
-                input to, `user` without a CF model, `normalization="none"` with a CF signal.
+                input to, `user` without a CF or EASE model, `normalization="none"` with a CF
+                or EASE signal.
             InvalidFilterError: `filter` is not a filter, or a Qdrant condition mmsearch cannot express.
         """
-        flt = _check_query(text, image, item, user, limit, fusion, normalization, filter)
+        flt, given = _check_query(text, image, item, user, history, limit, fusion, normalization, filter)
         wanted = None if weights is None else resolve_weights(weights, self._signals)  # fail early on bad names
         notes: list[str] = self._filter_notes(flt)
-        user_state = self._user(user, alone=text is None and image is None and item is None, notes=notes)
+        alone = text is None and image is None and item is None and not given
+        user_state = self._user(user, given, alone=alone, notes=notes)
         drafts, dropped, excluded = self._drafts(text, image, item, user_state, wanted, notes)
         if exclude_seen and user_state is not None:
-            excluded += user_state.seen
+            excluded += user_state.items
         legs, leg_weights = self._weigh(drafts, weights, dropped, notes)
         _check_normalization(legs, fusion, normalization)
         flt = _combine_filters(flt, excluded)
@@ -378,7 +423,7 @@ class Searcher:
         def needed(kind: str) -> bool:
             return wanted is None or any(w > 0 and n in kinds[kind] for n, w in wanted.items())
 
-        kinds = {k: {s.name for s in self._signals if s.kind == k} for k in ("content", "profile", "cf")}
+        kinds = {k: {s.name for s in self._signals if s.kind == k} for k in ("content", "profile", "cf", "ease")}
         by_name = {s.name: s for s in self._signals}
         drafts: dict[str, _Leg] = {}
         dropped: dict[str, str] = {}
@@ -387,9 +432,9 @@ class Searcher:
         if item is not None:
             excluded.append(item)
         if user is not None:
-            reason = "none of the user's items has its vector" if user.known else "the user is unknown"
+            reason = "none of the user's items has its vector" if user.items else "the user is unknown"
             # A cold user's CF weight falls back on the profile, so a cold user needs it either way.
-            profiles = self._profile(user) if user.known and (needed("profile") or user.cold) else {}
+            profiles = self._profile(user) if user.items and (needed("profile") or user.cold) else {}
             for name in kinds["profile"]:
                 vector = name[len(PROFILE_PREFIX) :]
                 if vector in profiles:
@@ -401,7 +446,13 @@ class Searcher:
             if cf_leg is not None:
                 drafts[CF_SIGNAL] = cf_leg
             elif user is not None:
-                dropped[CF_SIGNAL] = "the user is cold" if user.known else "the user is unknown"
+                dropped[CF_SIGNAL] = "the user is cold" if user.known else "the user is unknown to the CF model"
+        if EASE_SIGNAL in by_name and needed("ease"):
+            ease_leg = self._ease_leg(by_name[EASE_SIGNAL], user, item, notes)
+            if ease_leg is not None:
+                drafts[EASE_SIGNAL] = ease_leg
+            elif user is not None:
+                dropped[EASE_SIGNAL] = "no item of the user's history is known to the EASE model"
         if text is not None or image is not None:
             notes += [f"{why}; its signals are left out" for why in self._unavailable.values()]
         only = self._embedding_models(wanted)
@@ -478,8 +529,9 @@ class Searcher:
 
     def recommend(
         self,
-        user: str,
+        user: str | None = None,
         *,
+        history: Sequence[str] | None = None,
         limit: int = 10,
         exclude_seen: bool = True,
         weights: Mapping[str, float] | None = None,
@@ -488,16 +540,18 @@ class Searcher:
         filter: Filter | None = None,
         explain: bool = False,
     ) -> SearchResponse:
-        """Items for a user: CF fused with their content profile (content only when they are cold).
+        """Items for a user or a history: CF and EASE fused with the content profile (no CF when cold).
 
-        The same as `search(user=user, exclude_seen=True, ...)`.
+        The same as `search(user=user, history=history, exclude_seen=True, ...)`. A history alone
+        (an anonymous session's items) gets EASE and profile signals, no refit needed.
 
         Raises:
-            NotFoundError: the user is unknown to the collection's CF model.
+            NotFoundError: the user is unknown to the collection's models and no history is given.
             the errors of `search`.
         """
         return self.search(
             user=user,
+            history=history,
             limit=limit,
             exclude_seen=exclude_seen,
             weights=weights,
@@ -565,37 +619,41 @@ class Searcher:
             )
         return dict(found[0].vectors)
 
-    def _user(self, user: str | None, *, alone: bool, notes: list[str]) -> _User | None:
+    def _user(self, user: str | None, history: tuple[str, ...], *, alone: bool, notes: list[str]) -> _User | None:
         if user is None:
-            return None
+            return _User(None, known=False, cold=True, interactions=0, seen=(), history=history) if history else None
         if not isinstance(user, str) or not user:
             raise InputError(f"user id {user!r} must be a non-empty string")
-        cf = self.cf_model
-        if cf is None:
+        fitted = [m for m in (self.cf_model, self.ease_model) if m is not None]
+        if not fitted:
             raise ConfigError(
                 f"collection {self.store.settings.collection!r} has no CF model, so user {user!r} cannot be "
                 f"looked up: run `mmsearch cf fit interactions.csv` first"
             )
-        if not cf.has_user(user):
+        knowing = [m for m in fitted if m.has_user(user)]
+        if not knowing:
+            model = fitted[0]
             if alone:
                 raise NotFoundError(
-                    f"user {user!r} is unknown: the CF model of this collection knows {cf.n_users} users "
-                    f"({listed(cf.user_ids, 5)}); give a text, image or item to search without them"
+                    f"user {user!r} is unknown: the {model.algorithm} model of this collection knows {model.n_users} "
+                    f"users ({listed(model.user_ids, 5)}); give a history, a text, an image or an item to search "
+                    f"without them"
                 )
             notes.append(f"user {user!r} is unknown to the CF model: the query's other inputs carry the search")
-            return _User(user, known=False, cold=True, interactions=0, seen=())
-        count = cf.interaction_count(user)
-        cold = count < self.settings.min_interactions
-        if cold:
+            return _User(user, known=False, cold=True, interactions=0, seen=(), history=history)
+        count = max(m.interaction_count(user) for m in knowing)
+        cold = self.cf_model is None or self.cf_model.is_cold(user, self.settings.min_interactions)
+        if cold and self.cf_model is not None:
             notes.append(
-                f"user {user!r} has {count} interaction(s), fewer than {self.settings.min_interactions}: "
-                f"cold start, no CF signal; their content profile is used"
+                f"user {user!r} has {self.cf_model.interaction_count(user)} interaction(s), fewer than "
+                f"{self.settings.min_interactions}: cold start, no CF signal; their content profile is used"
             )
-        return _User(user, known=True, cold=cold, interactions=count, seen=tuple(cf.seen_items(user)))
+        seen = tuple(dict.fromkeys(i for m in knowing for i in m.seen_items(user)))
+        return _User(user, known=True, cold=cold, interactions=count, seen=seen, history=history)
 
     def _profile(self, user: _User) -> dict[str, np.ndarray]:
         names = [n for n, s in self.store.schema.vectors.items() if s.kind == "pooled"]
-        seen = list(user.seen[: self.settings.max_profile_items])
+        seen = list(user.items[: self.settings.max_profile_items])
         if not seen or not names:
             return {}
         rows: dict[str, list[np.ndarray]] = {}
@@ -613,11 +671,38 @@ class Searcher:
 
     def _cf_leg(self, signal: Signal, user: _User | None, item_vectors: Mapping[str, np.ndarray]) -> _Leg | None:
         cf = self.cf_model
-        if user is not None and user.known and not user.cold and cf is not None:
+        if user is not None and user.id is not None and cf is not None and cf.has_user(user.id) and not user.cold:
             return _Leg(signal, CF_VECTOR, np.asarray(cf.user_vector(user.id), dtype=np.float32), ("user",))
         if CF_VECTOR in item_vectors:
             return _Leg(signal, CF_VECTOR, np.asarray(item_vectors[CF_VECTOR], dtype=np.float32), ("item",))
         return None
+
+    def _ease_leg(self, signal: Signal, user: _User | None, item: str | None, notes: list[str]) -> _Leg | None:
+        """The EASE leg: the user's training history plus the history given, or the query item alone."""
+        ease = self.ease_model
+        if ease is None:
+            return None
+        unknown: tuple[str, ...] = ()
+        inputs: tuple[str, ...]
+        if user is None:
+            if item is None:
+                return None
+            vector, inputs = ease.history([item]).vector, ("item",)
+        else:
+            known = user.id is not None and ease.has_user(user.id)
+            stored = ease.user_history(str(user.id)).vector.to_dict() if known else {}
+            given = ease.history(user.history)
+            vector = SparseVector.from_dict({**given.vector.to_dict(), **stored})  # training values win
+            unknown = given.unknown
+            inputs = (("user",) if known else ()) + (("history",) if user.history else ())
+        if unknown:
+            notes.append(
+                f"{len(unknown)} item(s) of the history are unknown to the EASE model ({listed(unknown, 5)}): "
+                f"they add no EASE score"
+            )
+        if len(vector) == 0:
+            return None
+        return _Leg(signal, EASE_VECTOR, vector, inputs)
 
     def _weigh(
         self,
@@ -656,8 +741,7 @@ class Searcher:
             else:
                 notes += random_warnings([s for s in available if s.name in chosen], self._random)
         legs = [drafts[s.name] for s in available if s.name in chosen]
-        shares = np.array([chosen[g.signal.name] for g in legs], dtype=np.float64)
-        return legs, shares / shares.sum()
+        return legs, F.engine_weights([chosen[g.signal.name] for g in legs], "wsum")
 
     # ------------------------------------------------------------------ the three store calls
 
@@ -673,7 +757,7 @@ class Searcher:
         notes: list[str],
     ) -> SearchResponse:
         s = self.settings
-        candidates = self._candidates(legs, max(s.candidates, limit), flt)
+        candidates = self._candidates(legs, F.candidate_depth(s.candidates, limit), flt)
         uses = [SignalUse(g.signal.name, g.vector, float(w), g.inputs) for g, w in zip(legs, weights, strict=True)]
         base: dict[str, Any] = {
             "signals": uses,
@@ -692,7 +776,7 @@ class Searcher:
             params = [F.minmax_affine(lo, hi) for lo, hi in bounds]
             hits = self._formula(legs, weights, params, candidates, limit)
             rows = self.store.score_items([h[0] for h in hits], pairs) if explain and hits else None
-            fused = F.weighted_sum(rows, weights, params=params) if rows is not None else None
+            fused = F.fuse_candidates(rows, weights, "wsum", params=params) if rows is not None else None
             results = [
                 Result(item_id, score, payload, _breakdown(legs, rows, fused, r) if rows is not None and fused else {})
                 for r, (item_id, score, payload) in enumerate(hits)
@@ -701,18 +785,18 @@ class Searcher:
         matrix = self.store.score_items(candidates, pairs)
         engine = self.store.engine
         if fusion == "rrf":
-            rrf = Rrf.weighted(weights, k=s.rrf_k)  # in the store's weight convention, for numpy too
-            fused = F.weighted_rrf(matrix, rrf.weights, k=s.rrf_k)
-            if np.isnan(matrix).any():
-                # Native RRF adds nothing for a missing leg; renormalising needs the numpy fusion.
+            fused = F.fuse_candidates(matrix, weights, "rrf", k=s.rrf_k)
+            rrf = Rrf(k=s.rrf_k, weights=tuple(float(w) for w in F.engine_weights(weights, "rrf")))
+            if np.isnan(matrix).any() or any(g.sparse for g in legs):
+                # Native RRF adds nothing for a missing leg (renormalising needs the numpy fusion),
+                # nor for the items a sparse prefetch does not return, which rank at their score 0.
                 hits = self._numpy_hits(candidates, fused, limit)
                 engine = "numpy"
             else:
                 hits = self._hybrid(legs, candidates, rrf, limit)
         else:
-            norm = "dbsf" if fusion == "dbsf" else normalization
-            params = [F.affine(matrix[:, j], norm) for j in range(len(legs))]  # type: ignore[arg-type]
-            fused = F.weighted_sum(matrix, weights, params=params)
+            params = F.leg_params(matrix, fusion, normalization)
+            fused = F.fuse_candidates(matrix, weights, fusion, params=params)  # type: ignore[arg-type]
             hits = self._formula(legs, weights, params, candidates, limit)
         results = _results(legs, matrix, fused, candidates, hits, explain)
         return SearchResponse(results=results, engine=engine, **base)
@@ -738,6 +822,7 @@ class Searcher:
             [p.shift for p in params],
             [p.scale for p in params],
             renormalize_by=[g.vector for g in legs],
+            absent=[0.0 if g.sparse else None for g in legs],  # a sparse search leaves out the true zeros
         )
         return self._hybrid(legs, candidates, formula, limit)
 
@@ -747,18 +832,21 @@ class Searcher:
         return [(candidates[i], float(fused.scores[i]), payloads.get(candidates[i], {})) for i in order]
 
     def _candidates(self, legs: Sequence[_Leg], depth: int, flt: Filter | None) -> list[str]:
-        """Step 1: the union of each leg's `depth` nearest neighbours (pooled vectors, with the filter)."""
+        """Step 1: the union of each leg's `depth` nearest neighbours (pooled vectors, with the filter).
+
+        Sorted by item id, so that the numpy fusions break ties by item id, whatever the hits' order.
+        """
         first = [
             NearestQuery(
                 vector=g.signal.vector,
-                query=g.query if g.query.ndim == 1 else g.query[0],
+                query=g.query if isinstance(g.query, SparseVector) or g.query.ndim == 1 else g.query[0],
                 limit=depth,
                 filter=flt,
                 hnsw_ef=self.settings.hnsw_ef,
             )
             for g in legs
         ]
-        return list(dict.fromkeys(h.id for hits in self.store.query_batch(first) for h in hits))
+        return sorted({h.id for hits in self.store.query_batch(first) for h in hits})
 
 
 def _breakdown(legs: Sequence[_Leg], matrix: np.ndarray, fused: F.Fused, r: int) -> dict[str, SignalScore]:
@@ -794,27 +882,46 @@ def _check_query(
     image: ImageSource | None,
     item: str | None,
     user: str | None,
+    history: Sequence[str] | None,
     limit: object,
     fusion: str,
     normalization: str,
     flt: object,
-) -> Filter | None:
-    """The checks of `Searcher.search`'s arguments that need no store (see its Raises); returns the filter."""
-    if text is None and image is None and item is None and user is None:
-        raise InputError("empty query: give a text, an image, an item id or a user id")
+) -> tuple[Filter | None, tuple[str, ...]]:
+    """The checks of `Searcher.search`'s arguments that need no store (see its Raises); returns the
+    filter and the history."""
+    given = _check_history(history)
+    if text is None and image is None and item is None and user is None and not given:
+        raise InputError("empty query: give a text, an image, an item id, a user id or a history")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise InputError(f"limit {limit!r} must be a positive integer")
     if fusion not in F.METHODS:
         raise UnknownNameError("fusion method", str(fusion), F.METHODS)
     if normalization not in F.NORMALIZATIONS:
         raise UnknownNameError("normalization", str(normalization), F.NORMALIZATIONS)
-    return check_filter(flt)
+    return check_filter(flt), given
+
+
+def _check_history(history: Sequence[str] | None) -> tuple[str, ...]:
+    """The history's item ids (repeats dropped, order kept).
+
+    Raises:
+        InputError: a single string instead of a list, or an id that is not a non-empty string.
+    """
+    if history is None:
+        return ()
+    if isinstance(history, str) or not isinstance(history, Sequence):
+        raise InputError(f"history must be a list of item ids, got {history!r:.80}")
+    for item_id in history:
+        if not isinstance(item_id, str) or not item_id:
+            raise InputError(f"history item id {item_id!r} must be a non-empty string")
+    return tuple(dict.fromkeys(history))
 
 
 def _check_normalization(legs: Sequence[_Leg], fusion: str, normalization: str) -> None:
     if fusion == "wsum" and normalization == "none" and any(g.signal.distance != "cosine" for g in legs):
         raise ConfigError(
-            "normalization 'none' would add raw CF dot products (unbounded) to cosines; use 'minmax' or 'dbsf'"
+            "normalization 'none' would add raw CF or EASE dot products (unbounded) to cosines; use 'minmax' or 'dbsf'"
         )
 
 
@@ -833,6 +940,8 @@ def _cross_modal(leg: _Leg) -> bool:
 def _why(name: str) -> str:
     if name == CF_SIGNAL:
         return "CF needs a user, or an item that has CF factors"
+    if name == EASE_SIGNAL:
+        return "EASE needs a user, a history or an item the EASE model knows"
     if name.startswith(PROFILE_PREFIX):
         return "profile signals need a user"
     return "no text, image or item of the query reaches this vector"

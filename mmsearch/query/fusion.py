@@ -28,6 +28,16 @@ Methods:
 
 A leg that is missing altogether (a column of NaN, or a signal dropped from the query) simply
 takes no part: with renormalisation the other legs' weights are rescaled over what is left.
+
+The engine's rules, which the evaluation calls too (one copy, no drift):
+
+- `candidate_depth`: each leg's nearest neighbours fetched, `max(candidates, limit)`, with
+  `DEFAULT_CANDIDATES` (`SearchSettings.candidates`' default);
+- `pool`: the candidate set, the union of each leg's `depth` best items (a sparse leg's search
+  returns only the items sharing an index with the query: `retrievable`);
+- `engine_weights`: the weights as the engine sends them (summing to 1; for RRF averaging 1,
+  Qdrant's convention, so equal weights give plain RRF);
+- `fuse_candidates`: the fusion of the candidates' true scores with those weights.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ NORMALIZATIONS: tuple[str, ...] = ("minmax", "dbsf", "none")
 METHODS: tuple[str, ...] = ("wsum", "rrf", "dbsf")
 MISSING: tuple[str, ...] = ("renormalize", "zero")
 DEFAULT_RRF_K = 60
+DEFAULT_CANDIDATES = 50
 
 
 @dataclass(frozen=True)
@@ -310,19 +321,107 @@ def fuse(
     return weighted_sum(matrix, weights, normalization=normalization, missing=missing)
 
 
+def candidate_depth(candidates: int, limit: int) -> int:
+    """How many nearest neighbours each leg contributes to the candidate set: enough for `limit` results."""
+    return max(int(candidates), int(limit))
+
+
+def pool(
+    matrix: np.ndarray | Sequence[Sequence[float]], depth: int, *, retrievable: np.ndarray | None = None
+) -> np.ndarray:
+    """The candidate set of a query: the union of each leg's `depth` best rows (ascending row indices).
+
+    A leg ranks its finite scores (ties: lower row first), as a nearest-neighbour search does;
+    with `retrievable` (bool, the matrix's shape) only the rows its search can return, e.g. the
+    items sharing an index with a sparse leg's query (the others score 0 but are never found).
+
+    Raises:
+        ConfigError: a depth below 1, or a `retrievable` mask of another shape.
+    """
+    m = _matrix(matrix)
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ConfigError(f"candidate depth {depth!r} must be a positive integer")
+    if retrievable is not None:
+        if np.shape(retrievable) != m.shape:
+            raise ConfigError(f"retrievable mask {np.shape(retrievable)} does not match the scores {m.shape}")
+        m = np.where(retrievable, m, np.nan)
+    best = [top_k(m[:, j], int(depth)) for j in range(m.shape[1])]
+    return np.unique(np.concatenate(best)) if best else np.zeros(0, dtype=np.int64)
+
+
+def engine_weights(weights: Sequence[float] | np.ndarray, method: str) -> np.ndarray:
+    """Relative weights as the engine fuses with them: summing to 1, or for `rrf` averaging 1.
+
+    Raises:
+        ConfigError: a negative or non-finite weight, or all weights 0.
+        UnknownNameError: unknown method.
+    """
+    _check_choice(method, METHODS, "fusion method")
+    w = np.array(weights, dtype=np.float64).reshape(-1)
+    if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise ConfigError(f"weights {w.tolist()} must be finite, >= 0 and not all 0")
+    shares = w / w.sum()
+    return shares * len(shares) if method == "rrf" else shares
+
+
+def fuse_candidates(
+    matrix: np.ndarray | Sequence[Sequence[float]],
+    weights: Sequence[float] | np.ndarray,
+    method: Method = "wsum",
+    *,
+    normalization: Normalization = "minmax",
+    k: int = DEFAULT_RRF_K,
+    params: Sequence[Affine] | None = None,
+) -> Fused:
+    """The engine's fusion of a candidate set's true scores (NaN: the item lacks the leg's vector).
+
+    Weights are relative (`engine_weights` scales them); legs are normalised over the candidates
+    (or by `params`, fitted on more rows than `matrix` holds); missing legs are renormalised.
+
+    Raises:
+        UnknownNameError: unknown method or normalization.
+        ConfigError: see `weighted_sum` and `weighted_rrf`.
+    """
+    w = engine_weights(weights, method)
+    if method == "rrf":
+        return weighted_rrf(matrix, w, k=k)
+    m = _matrix(matrix)
+    fitted = list(params) if params is not None else leg_params(m, method, normalization)
+    return weighted_sum(m, w, params=fitted)
+
+
+def leg_params(matrix: np.ndarray | Sequence[Sequence[float]], method: str, normalization: str) -> list[Affine]:
+    """Each leg's normalisation over the candidates for a weighted-sum method (`wsum` or `dbsf`).
+
+    Raises:
+        UnknownNameError: unknown method or normalization.
+    """
+    _check_choice(method, METHODS, "fusion method")
+    _check_choice(normalization, NORMALIZATIONS, "normalization")
+    m = _matrix(matrix)
+    norm: Normalization = "dbsf" if method == "dbsf" else normalization  # type: ignore[assignment]
+    return [affine(m[:, j], norm) for j in range(m.shape[1])]
+
+
 __all__ = [
     "Affine",
+    "DEFAULT_CANDIDATES",
     "DEFAULT_RRF_K",
     "Fused",
     "METHODS",
     "MISSING",
     "NORMALIZATIONS",
     "affine",
+    "candidate_depth",
     "dbsf",
+    "engine_weights",
     "fuse",
+    "fuse_candidates",
+    "leg_params",
     "minmax_affine",
     "normalize",
     "normalize_columns",
+    "pool",
     "ranks",
     "rrf_term",
     "weighted_rrf",

@@ -19,6 +19,10 @@ A signal is one score per item, read from one stored vector:
   Models with one modality always use `same`.
 - `cf`: the user's collaborative-filtering factors against the items' `cf` vectors (a dot
   product), or an item's factors for `--item` queries without a user.
+- `ease`: the user's history (their training interactions and/or the items given as
+  `history`, or the `--item` alone) as a sparse vector against the items' sparse `ease`
+  vectors (their columns of the EASE item-item weights): the sum of the weights from the
+  history's items, a dot product. Any history scores, including one the model never saw.
 
 Names may be written with aliases: `clip_image` for `clip.image`, the family instead of the
 model folder's name when that is unambiguous (`clip_image` for `clip-vit-b-32.image`), and the
@@ -36,14 +40,24 @@ from typing import Literal
 import numpy as np
 
 from mmsearch.errors import ConfigError, UnknownNameError
-from mmsearch.storage.schema import CF_VECTOR, StoreSchema, VectorSpec, pooled_name
+from mmsearch.storage.schema import CF_VECTOR, EASE_VECTOR, StoreSchema, VectorSpec, pooled_name
 
-SignalKind = Literal["content", "profile", "cf"]
+SignalKind = Literal["content", "profile", "cf", "ease"]
 ProfileTechnique = Literal["mixed", "same", "crossed"]
 PROFILE_PREFIX = "profile:"
 PROFILE_TECHNIQUES: tuple[str, ...] = ("mixed", "same", "crossed")
 CF_SIGNAL = "cf"
+EASE_SIGNAL = "ease"
+DEFAULT_MAX_PROFILE_ITEMS = 500  # a user's first items (in item order) that feed their profile
 MODALITIES = ("image", "text")
+# Families whose image and text towers embed into one space, so one modality can stand in for the
+# other (a text searches photos, an item without a photo is matched by its text, profiles mix).
+SHARED_SPACE_FAMILIES: tuple[str, ...] = ("clip",)
+
+
+def shares_space(family: str | None) -> bool:
+    """Whether a model's image and text towers share one embedding space (CLIP's do, BERT and ResNet have one tower)."""
+    return family in SHARED_SPACE_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -51,11 +65,11 @@ class Signal:
     """One score a query can use.
 
     Attributes:
-        name: the canonical name (`clip.image`, `profile:clip.image`, `cf`).
-        kind: `content`, `profile` or `cf`.
-        vector: the stored pooled vector it searches (`cf` for CF).
-        model, family, modality: the encoder behind the vector (None for CF).
-        distance: the stored vector's distance (`cosine` for content, `dot` for CF).
+        name: the canonical name (`clip.image`, `profile:clip.image`, `cf`, `ease`).
+        kind: `content`, `profile`, `cf` or `ease`.
+        vector: the stored vector it searches (pooled; `cf`; the sparse `ease`).
+        model, family, modality: the encoder behind the vector (None for CF and EASE).
+        distance: the stored vector's distance (`cosine` for content, `dot` for CF and EASE).
         aliases: other accepted spellings of the name.
     """
 
@@ -87,15 +101,16 @@ def _content_aliases(specs: Sequence[VectorSpec]) -> dict[str, list[str]]:
     return out
 
 
-def collection_signals(schema: StoreSchema, *, cf: bool = True) -> list[Signal]:
-    """Every signal a collection offers: content and profile signals per pooled vector, and `cf`.
+def collection_signals(schema: StoreSchema, *, cf: bool = True, ease: bool = True) -> list[Signal]:
+    """Every signal a collection offers: content and profile signals per pooled vector, `cf` and `ease`.
 
     Args:
         schema: the collection's schema.
         cf: include `cf` (the collection has a `cf` vector and a CF model is available).
+        ease: include `ease` (the collection has the sparse `ease` vector and an EASE model).
 
     Returns:
-        Signals in a stable order: content (by name), profile (by name), then `cf`.
+        Signals in a stable order: content (by name), profile (by name), `cf`, then `ease`.
     """
     specs = sorted((s for s in schema.vectors.values() if s.kind == "pooled"), key=lambda s: s.name)
     aliases = _content_aliases(specs)
@@ -111,6 +126,9 @@ def collection_signals(schema: StoreSchema, *, cf: bool = True) -> list[Signal]:
         )
     if cf and CF_VECTOR in schema.vectors:
         drafts.append((Signal(CF_SIGNAL, "cf", CF_VECTOR, distance=schema.vectors[CF_VECTOR].distance), []))
+    spec = schema.vectors.get(EASE_VECTOR)
+    if ease and spec is not None and spec.sparse:
+        drafts.append((Signal(EASE_SIGNAL, "ease", EASE_VECTOR, distance=spec.distance), []))
     canonical = {sig.name for sig, _ in drafts}
     counts = Counter(a for _, names in drafts for a in set(names))
     out = []
@@ -196,7 +214,7 @@ def resolve_weights(weights: Mapping[str, float], signals: Sequence[Signal]) -> 
 
 
 def default_weights(signals: Sequence[Signal]) -> dict[str, float]:
-    """Weights when none are given: each kind present (content, profile, cf) gets an equal share, split evenly."""
+    """Weights when none are given: each kind present (content, profile, cf, ease) gets an equal share, split evenly."""
     groups: dict[str, list[str]] = defaultdict(list)
     for s in signals:
         groups[s.kind].append(s.name)
@@ -254,7 +272,7 @@ def content_queries(
                 parts.append(np.asarray(source[str(spec.model)], dtype=np.float32))
                 inputs.append(label)
         own = item.get(spec.name)
-        if own is None and spec.family == "clip":
+        if own is None and shares_space(spec.family):
             own = item.get(_other(spec))  # the item lacks this modality: CLIP's other one shares the space
         if own is not None:
             parts.append(np.asarray(own, dtype=np.float32))
@@ -297,8 +315,8 @@ def profile_queries(
     for spec in sorted(schema.vectors.values(), key=lambda s: s.name):
         if spec.kind != "pooled":
             continue
-        # Only CLIP's towers share one space, so only they can stand in for each other.
-        other = means.get(_other(spec)) if spec.family == "clip" else None
+        # Only towers sharing one space (CLIP's) can stand in for each other.
+        other = means.get(_other(spec)) if shares_space(spec.family) else None
         vec = _profile_vector(technique, means.get(spec.name), other)
         if vec is not None:
             out[spec.name] = vec
@@ -318,6 +336,9 @@ def _profile_vector(technique: str, own: np.ndarray | None, other: np.ndarray | 
 
 __all__ = [
     "CF_SIGNAL",
+    "DEFAULT_MAX_PROFILE_ITEMS",
+    "EASE_SIGNAL",
+    "SHARED_SPACE_FAMILIES",
     "PROFILE_PREFIX",
     "PROFILE_TECHNIQUES",
     "ProfileTechnique",
@@ -331,5 +352,6 @@ __all__ = [
     "profile_queries",
     "resolve_signal",
     "resolve_weights",
+    "shares_space",
     "unit",
 ]

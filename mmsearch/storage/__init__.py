@@ -26,7 +26,7 @@ from typing import Any
 
 from indexers.protocol import EncoderSpec
 from mmsearch.errors import StoreNotFoundError
-from mmsearch.storage.base import Backend, Hit, Item, NearestQuery, ScrollPage, StoredItem, VectorUpdate
+from mmsearch.storage.base import Backend, Hit, Item, NearestQuery, ScrollPage, SparseVector, StoredItem, VectorUpdate
 from mmsearch.storage.filters import Filter, HasItemId, IsEmpty, Match, MatchAny, Range, check_filter, where
 from mmsearch.storage.hybrid import (
     Const,
@@ -46,6 +46,7 @@ from mmsearch.storage.hybrid import (
 from mmsearch.storage.ids import ITEM_ID_KEY, ITEM_NAMESPACE, point_id
 from mmsearch.storage.schema import (
     CF_VECTOR,
+    EASE_VECTOR,
     ModelRecord,
     StoreSchema,
     VectorSpec,
@@ -131,6 +132,7 @@ def open_store(
 
 __all__ = [
     "CF_VECTOR",
+    "EASE_VECTOR",
     "ITEM_ID_KEY",
     "ITEM_NAMESPACE",
     "Const",
@@ -156,6 +158,7 @@ __all__ = [
     "Rrf",
     "Score",
     "ScrollPage",
+    "SparseVector",
     "Store",
     "StoreSchema",
     "StoreSettings",

@@ -23,7 +23,6 @@ from mmsearch.storage.settings import BackendKind
 if TYPE_CHECKING:
     from mmsearch.storage.hybrid import HybridQuery
 
-VectorInput = np.ndarray | Sequence[float] | Sequence[Sequence[float]]
 WithVectors = bool | Sequence[str]
 
 
@@ -43,6 +42,43 @@ def check_folder(folder: Path, what: str) -> None:
             return
 
 
+@dataclass(frozen=True, eq=False)
+class SparseVector:
+    """A sparse vector: values at a few integer indices, every other value 0 (Qdrant sparse vectors).
+
+    Sparse vectors are scored by dot product over the indices both sides hold. The store checks
+    them on the way in (`mmsearch.storage.validate.as_sparse`): indices unique in [0, 2**32),
+    values finite; it keeps them sorted by index, as uint32 and float32 arrays.
+
+    Attributes:
+        indices: the indices of the non-zero values.
+        values: one value per index.
+    """
+
+    indices: np.ndarray | Sequence[int]
+    values: np.ndarray | Sequence[float]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[int, float]) -> SparseVector:
+        """From `{index: value}`."""
+        return cls(list(values), list(values.values()))
+
+    def to_dict(self) -> dict[int, float]:
+        """`{index: value}`."""
+        return {int(i): float(v) for i, v in zip(np.asarray(self.indices), np.asarray(self.values), strict=True)}
+
+    def dot(self, other: SparseVector) -> float:
+        """The dot product with another sparse vector, as the engine scores them."""
+        mine = self.to_dict()
+        return float(sum(v * mine[i] for i, v in other.to_dict().items() if i in mine))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+VectorInput = np.ndarray | Sequence[float] | Sequence[Sequence[float]] | SparseVector
+
+
 @dataclass(frozen=True)
 class Item:
     """One catalogue item to store.
@@ -50,8 +86,9 @@ class Item:
     Attributes:
         id: the item id (a string; mapped to a deterministic point id).
         vectors: encoder key (`<model>.<modality>`) -> its rows, shape (n, dim) with one row per photo
-            or text (a single (dim,) vector counts as one row); and optionally `cf` -> (cf_dim,).
-            The store derives the pooled vector and the MaxSim multivector from the rows.
+            or text (a single (dim,) vector counts as one row); optionally `cf` -> (cf_dim,); and
+            a `SparseVector` for each sparse vector of the collection (e.g. `ease`). The store
+            derives the pooled vector and the MaxSim multivector from the rows.
         payload: JSON-able fields kept with the item; `item_id` is reserved.
     """
 
@@ -77,11 +114,13 @@ class StoredItem:
         payload: the stored payload without the reserved `item_id` key ({} when not asked for).
         vectors: stored vector name -> float32 array ((dim,) dense, (n, dim) multivector); only the
             names asked for. Cosine vectors come back unit-normalised, as the engine stores them.
+        sparse: sparse vector name -> its `SparseVector` (only the names asked for that the item has).
     """
 
     id: str
     payload: dict[str, Any]
     vectors: dict[str, np.ndarray]
+    sparse: dict[str, SparseVector] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,8 +145,10 @@ class NearestQuery:
     """A nearest-neighbour query by one named vector.
 
     Attributes:
-        vector: the stored vector name to search (`<model>.<modality>`, `....multi` or `cf`).
-        query: (dim,) for dense vectors; (n, dim) for a MaxSim multivector ((dim,) counts as one row).
+        vector: the stored vector name to search (`<model>.<modality>`, `....multi`, `cf`, or a
+            sparse vector such as `ease`).
+        query: (dim,) for dense vectors; (n, dim) for a MaxSim multivector ((dim,) counts as one
+            row); a `SparseVector` for a sparse vector (only items sharing an index with it are found).
         limit: results wanted.
         filter: payload filter, or None.
         exact: exact search, bypassing HNSW (and quantization).
@@ -131,17 +172,18 @@ class Point:
     """A checked point ready for the engine: point id, vectors by stored name, full payload."""
 
     id: str
-    vectors: Mapping[str, np.ndarray]
+    vectors: Mapping[str, np.ndarray | SparseVector]
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RawRecord:
-    """A point as a backend returns it: point id, payload (with `item_id`), vectors asked for."""
+    """A point as a backend returns it: point id, payload (with `item_id`), vectors asked for (dense, sparse)."""
 
     id: str
     payload: dict[str, Any]
     vectors: dict[str, np.ndarray]
+    sparse: dict[str, SparseVector] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -220,8 +262,13 @@ class Backend(Protocol):
     ) -> list[dict[str, float]]:
         """Exact scores of `point_ids` for each query (point id -> score; points lacking the vector left out).
 
-        With `limit`, only the `limit` best of them per query.
+        With `limit`, only the `limit` best of them per query. A sparse query finds only the points
+        sharing an index with it.
         """
+        ...
+
+    def having(self, point_ids: Sequence[str], vector: str) -> set[str]:
+        """The points among `point_ids` that hold the named vector."""
         ...
 
     def delete_vectors(self, point_ids: Sequence[str], names: Sequence[str]) -> None:

@@ -25,7 +25,16 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, StorageError, StoreLockedError
-from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, check_folder, engine_errors
+from mmsearch.storage.base import (
+    NearestQuery,
+    Point,
+    RawHit,
+    RawRecord,
+    SparseVector,
+    WithVectors,
+    check_folder,
+    engine_errors,
+)
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
@@ -49,7 +58,10 @@ def import_client() -> Any:
     return qdrant_client
 
 
-def _vec(v: np.ndarray) -> list[Any]:
+def _vec(v: np.ndarray | SparseVector, models: Any) -> Any:
+    """A vector as qdrant-client takes it: a list, or its own `SparseVector`."""
+    if isinstance(v, SparseVector):
+        return models.SparseVector(indices=np.asarray(v.indices).tolist(), values=np.asarray(v.values).tolist())
     return v.tolist()
 
 
@@ -83,6 +95,9 @@ class ClientDialect:
     def has_id(self, point_ids: list[str]) -> Any:
         return self._m.HasIdCondition(has_id=point_ids)
 
+    def has_vector_condition(self, vector: str) -> Any:
+        return self._m.HasVectorCondition(has_vector=vector)
+
     def filter(self, must: list[Any] | None, should: list[Any] | None, must_not: list[Any] | None) -> Any:
         return self._m.Filter(must=must, should=should, must_not=must_not)
 
@@ -104,8 +119,8 @@ class ClientDialect:
     def div(self, left: Any, right: Any, by_zero: float) -> Any:
         return self._m.DivExpression(div=self._m.DivParams(left=left, right=right, by_zero_default=by_zero))
 
-    def nearest(self, vector: str, query: np.ndarray) -> Any:
-        return _Using(self._m.NearestQuery(nearest=_vec(query)), vector)
+    def nearest(self, vector: str, query: np.ndarray | SparseVector) -> Any:
+        return _Using(self._m.NearestQuery(nearest=_vec(query, self._m)), vector)
 
     def formula(self, expression: Any, defaults: dict[str, float]) -> Any:
         return _Using(self._m.FormulaQuery(formula=expression, defaults=defaults), None)
@@ -166,6 +181,10 @@ class ClientDialect:
             quantization_config=quantization,
             on_disk=True if self._settings.on_disk else None,
         )
+
+    def sparse_params(self, spec: VectorSpec) -> Any:
+        on_disk = True if self._settings.on_disk else None
+        return self._m.SparseVectorParams(index=self._m.SparseIndexParams(on_disk=on_disk) if on_disk else None)
 
 
 class ClientBackend:
@@ -242,7 +261,9 @@ class ClientBackend:
         with self._e("create_collection"):
             self._client.create_collection(
                 self._name,
-                vectors_config={n: self._t.vector_params(v) for n, v in schema.vectors.items()},
+                vectors_config={n: self._t.vector_params(v) for n, v in schema.vectors.items() if not v.sparse},
+                sparse_vectors_config={n: self._t.vector_params(v) for n, v in schema.vectors.items() if v.sparse}
+                or None,
                 shard_number=s.shard_number,
                 replication_factor=s.replication_factor,
                 write_consistency_factor=s.write_consistency_factor,
@@ -263,6 +284,10 @@ class ClientBackend:
         m = self._m
         with self._e("adding vectors"):
             for spec in new_vectors:
+                if spec.sparse:
+                    config = m.SparseVectorNameConfig(sparse=m.SparseVectorConfig())
+                    self._client.create_vector_name(self._name, spec.name, config)
+                    continue
                 params = self._t.vector_params(spec)
                 self._client.create_vector_name(
                     self._name,
@@ -305,7 +330,7 @@ class ClientBackend:
     def upsert(self, points: Sequence[Point]) -> None:
         m = self._m
         batch = [
-            m.PointStruct(id=p.id, vector={n: _vec(v) for n, v in p.vectors.items()}, payload=dict(p.payload))
+            m.PointStruct(id=p.id, vector={n: _vec(v, m) for n, v in p.vectors.items()}, payload=dict(p.payload))
             for p in points
         ]
         with self._e("upsert"), warnings.catch_warnings():
@@ -315,7 +340,7 @@ class ClientBackend:
 
     def update_vectors(self, points: Sequence[Point]) -> None:
         m = self._m
-        batch = [m.PointVectors(id=p.id, vector={n: _vec(v) for n, v in p.vectors.items()}) for p in points]
+        batch = [m.PointVectors(id=p.id, vector={n: _vec(v, m) for n, v in p.vectors.items()}) for p in points]
         with self._e("update_vectors"):
             self._client.update_vectors(self._name, points=batch, wait=True)
 
@@ -391,6 +416,17 @@ class ClientBackend:
         with self._e("query"):
             responses = self._client.query_batch_points(self._name, requests=requests)
         return [[raw_hit(p) for p in r.points] for r in responses]
+
+    def having(self, point_ids: Sequence[str], vector: str) -> set[str]:
+        with self._e("scroll"):
+            recs, _ = self._client.scroll(
+                self._name,
+                scroll_filter=self._t.having_filter(point_ids, vector),
+                limit=len(point_ids),
+                with_payload=False,
+                with_vectors=False,
+            )
+        return {str(r.id) for r in recs}
 
     def score_points(
         self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None

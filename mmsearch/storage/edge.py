@@ -13,9 +13,9 @@ Edge facts this module works around:
   (taken before the shard is inspected or created), so of two processes opening one new folder at
   once exactly one creates it and the other gets `StoreLockedError`; Edge's own WAL lock (also
   mapped to `StoreLockedError`) stays as a second guard.
-- `create_dense_vector` adds a named vector in place but takes no HNSW or quantization settings;
-  the backend then reopens the shard with the full config, which Edge persists, so a rescoring
-  multivector keeps m=0.
+- `create_dense_vector` (and `create_sparse_vector`) add a named vector in place but take no HNSW
+  or quantization settings; the backend then reopens the shard with the full config, which Edge
+  persists, so a rescoring multivector keeps m=0.
 - With quantization on, queries ask for rescoring with the original vectors.
 - Hybrid queries (`mmsearch.storage.hybrid`) map onto Edge's own call shapes: `prefetches=` and
   `filter=` on the request, `using=` inside `Query.Nearest`, formula terms wrapped in
@@ -44,7 +44,16 @@ from mmsearch.errors import (
     StoreLockedError,
 )
 from mmsearch.files import write_json_atomic
-from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, check_folder, engine_errors
+from mmsearch.storage.base import (
+    NearestQuery,
+    Point,
+    RawHit,
+    RawRecord,
+    SparseVector,
+    WithVectors,
+    check_folder,
+    engine_errors,
+)
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.folder_lock import FolderLock
 from mmsearch.storage.hybrid import HybridQuery
@@ -109,6 +118,9 @@ class EdgeDialect:
     def has_id(self, point_ids: list[str]) -> Any:
         return self._qe.HasIdCondition(set(point_ids))
 
+    def has_vector_condition(self, vector: str) -> Any:
+        return self._qe.HasVectorCondition(vector)
+
     def filter(self, must: list[Any] | None, should: list[Any] | None, must_not: list[Any] | None) -> Any:
         return self._qe.Filter(must=must, should=should, must_not=must_not)
 
@@ -130,8 +142,15 @@ class EdgeDialect:
     def div(self, left: Any, right: Any, by_zero: float) -> Any:
         return self._qe.Expression.Div(left, right, by_zero_default=by_zero)
 
-    def nearest(self, vector: str, query: np.ndarray) -> Any:
-        return self._qe.Query.Nearest(query, using=vector)  # Edge names the vector inside the query
+    def nearest(self, vector: str, query: np.ndarray | SparseVector) -> Any:
+        return self._qe.Query.Nearest(self.value(query), using=vector)  # Edge names the vector inside the query
+
+    def value(self, vector: np.ndarray | SparseVector) -> Any:
+        """A vector as Edge takes it: the array, or Edge's own `SparseVector`."""
+        if isinstance(vector, SparseVector):
+            indices, values = np.asarray(vector.indices).tolist(), np.asarray(vector.values).tolist()
+            return self._qe.SparseVector(indices=indices, values=values)
+        return vector
 
     def formula(self, expression: Any, defaults: dict[str, float]) -> Any:
         return self._qe.Formula(expression, defaults=defaults)
@@ -198,6 +217,9 @@ class EdgeDialect:
             quantization_config=quantization,
             memory=qe.Memory.Cold if s.on_disk else None,
         )
+
+    def sparse_params(self, spec: VectorSpec) -> Any:
+        return self._qe.EdgeSparseVectorParams(memory=self._qe.Memory.Cold if self._settings.on_disk else None)
 
 
 class EdgeBackend:
@@ -287,7 +309,9 @@ class EdgeBackend:
     def _config(self, schema: StoreSchema) -> Any:
         qe, hnsw = self._qe, self._settings.hnsw
         return qe.EdgeConfig(
-            vectors={name: self._t.vector_params(spec) for name, spec in schema.vectors.items()},
+            vectors={name: self._t.vector_params(spec) for name, spec in schema.vectors.items() if not spec.sparse},
+            sparse_vectors={name: self._t.vector_params(spec) for name, spec in schema.vectors.items() if spec.sparse}
+            or None,
             hnsw_config=qe.HnswIndexConfig(
                 m=hnsw.m,
                 ef_construct=hnsw.ef_construct,
@@ -342,6 +366,9 @@ class EdgeBackend:
         shard = self._shard_or_fail()
         with _engine("adding vectors"):
             for spec in new_vectors:
+                if spec.sparse:
+                    shard.update(qe.UpdateOperation.create_sparse_vector(spec.name))
+                    continue
                 shard.update(
                     qe.UpdateOperation.create_dense_vector(
                         spec.name, spec.dim, d.distance(spec.distance), d.multivector(spec)
@@ -377,14 +404,16 @@ class EdgeBackend:
     def upsert(self, points: Sequence[Point]) -> None:
         qe = self._qe
         shard = self._shard_or_fail()
-        batch = [qe.Point(p.id, dict(p.vectors), dict(p.payload)) for p in points]
+        value = self._dialect.value
+        batch = [qe.Point(p.id, {n: value(v) for n, v in p.vectors.items()}, dict(p.payload)) for p in points]
         with _engine("upsert"):
             shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def update_vectors(self, points: Sequence[Point]) -> None:
         qe = self._qe
         shard = self._shard_or_fail()
-        batch = [qe.PointVectors(p.id, dict(p.vectors)) for p in points]
+        value = self._dialect.value
+        batch = [qe.PointVectors(p.id, {n: value(v) for n, v in p.vectors.items()}) for p in points]
         with _engine("update_vectors"):
             shard.update(qe.UpdateOperation.update_vectors(batch))
 
@@ -459,6 +488,18 @@ class EdgeBackend:
         if len(requests) == 1:
             return [shard.query(requests[0])]
         return list(shard.query_batch(self._qe.QueryBatchRequest(requests)))
+
+    def having(self, point_ids: Sequence[str], vector: str) -> set[str]:
+        shard = self._shard_or_fail()
+        req = self._qe.ScrollRequest(
+            limit=len(point_ids),
+            filter=self._t.having_filter(point_ids, vector),
+            with_payload=False,
+            with_vector=False,
+        )
+        with _engine("scroll"):
+            recs, _ = shard.scroll(req)
+        return {str(r.id) for r in recs}
 
     def score_points(
         self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None

@@ -199,6 +199,7 @@ def weighted_sum_formula(
     scales: Sequence[float] | np.ndarray,
     *,
     renormalize_by: Sequence[str | None] | None = None,
+    absent: Sequence[float | None] | None = None,
 ) -> Formula:
     """The formula `sum_i w_i * (Score(i) - shift_i) * scale_i`, optionally renormalised per candidate.
 
@@ -206,23 +207,33 @@ def weighted_sum_formula(
     multiplied by `HasVector(name)` and the sum is divided by the sum of the weights of the
     vectors the candidate has: a candidate lacking a modality is scored on the signals it has
     instead of receiving a 0 for the one it lacks. A candidate that lacks every named vector
-    scores 0. Absent scores default to `shift_i`, so such terms read exactly 0.
+    scores 0. Absent scores default to `shift_i`, so such terms read exactly 0, unless `absent`
+    names the raw score an absent candidate really has: a sparse vector's search leaves out the
+    items sharing no index with the query, whose true score is 0.
 
     Args:
         weights: one weight per prefetch (>= 0).
         shifts, scales: the affine normalisation `(s - shift) * scale` of each prefetch's score.
         renormalize_by: vector name per prefetch whose presence gates its term, or None.
+        absent: per prefetch, the raw score a candidate missing from it reads (None: `shift_i`).
 
     Raises:
         ConfigError: lengths differ, or a value is not finite.
     """
     n = len(weights)
-    if len(shifts) != n or len(scales) != n or (renormalize_by is not None and len(renormalize_by) != n):
+    if (
+        len(shifts) != n
+        or len(scales) != n
+        or (renormalize_by is not None and len(renormalize_by) != n)
+        or (absent is not None and len(absent) != n)
+    ):
         raise ConfigError(
-            f"weighted_sum_formula needs one weight, shift, scale (and vector) per prefetch; got "
+            f"weighted_sum_formula needs one weight, shift, scale (and vector, absent score) per prefetch; got "
             f"{n} weights, {len(shifts)} shifts, {len(scales)} scales"
         )
-    for label, values in (("weight", weights), ("shift", shifts), ("scale", scales)):
+    given = list(absent) if absent is not None else [None] * n
+    defaults = [float(shifts[i]) if a is None else float(a) for i, a in enumerate(given)]
+    for label, values in (("weight", weights), ("shift", shifts), ("scale", scales), ("absent score", defaults)):
         for v in values:
             if not math.isfinite(v):
                 raise ConfigError(f"weighted_sum_formula: {label} {v!r} is not finite")
@@ -241,7 +252,7 @@ def weighted_sum_formula(
     expression: Expression = Sum(tuple(terms))
     if renormalize_by is not None:
         expression = Div(expression, Sum(tuple(present)), by_zero=0.0)
-    return Formula(expression, defaults={i: float(shifts[i]) for i in range(n)})
+    return Formula(expression, defaults=dict(enumerate(defaults)))
 
 
 # ------------------------------------------------------------------ validation

@@ -8,8 +8,12 @@ Naming scheme (stable: stored collections depend on it):
 - `<model>.<modality>.multi`: the same rows kept as a MaxSim multivector; used for rescoring, so by
   default it skips the HNSW graph (m=0) and is searched exactly.
 - `cf`: the collaborative-filtering vector, dense, dot product, dimension fixed at creation.
+- sparse vectors (e.g. `ease`, an item's column of the EASE item-item weights): Qdrant sparse
+  vectors, dot product over shared indices, any number of indices; added when first needed
+  (`Store.add_sparse_vectors`).
 
-`<model>` is the model folder's name, `<modality>` is `image` or `text`, so names cannot collide.
+`<model>` is the model folder's name, `<modality>` is `image` or `text`, so names cannot collide
+(sparse vector names hold no '.').
 
 The record (`StoreSchema.to_record`) maps each named vector to the model fingerprint that produced
 it, and each model to the folder it was loaded from (`ModelRecord`: absolute path, fingerprints,
@@ -21,6 +25,7 @@ as having none.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -34,12 +39,14 @@ from mmsearch.errors import (
 )
 from mmsearch.storage.ids import ITEM_ID_KEY
 
-VectorKind = Literal["pooled", "multi", "cf"]
+VectorKind = Literal["pooled", "multi", "cf", "sparse"]
 FieldType = Literal["keyword", "integer", "float", "bool", "datetime", "text", "uuid"]
 CF_VECTOR = "cf"
+EASE_VECTOR = "ease"
 MULTI_SUFFIX = ".multi"
 RECORD_FORMAT = 1
 DEFAULT_CF_DIM = 64
+_SPARSE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,8 @@ class VectorSpec:
 
     Attributes:
         name: the Qdrant vector name (see the module docstring for the scheme).
-        kind: `pooled` (dense), `multi` (MaxSim multivector) or `cf` (dense, dot).
-        dim: values per vector (per row for a multivector).
+        kind: `pooled` (dense), `multi` (MaxSim multivector), `cf` (dense, dot) or `sparse`.
+        dim: values per vector (per row for a multivector); 0 for a sparse vector (any index).
         distance: `cosine`, `dot` or `euclid`.
         indexed: whether it gets an HNSW graph; False means m=0, exact scan only.
         model, family, modality, fingerprint: the encoder behind it (None for `cf`).
@@ -68,6 +75,10 @@ class VectorSpec:
     @property
     def multivector(self) -> bool:
         return self.kind == "multi"
+
+    @property
+    def sparse(self) -> bool:
+        return self.kind == "sparse"
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,7 @@ class StoreSchema:
 
     @property
     def input_names(self) -> list[str]:
-        """Keys accepted in `Item.vectors`: one per encoder (the pooled name) plus `cf`."""
+        """Keys accepted in `Item.vectors`: one per encoder (the pooled name), `cf` and the sparse vectors."""
         return sorted(n for n, s in self.vectors.items() if s.kind != "multi")
 
     def to_record(self) -> dict[str, Any]:
@@ -216,6 +227,41 @@ def cf_vector(dim: int) -> VectorSpec:
     if not isinstance(dim, int) or dim < 1:
         raise ConfigError(f"cf_dim {dim!r} must be a positive integer")
     return VectorSpec(name=CF_VECTOR, kind="cf", dim=dim, distance="dot", indexed=True)
+
+
+def sparse_vector(name: str) -> VectorSpec:
+    """A sparse vector (dot product over shared indices), e.g. `ease`.
+
+    Raises:
+        ConfigError: a name that is not 1-64 letters, digits, '_' or '-' starting with a letter, or `cf`.
+    """
+    if not isinstance(name, str) or not _SPARSE_NAME.match(name) or name == CF_VECTOR:
+        raise ConfigError(
+            f"sparse vector name {name!r}: use 1-64 letters, digits, '_' or '-', starting with a letter (not 'cf')"
+        )
+    return VectorSpec(name=name, kind="sparse", dim=0, distance="dot", indexed=True)
+
+
+def plan_sparse(existing: StoreSchema, names: Iterable[str]) -> tuple[StoreSchema, tuple[VectorSpec, ...]]:
+    """Add sparse vectors to a collection's schema; those it has must be sparse already.
+
+    Returns:
+        The schema after the change and the vectors to create.
+
+    Raises:
+        ConfigError: a bad name.
+        SchemaMismatchError: a name the collection uses for a vector of another kind.
+    """
+    new: dict[str, VectorSpec] = {}
+    for name in names:
+        spec = sparse_vector(name)
+        old = existing.vectors.get(name)
+        if old is None:
+            new[name] = spec
+        elif old.kind != "sparse":
+            raise SchemaMismatchError(f"vector {name!r} in this store is {old.kind}, not a sparse vector")
+    schema = StoreSchema(vectors={**existing.vectors, **new}, payload_indexes=existing.payload_indexes)
+    return schema, tuple(new.values())
 
 
 def plan_schema(

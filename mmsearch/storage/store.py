@@ -26,7 +26,7 @@ from mmsearch.storage.base import (
 from mmsearch.storage.filters import Filter, IsEmpty, check_filter, payload_keys
 from mmsearch.storage.hybrid import HybridQuery, prepare_hybrid
 from mmsearch.storage.ids import ITEM_ID_KEY, is_internal_key, point_id
-from mmsearch.storage.schema import MULTI_SUFFIX, ModelRecord, StoreSchema, plan_schema, pooled_name
+from mmsearch.storage.schema import MULTI_SUFFIX, ModelRecord, StoreSchema, plan_schema, plan_sparse, pooled_name
 from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.validate import prepare_items, prepare_query, prepare_updates
 
@@ -155,6 +155,23 @@ class Store:
         self._schema = schema
         return True
 
+    def add_sparse_vectors(self, names: Iterable[str]) -> list[str]:
+        """Make sure the collection holds these sparse vectors (e.g. `ease`), adding any that are missing.
+
+        Returns:
+            The names of the vectors added (empty when there was nothing to do).
+
+        Raises:
+            ConfigError: a name a sparse vector cannot have.
+            SchemaMismatchError: a name the collection uses for a dense vector.
+        """
+        backend = self._open()
+        schema, new = plan_sparse(self._schema, names)
+        if new:
+            backend.extend(schema, new, {})
+            self._schema = schema
+        return [v.name for v in new]
+
     # -- writes ----------------------------------------------------------------------------------
     def upsert(self, items: Iterable[Item], *, optimize: bool | None = None) -> int:
         """Insert items, or replace them whole (vectors and payload) when their ids exist.
@@ -262,7 +279,9 @@ class Store:
         item_id = payload.pop(ITEM_ID_KEY, None)
         if item_id is None:
             raise StorageError(f"point {rec.id} has no {ITEM_ID_KEY!r} in its payload; it was not written by mmsearch")
-        return StoredItem(id=item_id, payload=payload if internal else _public(payload), vectors=rec.vectors)
+        return StoredItem(
+            id=item_id, payload=payload if internal else _public(payload), vectors=rec.vectors, sparse=rec.sparse
+        )
 
     def retrieve(
         self,
@@ -358,7 +377,8 @@ class Store:
 
         Args:
             vector: a stored vector name: `<model>.<modality>` (pooled, dense), `<model>.<modality>.multi`
-                (MaxSim: `query` is (n, dim), the sum over query rows of the best match per row) or `cf`.
+                (MaxSim: `query` is (n, dim), the sum over query rows of the best match per row), `cf`,
+                or a sparse vector (`query` a `SparseVector`; only items sharing an index with it are found).
             query: the query vector(s).
             limit: results wanted.
             filter: payload filter, or None.
@@ -427,7 +447,8 @@ class Store:
 
         This is how a candidate set gets its true score on every leg of a fused query, including
         the legs whose own top-k it was not in. NaN marks an item that lacks the vector (or is not
-        in the store).
+        in the store). On a sparse vector, an item that holds it but shares no index with the
+        query scores 0, its true dot product (the engine's search does not return it).
 
         Args:
             item_ids: the items to score (e.g. the union of several queries' hits).
@@ -446,9 +467,13 @@ class Store:
         pids = [point_id(i) for i in ids]
         row = {p: r for r, p in enumerate(pids)}
         unique = list(row)
+        sparse = sorted({q.vector for q in checked if self._schema.get(q.vector).sparse})
         for start in range(0, len(unique), _SCORE_CHUNK):
             chunk = unique[start : start + _SCORE_CHUNK]
+            having = {name: backend.having(chunk, name) for name in sparse}
             for col, scores in enumerate(backend.score_points(checked, chunk)):
+                for pid in having.get(checked[col].vector, ()):
+                    out[row[pid], col] = 0.0
                 for pid, score in scores.items():
                     out[row[pid], col] = score
         if len(unique) < len(pids):  # repeated ids: copy the scored row
@@ -464,8 +489,9 @@ class Store:
         """
         spec = self._schema.get(vector)
         # The lowest score is found as minus the highest score of the negated query, which holds
-        # for a dense cosine or dot product only (not MaxSim, not euclid).
-        return spec.kind != "multi" and spec.distance in ("cosine", "dot")
+        # for a dense cosine or dot product only (not MaxSim, not euclid; not a sparse vector,
+        # whose search misses the items that share no index with the query and score 0).
+        return spec.kind not in ("multi", "sparse") and spec.distance in ("cosine", "dot")
 
     def score_range(self, item_ids: Sequence[str], queries: Sequence[tuple[str, VectorInput]]) -> np.ndarray:
         """The lowest and highest exact score among the items, per query: a (len(queries), 2) array.
@@ -528,7 +554,7 @@ class Store:
             The number of items that exist among `item_ids`.
 
         Raises:
-            UnknownVectorError: a name that is not an encoder key or `cf`.
+            UnknownVectorError: a name that is not an encoder key, `cf` or a sparse vector.
         """
         backend = self._open()
         stored: list[str] = []
@@ -536,7 +562,7 @@ class Store:
             spec = self._schema.get(name)
             if spec.kind == "multi":
                 raise UnknownVectorError("vector", name, self._schema.input_names)
-            stored += [name] if spec.kind == "cf" else [name, name + MULTI_SUFFIX]
+            stored += [name] if spec.kind in ("cf", "sparse") else [name, name + MULTI_SUFFIX]
         ids = [point_id(i) for i in item_ids]
         if not ids or not stored:
             return 0

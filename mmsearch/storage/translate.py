@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mmsearch.storage.base import NearestQuery, RawHit, RawRecord, WithVectors
+from mmsearch.storage.base import NearestQuery, RawHit, RawRecord, SparseVector, VectorInput, WithVectors
 from mmsearch.storage.filters import Condition, Filter, HasItemId, IsEmpty, Match, MatchAny, MatchValue, Range
 from mmsearch.storage.hybrid import (
     Const,
@@ -77,6 +77,10 @@ class Dialect(Protocol):
     def is_empty(self, key: str) -> Any: ...
     def range(self, key: str, gt: float | None, gte: float | None, lt: float | None, lte: float | None) -> Any: ...
     def has_id(self, point_ids: list[str]) -> Any: ...
+    def has_vector_condition(self, vector: str) -> Any:
+        """The filter condition: the point holds the named vector."""
+        ...
+
     def filter(self, must: list[Any] | None, should: list[Any] | None, must_not: list[Any] | None) -> Any: ...
 
     # -- formula expressions
@@ -88,7 +92,7 @@ class Dialect(Protocol):
     def div(self, left: Any, right: Any, by_zero: float) -> Any: ...
 
     # -- queries and fusions
-    def nearest(self, vector: str, query: np.ndarray) -> Any: ...
+    def nearest(self, vector: str, query: np.ndarray | SparseVector) -> Any: ...
     def formula(self, expression: Any, defaults: dict[str, float]) -> Any: ...
     def rrf(self, k: int, weights: list[float] | None) -> Any: ...
     def dbsf(self) -> Any: ...
@@ -114,6 +118,15 @@ class Dialect(Protocol):
     def vector_params(self, spec: VectorSpec, quantization: Any) -> Any:
         """One named vector's config: its distance, MaxSim when a multivector, m=0 when not indexed."""
         ...
+
+    def sparse_params(self, spec: VectorSpec) -> Any:
+        """One sparse vector's config."""
+        ...
+
+
+def _query_value(query: VectorInput) -> np.ndarray | SparseVector:
+    """A checked query vector as the dialects take it: a float32 array, or the `SparseVector` itself."""
+    return query if isinstance(query, SparseVector) else np.asarray(query)
 
 
 def _score_variable(index: int) -> str:
@@ -204,15 +217,17 @@ class Translator:
         if isinstance(f, Dbsf):
             return d.dbsf()
         if isinstance(f, Rescore):
-            return d.nearest(f.vector, np.asarray(f.query))
+            return d.nearest(f.vector, _query_value(f.query))
         raise TypeError(f"unknown fusion {f!r}")  # prepare_hybrid rules this out
 
     # -- requests --------------------------------------------------------------------------
     def search_params(self, q: NearestQuery | Prefetch) -> Any:
         """HNSW ef (the settings' unless the query names one), exactness, and quantized search."""
         s = self.settings
-        # Quantized searches rescore with the original vectors; an exact search reads only those.
-        oversampling = s.oversampling if s.quantization != "none" and not q.exact else None
+        # Quantized searches rescore with the original vectors; an exact search reads only those,
+        # and sparse vectors are never quantized.
+        dense = not isinstance(q.query, SparseVector)
+        oversampling = s.oversampling if s.quantization != "none" and not q.exact and dense else None
         return self.dialect.search_params(q.hnsw_ef or s.hnsw.ef, q.exact, oversampling)
 
     def payload(self, with_payload: bool) -> Any:
@@ -223,7 +238,7 @@ class Translator:
         """One prefetch stage, its nested stages included."""
         return self.dialect.prefetch(
             Search(
-                query=self.dialect.nearest(p.vector, np.asarray(p.query)),
+                query=self.dialect.nearest(p.vector, _query_value(p.query)),
                 limit=p.limit,
                 prefetches=[self.prefetch(n) for n in p.prefetch] or None,
                 filter=self.filter(p.filter),
@@ -244,7 +259,7 @@ class Translator:
             )
         else:
             search = Search(
-                query=self.dialect.nearest(q.vector, np.asarray(q.query)),
+                query=self.dialect.nearest(q.vector, _query_value(q.query)),
                 limit=q.limit,
                 filter=self.filter(q.filter),
                 params=self.search_params(q),
@@ -261,7 +276,7 @@ class Translator:
         return [
             d.request(
                 Search(
-                    query=d.nearest(q.vector, np.asarray(q.query)),
+                    query=d.nearest(q.vector, _query_value(q.query)),
                     limit=limit or len(point_ids),
                     filter=only,
                     params=exact,
@@ -270,6 +285,11 @@ class Translator:
             )
             for q in queries
         ]
+
+    def having_filter(self, point_ids: Sequence[str], vector: str) -> Any:
+        """A filter keeping the points among `point_ids` that hold the named vector."""
+        d = self.dialect
+        return d.filter(must=[d.has_id(list(point_ids)), d.has_vector_condition(vector)], should=None, must_not=None)
 
     # -- collection config -----------------------------------------------------------------
     def quantization(self) -> Any:
@@ -283,6 +303,8 @@ class Translator:
 
     def vector_params(self, spec: VectorSpec) -> Any:
         """One named vector's config; only the pooled vectors are quantized (the others rescore or are cf)."""
+        if spec.sparse:
+            return self.dialect.sparse_params(spec)
         return self.dialect.vector_params(spec, self.quantization() if spec.kind == "pooled" else None)
 
 
@@ -292,13 +314,25 @@ def vector_selection(with_vectors: WithVectors) -> bool | list[str]:
 
 
 def raw_record(r: Any) -> RawRecord:
-    """A record (point id, payload, named vectors) as either engine returns it."""
+    """A record (point id, payload, named vectors) as either engine returns it.
+
+    Both engines return a sparse vector as an object with `indices` and `values`.
+    """
     vectors = r.vector if isinstance(r.vector, dict) else {}
+    dense = {n: v for n, v in vectors.items() if not hasattr(v, "indices")}
+    sparse = {n: v for n, v in vectors.items() if hasattr(v, "indices")}
     return RawRecord(
         id=str(r.id),
         payload=dict(r.payload or {}),
-        vectors={name: np.asarray(v, dtype=np.float32) for name, v in vectors.items()},
+        vectors={name: np.asarray(v, dtype=np.float32) for name, v in dense.items()},
+        sparse={name: _sparse(v.indices, v.values) for name, v in sparse.items()},
     )
+
+
+def _sparse(indices: Any, values: Any) -> SparseVector:
+    idx = np.asarray(indices, dtype=np.uint32)
+    order = np.argsort(idx, kind="stable")
+    return SparseVector(idx[order], np.asarray(values, dtype=np.float32)[order])
 
 
 def raw_hit(h: Any) -> RawHit:

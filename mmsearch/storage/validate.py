@@ -24,11 +24,12 @@ from mmsearch.errors import (
     VectorDimensionError,
     listed,
 )
-from mmsearch.storage.base import Item, NearestQuery, Point, VectorInput, VectorUpdate
+from mmsearch.storage.base import Item, NearestQuery, Point, SparseVector, VectorInput, VectorUpdate
 from mmsearch.storage.ids import ITEM_ID_KEY, check_item_id, point_id
 from mmsearch.storage.schema import MULTI_SUFFIX, StoreSchema, VectorSpec
 
 _MAX_ROWS = 4096
+_MAX_SPARSE_INDEX = 2**32 - 1  # Qdrant sparse indices are u32
 
 
 def _where(item_id: str | None) -> str:
@@ -79,6 +80,41 @@ def as_rows(name: str, value: VectorInput, spec: VectorSpec, item_id: str | None
     return arr
 
 
+def as_sparse(name: str, value: object, item_id: str | None = None) -> SparseVector:
+    """`value` as a checked `SparseVector`: uint32 indices, unique and ascending, finite float32 values.
+
+    Raises:
+        InvalidItemError: not a `SparseVector`, no index, indices and values of different lengths,
+            an index that is not an integer in [0, 2**32), or an index given twice.
+        NonFiniteVectorError: a NaN or infinite value.
+    """
+    where = f"{_where(item_id)}sparse vector {name!r}"
+    if not isinstance(value, SparseVector):
+        raise InvalidItemError(f"{where} must be a SparseVector(indices, values), got {type(value).__name__}")
+    try:
+        raw = np.asarray(value.indices)
+        with np.errstate(over="ignore"):
+            values = np.asarray(value.values, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise InvalidItemError(f"{where} is not numeric: {e}") from e
+    if raw.ndim != 1 or raw.shape != values.shape or raw.size == 0:
+        raise InvalidItemError(
+            f"{where} has {raw.size} indices and {values.size} values; give one value per index, at least one "
+            f"(leave the key out when an item has none)"
+        )
+    if raw.dtype.kind not in "iu" or raw.min() < 0 or raw.max() > _MAX_SPARSE_INDEX:
+        raise InvalidItemError(f"{where}: indices must be integers in [0, 2**32), got {raw[:5].tolist()}...")
+    if not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise NonFiniteVectorError(f"{where} holds {values[bad]} at index {int(raw[bad])}; vectors must be finite")
+    order = np.argsort(raw, kind="stable")
+    indices = raw[order].astype(np.uint32)
+    if np.any(indices[1:] == indices[:-1]):
+        repeated = int(indices[1:][indices[1:] == indices[:-1]][0])
+        raise InvalidItemError(f"{where} gives index {repeated} twice; give each index once")
+    return SparseVector(indices, values[order])
+
+
 def pool(rows: np.ndarray) -> np.ndarray | None:
     """The mean of `rows`, re-normalised to unit length; None when the mean is the zero vector."""
     mean = rows.astype(np.float64).mean(axis=0)
@@ -103,22 +139,28 @@ def _input_spec(schema: StoreSchema, name: object, item_id: str | None) -> Vecto
 
 def named_vectors(
     vectors: Mapping[str, VectorInput], schema: StoreSchema, item_id: str | None = None
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | SparseVector]:
     """Stored vectors (by stored name) from an item's input vectors.
 
-    An encoder key's rows become its pooled vector and its `.multi` multivector; `cf` is kept as is.
+    An encoder key's rows become its pooled vector and its `.multi` multivector; `cf` and sparse
+    vectors are kept as they are (checked).
 
     Raises:
-        UnknownVectorError: a key that is not an encoder key or `cf`.
-        InvalidItemError, VectorDimensionError, NonFiniteVectorError: see `as_rows`.
+        UnknownVectorError: a key that is not an encoder key, `cf` or a sparse vector.
+        InvalidItemError, VectorDimensionError, NonFiniteVectorError: see `as_rows` and `as_sparse`.
     """
     if not isinstance(vectors, Mapping):
         raise InvalidItemError(
             f"{_where(item_id)}vectors must be a mapping of name -> array, got {type(vectors).__name__}"
         )
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray | SparseVector] = {}
     for name, value in vectors.items():
         spec = _input_spec(schema, name, item_id)
+        if spec.sparse:
+            out[name] = as_sparse(name, value, item_id)
+            continue
+        if isinstance(value, SparseVector):
+            raise InvalidItemError(f"{_where(item_id)}vector {name!r} is dense: give an array, not a SparseVector")
         rows = as_rows(name, value, spec, item_id)
         if spec.kind == "cf":
             if rows.shape[0] != 1:
@@ -199,7 +241,7 @@ def prepare_updates(updates: Sequence[VectorUpdate], schema: StoreSchema) -> lis
 
 
 def prepare_query(query: NearestQuery, schema: StoreSchema) -> NearestQuery:
-    """A copy of `query` with its vector as a float32 array of the right shape.
+    """A copy of `query` with its vector as a float32 array of the right shape, or a checked `SparseVector`.
 
     Raises:
         UnknownVectorError: the vector name is not in the store.
@@ -209,6 +251,10 @@ def prepare_query(query: NearestQuery, schema: StoreSchema) -> NearestQuery:
     spec = schema.get(query.vector)
     if not isinstance(query.limit, int) or query.limit < 1:
         raise InputError(f"query limit {query.limit!r} must be a positive integer")
+    if spec.sparse:
+        return replace(query, query=as_sparse(query.vector, query.query))
+    if isinstance(query.query, SparseVector):
+        raise InvalidItemError(f"vector {query.vector!r} is dense: query it with an array, not a SparseVector")
     rows = as_rows(query.vector, query.query, spec)
     if spec.kind == "multi":
         return replace(query, query=rows)
