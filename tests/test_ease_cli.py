@@ -81,8 +81,16 @@ def test_recommend_for_an_anonymous_history(shop: Path, fitted: dict) -> None:
     ids = [r["id"] for r in data["results"]]
     assert len(ids) == 4 and not {"sku0", "sku4", "sku8"} & set(ids)
     signals = {s["name"]: s for s in data["signals"]}
-    assert signals["ease"]["inputs"] == ["history"] and "profile:clip-tiny.text" in signals
-    assert data["query"]["history"] == ["sku0", "sku4", "sku8"]
+    assert signals["ease"]["inputs"] == ["history"] and data["query"]["history"] == ["sku0", "sku4", "sku8"]
+    # the tiny CLIP has random weights, so its profile is left out of the default weights, and said so
+    assert "profile:clip-tiny.text" not in signals
+    assert any("random weights" in note for note in data["notes"]), data["notes"]
+    weighted = run(
+        shop, "recommend", "--history", "sku0,sku4", "-w", "ease=1", "-w", "profile:clip-tiny.text=1", "--json"
+    )
+    assert weighted.exit_code == 0, weighted.output
+    used = {s["name"]: s for s in json.loads(weighted.stdout)["signals"]}
+    assert used["profile:clip-tiny.text"]["inputs"] == ["user"] and used["ease"]["inputs"] == ["history"]
 
 
 def test_recommend_for_a_known_user_uses_their_history(shop: Path, fitted: dict) -> None:
