@@ -11,6 +11,7 @@ import numpy as np
 from helpers import make_image
 
 from indexers.runtime import load_model
+from indexers.text import DEFAULT_MAX_CHARS
 from mmsearch.storage import Store, multi_name
 
 CONFIG = """\
@@ -80,7 +81,7 @@ def write_catalog(folder: Path, good: int = 200, broken: int = 5) -> Catalog:
         rows.append({"id": f"b-garbage-{k}", "title": "Garbage photo", "images": [f"images/garbage-{k}.png"]})
         rows.append({"id": f"b-missing-{k}", "title": "Lost photo", "images": [f"images/nope-{k}.png"]})
         rows.append({"id": f"b-empty-{k}", "title": "  ", "description": "", "images": []})
-        rows.append({"id": f"b-long-{k}", "title": "x" * 20_001, "images": []})
+        rows.append({"id": f"b-long-{k}", "title": "x" * (DEFAULT_MAX_CHARS + 1), "images": []})
         rows.append({"id": None, "title": "No id", "images": []})
         rows.append({"id": f"b-reserved-{k}", "title": "Reserved", "item_id": "x", "images": []})
         bad += [(f"b-garbage-{k}", "image"), (f"b-missing-{k}", "image"), (f"b-empty-{k}", "empty")]

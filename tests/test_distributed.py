@@ -84,9 +84,9 @@ def test_the_embed_step_decides_every_row_and_the_writer_stores_what_mmsearch_in
     # ... and an index built by `mmsearch index` alone holds the same payloads.
     with Index.open(folder / "mmsearch.toml", store_path=tmp_path / "cli") as index:
         index.sync(catalog.path)
-        by_cli = {s.id: s.payload for s in index.store.retrieve(catalog.good)}
+        by_cli = {s.id: s.payload for s in index.store.retrieve(catalog.good, internal=True)}
     with open_store(load_settings(job.spec.store)) as store:
-        by_job = {s.id: s.payload for s in store.retrieve(catalog.good)}
+        by_job = {s.id: s.payload for s in store.retrieve(catalog.good, internal=True)}
     assert by_job == by_cli and all(HASH_KEY in p for p in by_job.values())
 
 

@@ -167,7 +167,7 @@ class JobSpec:
 
 
 def _snapshot(store: Store) -> dict[str, str | None]:
-    return {s.id: s.payload.get(HASH_KEY) for s in store.iter_items(page_size=1024)}
+    return {s.id: s.payload.get(HASH_KEY) for s in store.iter_items(page_size=1024, internal=True)}
 
 
 class IndexJob:
