@@ -18,6 +18,7 @@ _LAZY = {
     "index": "mmsearch.cli.bench_commands:bench_index",
     "query": "mmsearch.cli.bench_commands:bench_query",
     "store": "mmsearch.cli.bench_commands:bench_store",
+    "serve": "mmsearch.cli.bench_commands:bench_serve",
 }
 
 
@@ -49,6 +50,7 @@ def bench() -> None:
       mmsearch bench encoders --batch 1 --batch 32
       mmsearch bench index --items 1000 --rounds 3
       mmsearch bench query --quantize int8 --threads 2 --json
+      mmsearch bench serve --items 20000 --requests 30
     """
 
 
