@@ -190,3 +190,17 @@ def test_serve_refuses_before_loading_anything(ws, monkeypatch):
     assert bad.exit_code == 1 and "max_batch" in bad.output and "greater than or equal to 1" in bad.output
     short = CliRunner().invoke(cli, ["serve", "-c", config], env={"MMSEARCH_API_KEYS": "read:abc"})
     assert short.exit_code == 1 and "use at least 16" in short.output and "read:abc" not in short.output
+
+
+def test_a_missing_web_stack_says_which_pip_install_fixes_it(monkeypatch):
+    import importlib.util
+
+    from mmsearch.errors import DependencyError
+    from mmsearch.service import require_web_stack
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "multipart" else real(name, *a))
+    with pytest.raises(DependencyError, match=r"needs python-multipart: pip install 'mmsearch\[serve\]'"):
+        require_web_stack()
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1 and "pip install 'mmsearch[serve]'" in result.output

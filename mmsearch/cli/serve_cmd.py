@@ -150,6 +150,9 @@ def serve(**opts: Any) -> None:
         mmsearch serve -c mmsearch.toml --host 0.0.0.0 --port 8000
       curl -s localhost:8000/search -H 'Content-Type: application/json' -d '{"text": "red ball", "limit": 3}'
     """
+    from mmsearch.service import require_web_stack
+
+    require_web_stack()
     from mmsearch.service.server import serve as run
 
     run(service_settings(opts))

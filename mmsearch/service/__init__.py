@@ -39,13 +39,37 @@ if TYPE_CHECKING:
     from mmsearch.service.service import Service
     from mmsearch.service.settings import Limits, ServiceSettings
 
-__all__ = ["Limits", "Service", "ServiceSettings", "create_app", "serve"]
+__all__ = ["WEB_STACK", "Limits", "Service", "ServiceSettings", "create_app", "require_web_stack", "serve"]
+
+
+# The web stack the service runs on: import name -> pip package.
+WEB_STACK = {
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+    "multipart": "python-multipart",
+    "prometheus_client": "prometheus-client",
+}
+
+
+def require_web_stack() -> None:
+    """Raise `DependencyError` naming the pip packages of the web stack that are missing."""
+    import importlib.util
+
+    from mmsearch.errors import DependencyError
+
+    missing = [package for module, package in WEB_STACK.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise DependencyError(
+            f"the HTTP service needs {', '.join(missing)}: pip install 'mmsearch[serve]' (or {' '.join(missing)})"
+        )
 
 
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mmsearch.service' has no attribute {name!r}")
+    if name not in ("ServiceSettings", "Limits"):
+        require_web_stack()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
