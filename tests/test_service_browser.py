@@ -217,6 +217,15 @@ def test_the_page_takes_a_dropped_photo_weights_and_shows_errors(browser, server
     assert "422" in error.text and "not a number" in error.text and "field: filter" in error.text
 
 
+def test_the_api_docs_render_offline(browser, server, shots):
+    pytest.importorskip("fastapi_offline", reason="the docs' own scripts need fastapi-offline: pip install it")
+    browser.get(server + "/docs")  # Chromium is offline: a CDN script would never load
+    operations = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    paths = {o.text.replace("\u200b", "") for o in operations}
+    assert {"/search", "/recommend", "/items", "/metrics"} <= paths
+    screenshot(browser, shots, "docs-1280", WIDE)
+
+
 def test_the_static_report_keeps_each_breakdown_in_its_card(browser, service, ws, shots, tmp_path, monkeypatch):
     monkeypatch.chdir(ws)  # the query photo's path is relative to the working folder, as on the command line
     response = service.searcher.search(image="photo.jpg", user="u1", limit=9, explain=True)

@@ -19,7 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from mmsearch.service import items_api, ops_api, page, search_api
-from mmsearch.service.auth import AuthMiddleware
+from mmsearch.service.auth import DOCS_STATIC, AuthMiddleware
 from mmsearch.service.defaults import SETTINGS_ENV
 from mmsearch.service.errors import install_handlers
 from mmsearch.service.keys import KeyRing
@@ -75,7 +75,7 @@ def create_app(
         finally:
             opened.close()
 
-    app = FastAPI(title="mmsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = _fastapi(title="mmsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     if service is not None:
         app.state.service = service  # also without the lifespan (a TestClient used without `with`)
     install_handlers(app)
@@ -87,6 +87,17 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _fastapi(**kwargs: Any) -> FastAPI:
+    """A FastAPI app whose `/docs` and `/redoc` pages load their scripts from this server when the
+    `fastapi-offline` package is installed (an offline machine then still has its docs), else from
+    FastAPI's CDN."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        return FastAPI(**kwargs)
+    return FastAPIOffline(static_url=DOCS_STATIC, **kwargs)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The auth middleware: which scope each request needs, and the 401/403 answers.
 
-- public: the search page and its files, `/healthz`, `/readyz`, the API docs (`/docs`,
-  `/openapi.json`): they hold no data;
+- public: the search page and its files, `/healthz`, `/readyz`, the API docs (`/docs`, `/redoc`,
+  `/openapi.json` and the docs' scripts): they hold no data;
 - `write`: `POST /items` and `DELETE /items/...`;
 - `read`: everything else (search, recommend, items, signals, metrics), unknown paths included,
   so a typo'd path tells nothing to a client without a key.
@@ -19,7 +19,8 @@ from mmsearch.service.keys import KeyRing
 from mmsearch.service.keys import Scope as KeyScope
 
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-PUBLIC_PREFIXES = ("/static/",)
+DOCS_STATIC = "/docs-static"  # the API docs' own scripts (see `mmsearch.service.app`)
+PUBLIC_PREFIXES = ("/static/", DOCS_STATIC + "/")
 # (method, path or path prefix ending in "/") -> needs a write key.
 WRITE_ROUTES = (("POST", "/items"), ("DELETE", "/items/"))
 _CHALLENGE = 'Bearer realm="mmsearch"'
@@ -81,4 +82,4 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-__all__ = ["PUBLIC_PATHS", "WRITE_ROUTES", "AuthMiddleware", "required_scope"]
+__all__ = ["DOCS_STATIC", "PUBLIC_PATHS", "WRITE_ROUTES", "AuthMiddleware", "required_scope"]
