@@ -131,7 +131,7 @@ class ServeBenchResult:
     server_start_s: float
     rows: list[LoadRow]
     writes: WriteCheck | None
-    machine: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)  # cores, and the load average at each phase
 
     def pair(self, kind: str, clients: int) -> tuple[LoadRow, LoadRow]:
         """The in-process and HTTP rows of one cell."""
@@ -150,6 +150,11 @@ class ServeBenchResult:
 
 
 # ------------------------------------------------------------------ the load
+
+
+def _load_avg() -> float:
+    """The machine's 1-minute load average: how busy the shared cores were."""
+    return round(os.getloadavg()[0], 2)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -493,6 +498,7 @@ def run(config: ServeBenchConfig | None = None, log: Callable[[str], None] = _lo
         cf_model = bench.catalogue.cf_model(q.users)
         save_model(cf_model, cf_folder(bench.store) or q.cache / "cf")  # where the server finds it
         inputs = _inputs(q, bench)
+        load = {"in_process_start": _load_avg()}
         rows = _baseline(cfg, bench, cf_model, log)
         config_path = _server_config(bench, q.cache)
     finally:
@@ -502,12 +508,18 @@ def run(config: ServeBenchConfig | None = None, log: Callable[[str], None] = _lo
         with httpx.Client() as probe:
             start_s = server.wait_ready(probe)
         log(f"mmsearch serve ready on {server.url} in {start_s:.1f} s")
+        load["http_start"] = _load_avg()
         rows += _cells("http", _over_http(server.url, inputs, q.limit), cfg, lambda: httpx.Client(timeout=120), log)
         writes = _write_check(server.url, inputs, cfg, httpx) if cfg.upserts else None
     finally:
         server.stop()
-    machine = {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    machine = {"cpus": os.cpu_count(), "load_avg_1m": {**load, "end": _load_avg()}}
     return ServeBenchResult(json.loads(cfg.model_dump_json()), bench.build_s, round(start_s, 2), rows, writes, machine)
+
+
+def _loads(machine: dict[str, Any]) -> str:
+    loads = machine.get("load_avg_1m") or {}
+    return " / ".join(f"{v:g}" for v in loads.values()) + " at the in-process start / HTTP start / end"
 
 
 def format_result(result: ServeBenchResult) -> str:
@@ -517,7 +529,7 @@ def format_result(result: ServeBenchResult) -> str:
     lines = [
         (
             f"items {q['items']:,}, {c['requests']} requests per cell, candidates {q['candidates']}/signal, "
-            f"Qdrant Edge, CPU ({result.machine.get('cpus')} cores, load {result.machine.get('load_avg_1m')}), "
+            f"Qdrant Edge, CPU ({result.machine.get('cpus')} cores, 1-min load average {_loads(result.machine)}), "
             f"{q['threads']} onnxruntime thread(s) per tower, towers {'int8' if q['quantize'] == 'int8' else 'fp32'}"
         ),
         (
