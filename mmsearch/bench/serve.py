@@ -48,6 +48,7 @@ from mmsearch.cf import CFModel, save_model
 from mmsearch.cf.collection import cf_folder
 from mmsearch.errors import DependencyError, MmsearchError
 from mmsearch.query.engine import Searcher, SearchSettings
+from mmsearch.storage import Store, open_store
 
 _log = logging.getLogger(__name__)
 KINDS = ("text", "image", "recommend")
@@ -64,6 +65,9 @@ class ServeBenchConfig(BaseModel):
         warmup: untimed requests per kind first, on each side.
         clients: the concurrent clients of each cell.
         upserts: items written through `POST /items` during the write check (0 skips it).
+        rounds: in-process then HTTP, this many times (the server restarted each time); a cell's
+            figures pool its requests over the rounds, so a machine whose load drifts weighs on
+            both sides alike.
         port: the server's port on 127.0.0.1; 0 picks a free one.
     """
 
@@ -74,6 +78,7 @@ class ServeBenchConfig(BaseModel):
     warmup: int = Field(4, ge=0)
     clients: tuple[int, ...] = Field((1, 4, 16), min_length=1)
     upserts: int = Field(40, ge=0)
+    rounds: int = Field(1, ge=1, le=10)
     port: int = Field(0, ge=0, le=65_535)
 
 
@@ -161,17 +166,42 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1e3, q)) if values else float("nan")
 
 
-def _load(
-    kind: str, mode: str, clients: int, requests: int, call: Callable[[int, Any], bool], session: Callable[[], Any]
-) -> LoadRow:
+@dataclass
+class _Tally:
+    """The requests of one cell: their latencies, errors and wall time, pooled over rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: _Tally) -> None:
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.seconds += other.seconds
+
+    def row(self, kind: str, mode: str, clients: int) -> LoadRow:
+        n = len(self.latencies)
+        return LoadRow(
+            kind=kind,
+            mode=mode,
+            clients=clients,
+            requests=n,
+            errors=self.errors,
+            seconds=round(self.seconds, 3),
+            rps=round(n / self.seconds, 2) if self.seconds else 0.0,
+            p50_ms=_percentile(self.latencies, 50),
+            p95_ms=_percentile(self.latencies, 95),
+            p99_ms=_percentile(self.latencies, 99),
+        )
+
+
+def _load(clients: int, requests: int, call: Callable[[int, Any], bool], session: Callable[[], Any]) -> _Tally:
     """`requests` calls of `call(i, session)` from `clients` threads; `call` returns True when answered."""
-    latencies: list[float] = []
-    errors = 0
+    tally = _Tally()
     lock = threading.Lock()
     counter = iter(range(requests))
 
     def worker() -> None:
-        nonlocal errors
         own = session()
         try:
             while True:
@@ -183,31 +213,20 @@ def _load(
                 ok = call(i, own)
                 elapsed = time.perf_counter() - start
                 with lock:
-                    latencies.append(elapsed)
-                    errors += 0 if ok else 1
+                    tally.latencies.append(elapsed)
+                    tally.errors += 0 if ok else 1
         finally:
             if hasattr(own, "close"):
                 own.close()
 
-    threads = [threading.Thread(target=worker, name=f"bench-{kind}-{n}") for n in range(clients)]
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    seconds = time.perf_counter() - start
-    return LoadRow(
-        kind=kind,
-        mode=mode,
-        clients=clients,
-        requests=requests,
-        errors=errors,
-        seconds=round(seconds, 3),
-        rps=round(requests / seconds, 2),
-        p50_ms=_percentile(latencies, 50),
-        p95_ms=_percentile(latencies, 95),
-        p99_ms=_percentile(latencies, 99),
-    )
+    tally.seconds = time.perf_counter() - start
+    return tally
 
 
 @dataclass(frozen=True)
@@ -270,25 +289,29 @@ def _over_http(url: str, inputs: _Inputs, limit: int) -> dict[str, Callable[[int
     return {"text": text, "image": image, "recommend": recommend}
 
 
+Tallies = dict[tuple[str, str, int], _Tally]
+
+
 def _cells(
     mode: str,
     calls: dict[str, Callable[[int, Any], bool]],
     cfg: ServeBenchConfig,
     session: Callable[[], Any],
+    tallies: Tallies,
     log: Callable[[str], None],
-) -> list[LoadRow]:
-    rows = []
+) -> None:
+    """Every kind at every client count, on one side; each cell's requests added to `tallies`."""
     for kind in KINDS:
         if cfg.warmup:
-            _load(kind, mode, 1, cfg.warmup, calls[kind], session)
+            _load(1, cfg.warmup, calls[kind], session)
         for clients in cfg.clients:
-            row = _load(kind, mode, clients, cfg.requests, calls[kind], session)
+            tally = _load(clients, cfg.requests, calls[kind], session)
+            row = tally.row(kind, mode, clients)
             log(
                 f"{mode:<10} {kind:<9} {clients:>2} clients: {row.rps:7.1f} req/s, p50 {row.p50_ms:6.1f} ms, "
                 f"p99 {row.p99_ms:6.1f} ms, {row.errors} errors"
             )
-            rows.append(row)
-    return rows
+            tallies.setdefault((mode, kind, clients), _Tally()).add(tally)
 
 
 # ------------------------------------------------------------------ the server
@@ -466,14 +489,61 @@ def _searches_until(done: threading.Event, call: Callable[[int, Any], bool], ses
 # ------------------------------------------------------------------ the run
 
 
-def _baseline(cfg: ServeBenchConfig, bench: BenchStore, cf_model: CFModel, log: Callable[[str], None]) -> list[LoadRow]:
+def _baseline(
+    cfg: ServeBenchConfig,
+    bench: BenchStore,
+    store: Store,
+    cf_model: CFModel,
+    tallies: Tallies,
+    log: Callable[[str], None],
+) -> None:
     q = cfg.query
-    searcher = Searcher(bench.store, [bench.clip, bench.text_model], cf_model, SearchSettings(candidates=q.candidates))
-    return _cells("in-process", _in_process(searcher, _inputs(q, bench), q.limit), cfg, lambda: None, log)
+    searcher = Searcher(store, [bench.clip, bench.text_model], cf_model, SearchSettings(candidates=q.candidates))
+    _cells("in-process", _in_process(searcher, _inputs(q, bench), q.limit), cfg, lambda: None, tallies, log)
+
+
+@dataclass
+class _Run:
+    """What the rounds gather: the cells, the load average at each phase, server start times, writes."""
+
+    tallies: Tallies = field(default_factory=dict)
+    load: dict[str, float] = field(default_factory=dict)
+    starts: list[float] = field(default_factory=list)
+    writes: WriteCheck | None = None
+
+
+def _round(
+    n: int, cfg: ServeBenchConfig, bench: BenchStore, cf_model: CFModel, run: _Run, log: Callable[[str], None]
+) -> None:
+    """One round: the in-process cells, then the server's; the write check in the last round."""
+    import httpx
+
+    q = cfg.query
+    store = bench.store if n == 0 else open_store(bench.store.settings, encoders=bench.towers.specs)
+    try:
+        run.load[f"in-process {n + 1}"] = _load_avg()
+        _baseline(cfg, bench, store, cf_model, run.tallies, log)
+        config_path = _server_config(bench, q.cache)
+    finally:
+        store.close()  # Edge is one process: the server opens the store next
+    server = _Server(config_path, cfg)
+    try:
+        with httpx.Client() as probe:
+            run.starts.append(server.wait_ready(probe))
+        log(f"mmsearch serve ready on {server.url} in {run.starts[-1]:.1f} s")
+        run.load[f"HTTP {n + 1}"] = _load_avg()
+        inputs = _inputs(q, bench)
+        _cells(
+            "http", _over_http(server.url, inputs, q.limit), cfg, lambda: httpx.Client(timeout=120), run.tallies, log
+        )
+        if n == cfg.rounds - 1 and cfg.upserts:
+            run.writes = _write_check(server.url, inputs, cfg, httpx)
+    finally:
+        server.stop()
 
 
 def run(config: ServeBenchConfig | None = None, log: Callable[[str], None] = _log.info) -> ServeBenchResult:
-    """Time the in-process baseline, then the same requests over HTTP, then writes under load.
+    """Time the in-process baseline, then the same requests over HTTP (`rounds` times), then writes under load.
 
     Args:
         config: what to measure (default: the 100,000-item store, 48 requests per cell, 1/4/16 clients).
@@ -488,7 +558,7 @@ def run(config: ServeBenchConfig | None = None, log: Callable[[str], None] = _lo
             `mmsearch.bench.query`.
     """
     try:
-        import httpx
+        import httpx  # noqa: F401 - the clients' library, checked before minutes of setup
     except ImportError as e:
         raise DependencyError("the serving benchmark's clients need httpx: pip install httpx") from e
     cfg = config or ServeBenchConfig()
@@ -497,29 +567,22 @@ def run(config: ServeBenchConfig | None = None, log: Callable[[str], None] = _lo
     try:
         cf_model = bench.catalogue.cf_model(q.users)
         save_model(cf_model, cf_folder(bench.store) or q.cache / "cf")  # where the server finds it
-        inputs = _inputs(q, bench)
-        load = {"in_process_start": _load_avg()}
-        rows = _baseline(cfg, bench, cf_model, log)
-        config_path = _server_config(bench, q.cache)
-    finally:
-        bench.store.close()  # Edge is one process: the server opens the store next
-    server = _Server(config_path, cfg)
-    try:
-        with httpx.Client() as probe:
-            start_s = server.wait_ready(probe)
-        log(f"mmsearch serve ready on {server.url} in {start_s:.1f} s")
-        load["http_start"] = _load_avg()
-        rows += _cells("http", _over_http(server.url, inputs, q.limit), cfg, lambda: httpx.Client(timeout=120), log)
-        writes = _write_check(server.url, inputs, cfg, httpx) if cfg.upserts else None
-    finally:
-        server.stop()
-    machine = {"cpus": os.cpu_count(), "load_avg_1m": {**load, "end": _load_avg()}}
-    return ServeBenchResult(json.loads(cfg.model_dump_json()), bench.build_s, round(start_s, 2), rows, writes, machine)
+    except BaseException:
+        bench.store.close()
+        raise
+    gathered = _Run()
+    for n in range(cfg.rounds):
+        _round(n, cfg, bench, cf_model, gathered, log)
+    rows = [t.row(kind, mode, clients) for (mode, kind, clients), t in gathered.tallies.items()]
+    machine = {"cpus": os.cpu_count(), "load_avg_1m": {**gathered.load, "end": _load_avg()}}
+    start_s = round(float(np.median(gathered.starts)), 2)
+    config_json = json.loads(cfg.model_dump_json())
+    return ServeBenchResult(config_json, bench.build_s, start_s, rows, gathered.writes, machine)
 
 
 def _loads(machine: dict[str, Any]) -> str:
     loads = machine.get("load_avg_1m") or {}
-    return " / ".join(f"{v:g}" for v in loads.values()) + " at the in-process start / HTTP start / end"
+    return ", ".join(f"{phase} {value:g}" for phase, value in loads.items())
 
 
 def format_result(result: ServeBenchResult) -> str:
@@ -529,7 +592,8 @@ def format_result(result: ServeBenchResult) -> str:
     lines = [
         (
             f"items {q['items']:,}, {c['requests']} requests per cell, candidates {q['candidates']}/signal, "
-            f"Qdrant Edge, CPU ({result.machine.get('cpus')} cores, 1-min load average {_loads(result.machine)}), "
+            f"{c['rounds']} round(s), Qdrant Edge, CPU, {result.machine.get('cpus')} cores "
+            f"(1-min load average: {_loads(result.machine)}), "
             f"{q['threads']} onnxruntime thread(s) per tower, towers {'int8' if q['quantize'] == 'int8' else 'fp32'}"
         ),
         (

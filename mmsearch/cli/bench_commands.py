@@ -172,6 +172,7 @@ _CLIENTS = ServeBenchConfig.model_fields["clients"].default
         help="Concurrent clients of a cell (repeatable).",
     ),
     settings_option(ServeBenchConfig, "upserts", help="Items upserted over HTTP while searching (0: no write check)."),
+    settings_option(ServeBenchConfig, "rounds", help="In-process then HTTP, this many times; cells pool the rounds."),
     settings_option(QueryBenchConfig, "candidates", help="Nearest neighbours per signal (the engine's candidates)."),
     settings_option(QueryBenchConfig, "limit", help="Results per request."),
     settings_option(QueryBenchConfig, "users", help="Synthetic CF users."),
