@@ -68,6 +68,7 @@ class ServeBenchConfig(BaseModel):
         rounds: in-process then HTTP, this many times (the server restarted each time); a cell's
             figures pool its requests over the rounds, so a machine whose load drifts weighs on
             both sides alike.
+        concurrency: the server's `--concurrency` (searches at once); None: its default.
         port: the server's port on 127.0.0.1; 0 picks a free one.
     """
 
@@ -79,6 +80,7 @@ class ServeBenchConfig(BaseModel):
     clients: tuple[int, ...] = Field((1, 4, 16), min_length=1)
     upserts: int = Field(40, ge=0)
     rounds: int = Field(1, ge=1, le=10)
+    concurrency: int | None = Field(None, ge=1, le=1024)
     port: int = Field(0, ge=0, le=65_535)
 
 
@@ -364,6 +366,7 @@ class _Server:
             str(q.candidates),
             "--log-level",
             "warning",
+            *(["--concurrency", str(cfg.concurrency)] if cfg.concurrency else []),
         ]
         root = str(Path(__file__).resolve().parents[2])  # this mmsearch, also when run from a checkout
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}

@@ -191,6 +191,7 @@ _CLIENTS = ServeBenchConfig.model_fields["clients"].default
         QueryBenchConfig, "text_model", help="A text model folder instead of the cached MiniLM export.", type=_MODEL_DIR
     ),
     settings_option(QueryBenchConfig, "seed", help="Random seed of the catalogue and the queries."),
+    settings_option(ServeBenchConfig, "concurrency", help="The server's --concurrency [default: its own, 4 per core]."),
     settings_option(ServeBenchConfig, "port", help="The server's port on 127.0.0.1 (0: a free one)."),
     _json_option,
 )

@@ -75,7 +75,7 @@ _SERVE_OPTIONS = option_group(
         show_default=True,
         help="Seconds a search may take (waiting for a slot included); 504 after.",
     ),
-    click.option("--concurrency", type=int, default=None, help="Searches at once [default: 2 x cores, at least 4]."),
+    click.option("--concurrency", type=int, default=None, help="Searches at once [default: 4 x cores, at least 8]."),
     click.option("--queue", type=int, default=D.DEFAULT_QUEUE, show_default=True, help="Searches waiting; 503 beyond."),
     click.option("--candidates", type=int, default=None, help="Nearest neighbours per signal [default: the engine's]."),
     click.option("--maxsim", is_flag=True, help="Score content signals on the best matching photo/text (MaxSim)."),
