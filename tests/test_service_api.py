@@ -251,6 +251,12 @@ def test_a_bad_query_is_a_4xx_naming_the_field(client, body, status, field, need
         ({"content": b"{nope", "headers": {"content-type": "application/json"}}, 422, None, "not valid JSON"),
         ({"content": b"", "headers": {"content-type": "application/json"}}, 422, None, "empty"),
         ({"content": b"text=x", "headers": {"content-type": "text/plain"}}, 415, None, "media type"),
+        (
+            {"content": b"--e5\r\n-44--e5--\r\n", "headers": {"content-type": "multipart/form-data; boundary=e5"}},
+            400,
+            None,
+            "multipart body cannot be read",
+        ),
         ({"files": {"image": ("a.png", b"x")}, "data": {"query": "{nope"}}, 422, "query", "not valid JSON"),
         ({"files": {"image": ("a.png", b"x")}, "data": {"query": '{"limit": 0}'}}, 422, "limit", "greater than"),
         ({"files": {"photo": ("a.png", b"x")}}, 422, "photo", "unknown part"),

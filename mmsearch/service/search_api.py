@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from mmsearch.service.errors import ErrorResponse, RequestError
@@ -28,6 +29,7 @@ _MULTIPART_PARTS = ("image", "query")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": what}
     for code, what in (
+        (400, "a body that is not JSON or multipart at all"),
         (401, "no API key, or not a valid one"),
         (403, "the key lacks the scope"),
         (404, "an unknown item or user"),
@@ -92,6 +94,8 @@ async def _multipart(request: Request) -> tuple[SearchQuery, bytes | None]:
         form = await request.form(max_files=4, max_fields=4)
     except MultiPartException as e:
         raise RequestError(400, f"the multipart body cannot be read: {e.message}", type="BadRequest") from e
+    except HTTPException as e:  # Starlette's own wording of a malformed multipart body
+        raise RequestError(400, f"the multipart body cannot be read: {e.detail}", type="BadRequest") from e
     unknown = sorted(set(form) - set(_MULTIPART_PARTS))
     if unknown:
         raise RequestError(422, f"unknown part(s) {unknown}; the parts are 'image' and 'query'", field=unknown[0])
