@@ -31,6 +31,7 @@ def _child(code: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=ROOT,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -115,6 +116,58 @@ def test_second_opener_in_another_process_is_refused(tmp_path: Path) -> None:
         proc.wait(timeout=30)
     with open_store(_settings(tmp_path)) as s:  # the lock dies with its holder
         assert s.count() == 5
+
+
+RACER = """
+    import sys, time
+    from mmsearch.errors import StoreLockedError
+    from mmsearch.storage import open_store
+    print("ready", flush=True)
+    for line in sys.stdin:
+        path, start = line.split()
+        time.sleep(max(0.0, float(start) - time.time()))
+        try:
+            store = open_store({"backend": "edge", "path": path, "collection": "c"}, encoders=[])
+        except StoreLockedError:
+            print("locked", flush=True)
+            continue
+        except Exception as e:
+            print("error", type(e).__name__, str(e).replace(chr(10), " "), flush=True)
+            continue
+        print("won", flush=True)
+        sys.stdin.readline()  # hold the store open until the other racer has answered
+        store.close()
+        print("closed", flush=True)
+"""
+
+
+def test_two_processes_creating_one_store_at_once_one_wins_the_other_is_locked_out(tmp_path: Path) -> None:
+    racers = [_child(RACER) for _ in range(2)]
+    try:
+        for r in racers:
+            _wait_for(r, "ready")
+        outcomes = []
+        for trial in range(25):
+            folder = tmp_path / f"t{trial}"
+            start = time.time() + 0.15  # both open at the same instant, give or take a millisecond
+            for r in racers:
+                r.stdin.write(f"{folder} {start}\n")
+                r.stdin.flush()
+            answers = [r.stdout.readline().strip() for r in racers]
+            outcomes.append(sorted(answers))
+            for r, answer in zip(racers, answers, strict=True):
+                if answer == "won":
+                    r.stdin.write("close\n")
+                    r.stdin.flush()
+                    assert r.stdout.readline().strip() == "closed"
+        assert outcomes == [["locked", "won"]] * 25, outcomes
+        for trial in range(25):  # the winner's store is whole: it opens and holds its (empty) collection
+            with open_store({"backend": "edge", "path": tmp_path / f"t{trial}", "collection": "c"}) as store:
+                assert store.count() == 0
+    finally:
+        for r in racers:
+            r.kill()
+            r.wait(timeout=30)
 
 
 def _edge_vector_config(tmp_path: Path) -> dict:

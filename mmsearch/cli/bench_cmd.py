@@ -1,6 +1,6 @@
 """`mmsearch bench`: throughput and latency figures with ratios against a baseline from the same run.
 
-`encoders` is defined here; `index`, `query` and `store` live in `mmsearch.cli.bench_commands`,
+`encoders` is defined here; `index`, `distributed`, `query` and `store` live in `mmsearch.cli.bench_commands`,
 imported when one of them is asked for: their options are read off the benchmarks' settings
 models, and importing those (numpy, pydantic, the store) would slow down every `mmsearch` call.
 """
@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 _LAZY = {
+    "distributed": "mmsearch.cli.bench_commands:bench_distributed",
     "index": "mmsearch.cli.bench_commands:bench_index",
     "query": "mmsearch.cli.bench_commands:bench_query",
     "store": "mmsearch.cli.bench_commands:bench_store",
@@ -49,6 +50,7 @@ def bench() -> None:
     Example:
       mmsearch bench encoders --batch 1 --batch 32
       mmsearch bench index --items 1000 --rounds 3
+      mmsearch bench distributed --items 500 --workers 2
       mmsearch bench query --quantize int8 --threads 2 --json
       mmsearch bench serve --items 20000 --requests 30
     """

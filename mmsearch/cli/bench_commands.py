@@ -1,4 +1,4 @@
-"""`mmsearch bench index`, `bench query`, `bench store` and `bench serve`: one shape for the benchmarks.
+"""`mmsearch bench index`, `distributed`, `query`, `store` and `serve`: one shape for the benchmarks.
 
 Each reads its options off the benchmark's settings model (`settings_option`: the defaults and
 limits stay in the library), builds the settings, runs the library's `run` with progress lines on
@@ -14,10 +14,12 @@ from typing import Any
 
 import click
 
+from mmsearch.bench import distributed as distributed_bench
 from mmsearch.bench import index as index_bench
 from mmsearch.bench import query as query_bench
 from mmsearch.bench import serve as serve_bench
 from mmsearch.bench import store as store_bench
+from mmsearch.bench.distributed import DistributedBenchConfig
 from mmsearch.bench.index import IndexBenchConfig
 from mmsearch.bench.query import QueryBenchConfig
 from mmsearch.bench.serve import ServeBenchConfig
@@ -77,6 +79,49 @@ def bench_index(as_json: bool, **opts: Any) -> None:
     config = settings_from(IndexBenchConfig, opts, index=settings_from(IndexSettings, opts))
     result = index_bench.run(config, log=_progress)
     _report(index_bench.format_result(result), result.to_json(), as_json)
+
+
+@click.command("distributed")
+@option_group(
+    settings_option(DistributedBenchConfig, "items", help="Generated photos in the catalog, one item each."),
+    settings_option(
+        DistributedBenchConfig,
+        "model",
+        help="An image model folder from `mmsearch export` [default: ResNet-18 with random weights, "
+        "exported on the fly; needs the export extra].",
+        type=_MODEL_DIR,
+    ),
+    settings_option(DistributedBenchConfig, "image_size", help="Side of the generated JPEG photos, in pixels."),
+    settings_option(DistributedBenchConfig, "workers", help="Ray actors at most, Spark's local cores and partitions."),
+    click.option(
+        "--engine",
+        "engines",
+        type=click.Choice(["ray", "spark"]),
+        multiple=True,
+        help="An engine to run against mmsearch index (repeat for several) [default: ray and spark].",
+    ),
+    settings_option(IndexSettings, "batch_size", help="Items per encode step, in every engine."),
+    settings_option(IndexSettings, "device", help="Where the encoders run (auto: CUDA when available)."),
+    _json_option,
+)
+def bench_distributed(as_json: bool, **opts: Any) -> None:
+    """`mmsearch index` against Ray Data and Spark on the same rows and model: rows/s and ratios.
+
+    Generates a catalog of JPEG photos, indexes it with `mmsearch index`, then with Ray
+    (MmsearchSink) and Spark (SparkIndexer) in local mode, then with `mmsearch index` again (the
+    baseline is the mean of its two runs); each run is followed by a rerun, every row unchanged.
+    Needs the distributed extra and Java.
+
+    \b
+    Example:
+      mmsearch bench distributed --items 500 --workers 2
+      mmsearch bench distributed --engine spark --model models/clip --json
+    """
+    if not opts["engines"]:
+        del opts["engines"]  # none named: the settings' default, both
+    config = settings_from(DistributedBenchConfig, opts, index=settings_from(IndexSettings, opts))
+    result = distributed_bench.run(config, log=_progress)
+    _report(distributed_bench.format_result(result), result.to_json(), as_json)
 
 
 @click.command("query")
@@ -214,4 +259,4 @@ def bench_serve(as_json: bool, clients: tuple[int, ...], **opts: Any) -> None:
     _report(serve_bench.format_result(result), result.to_json(), as_json)
 
 
-__all__ = ["bench_index", "bench_query", "bench_serve", "bench_store"]
+__all__ = ["bench_distributed", "bench_index", "bench_query", "bench_serve", "bench_store"]

@@ -568,11 +568,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def arrow_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An Arrow row (`to_pylist()`: Parquet, Ray, Spark) as a raw record: nulls and NaN absent, values JSON-able."""
+    return {str(k): v for k, v in ((k, _plain(v)) for k, v in row.items()) if v is not None}
+
+
 def _read_parquet(path: Path, config: CatalogConfig) -> Iterator[CatalogRecord]:
     pf = _parquet_file(path)
     n = 0
     for batch in pf.iter_batches(batch_size=1024):
         for row in batch.to_pylist():
             n += 1
-            raw = {k: v for k, v in ((k, _plain(v)) for k, v in row.items()) if v is not None}
-            yield _record(n, raw, config, None)
+            yield _record(n, arrow_record(row), config, None)

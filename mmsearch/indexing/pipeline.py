@@ -145,6 +145,24 @@ def content_hash(item: CatalogItem, embedders: Sequence[Embedder], base_dir: Pat
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def item_payload(item: CatalogItem, item_hash: str) -> dict[str, Any]:
+    """What an item is stored with: its fields and the content hash that lets a rerun skip it."""
+    return {**item.stored_payload(), HASH_KEY: item_hash}
+
+
+def stored_hashes(store: Store, ids: Sequence[str]) -> dict[str, str | None]:
+    """The content hash each stored item among `ids` was written with (None: written without one)."""
+    return {s.id: s.payload.get(HASH_KEY) for s in store.retrieve(ids, with_payload=True)}
+
+
+def carried_cf(store: Store, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """The `cf` vectors of stored items among `ids`: a re-embedded item is rewritten whole, keeping its `cf`."""
+    if not ids or CF_VECTOR not in store.vector_names:
+        return {}
+    found = store.retrieve(ids, with_vectors=[CF_VECTOR], with_payload=False)
+    return {s.id: s.vectors[CF_VECTOR] for s in found if CF_VECTOR in s.vectors and s.vectors[CF_VECTOR].size}
+
+
 @dataclass(frozen=True)
 class Work:
     """An item that needs encoding: new, or changed since it was stored."""
@@ -165,7 +183,8 @@ class Prepared:
     texts: dict[str, list[str]]
 
 
-def _kind(e: Exception) -> str:
+def error_kind(e: Exception) -> str:
+    """The error log's kind for an item's input error (`fetch`, `image`, `text`, a record's own kind)."""
     if isinstance(e, FetchError):
         return "fetch"
     if isinstance(e, ImageDecodeError):
@@ -267,6 +286,44 @@ def encode(batch: Sequence[Prepared], embedders: Sequence[Embedder]) -> list[dic
     return out
 
 
+def encode_isolated(
+    batch: Sequence[Prepared], embedders: Sequence[Embedder], failed: Callable[[Prepared, Exception], None]
+) -> list[tuple[Prepared, dict[str, np.ndarray]]]:
+    """`encode`, and when a batch fails, item by item, so that only the items at fault are lost.
+
+    Args:
+        failed: called with each item the encoder fails on (and the error); the others come back.
+    """
+    try:
+        return list(zip(batch, encode(batch, embedders), strict=True))
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises untyped errors; isolate the item(s) at fault
+        if len(batch) == 1:
+            failed(batch[0], e)
+            return []
+        log.warning("encoding a batch of %d failed (%s); retrying item by item", len(batch), e)
+        return [pair for p in batch for pair in encode_isolated([p], embedders, failed)]
+
+
+def upsert_isolated(store: Store, items: Sequence[Item], refused: Callable[[Item, BatchError], None]) -> list[Item]:
+    """Upsert `items`, and when the store refuses the batch, item by item; returns the items written.
+
+    Args:
+        refused: called with each item the store refuses (and why); the others are written.
+
+    Raises:
+        BackendError: the engine failed (not the items' fault).
+    """
+    try:
+        store.upsert(items, optimize=False)
+        return list(items)
+    except BatchError as e:
+        if len(items) == 1:
+            refused(items[0], e)
+            return []
+        log.warning("the store refused a batch of %d (%s); retrying item by item", len(items), e)
+        return [done for it in items for done in upsert_isolated(store, [it], refused)]
+
+
 @dataclass
 class RunCounts:
     """What one pipeline run did."""
@@ -365,14 +422,8 @@ class Pipeline:
     def _changed(self, records: list[tuple[int, CatalogItem]]) -> Iterator[Work]:
         hashes = [content_hash(item, self.embedders, self.base_dir) for _, item in records]
         ids = [item.id for _, item in records]
-        stored = {s.id: s.payload.get(HASH_KEY) for s in self.store.retrieve(ids, with_payload=True)}
-        changed = [i for i, h in zip(ids, hashes, strict=True) if i in stored and stored[i] != h]
-        cf: dict[str, np.ndarray] = {}
-        if changed and CF_VECTOR in self.store.vector_names:
-            # A re-embedded item is rewritten whole; carry its collaborative-filtering vector over.
-            for s in self.store.retrieve(changed, with_vectors=[CF_VECTOR], with_payload=False):
-                if CF_VECTOR in s.vectors and s.vectors[CF_VECTOR].size:
-                    cf[s.id] = s.vectors[CF_VECTOR]
+        stored = stored_hashes(self.store, ids)
+        cf = carried_cf(self.store, [i for i, h in zip(ids, hashes, strict=True) if i in stored and stored[i] != h])
         for (line, item), item_id, h in zip(records, ids, hashes, strict=True):
             if stored.get(item_id) == h:
                 self.counts.unchanged += 1
@@ -384,28 +435,21 @@ class Pipeline:
     def _encode(self, batch: list[Prepared]) -> list[tuple[Prepared, dict[str, np.ndarray]]]:
         start = time.perf_counter()
         try:
-            return list(zip(batch, encode(batch, self.embedders), strict=True))
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises untyped errors; isolate the item(s) at fault
-            if len(batch) == 1:
-                p = batch[0]
-                self._skip(ItemError(p.work.line, p.work.item.id, "encode", f"encoding failed: {e}"), failed=True)
-                return []
-            log.warning("encoding a batch of %d failed (%s); retrying item by item", len(batch), e)
-            return [pair for p in batch for pair in self._encode([p])]
+            return encode_isolated(batch, self.embedders, self._encode_failed)
         finally:
             self.counts.encode_seconds += time.perf_counter() - start
 
+    def _encode_failed(self, p: Prepared, e: Exception) -> None:
+        self._skip(ItemError(p.work.line, p.work.item.id, "encode", f"encoding failed: {e}"), failed=True)
+
     def _upsert(self, items: list[Item], works: list[Work]) -> list[Work]:
-        try:
-            self.store.upsert(items, optimize=False)
-            return works
-        except BatchError as e:
-            if len(items) == 1:
-                w = works[0]
-                self._skip(ItemError(w.line, w.item.id, "store", f"the store refused the item: {e}"), failed=True)
-                return []
-            log.warning("the store refused a batch of %d (%s); retrying item by item", len(items), e)
-            return [w for it, w in zip(items, works, strict=True) for w in self._upsert([it], [w])]
+        by_id = {w.item.id: w for w in works}
+
+        def refused(item: Item, e: BatchError) -> None:
+            w = by_id[item.id]
+            self._skip(ItemError(w.line, w.item.id, "store", f"the store refused the item: {e}"), failed=True)
+
+        return [by_id[it.id] for it in upsert_isolated(self.store, items, refused)]
 
     def _flush(self, batch: list[Prepared]) -> None:
         encoded = self._encode(batch)
@@ -417,7 +461,7 @@ class Pipeline:
             vecs: dict[str, Any] = dict(vectors)
             if w.cf is not None:
                 vecs[CF_VECTOR] = w.cf
-            items.append(Item(id=w.item.id, vectors=vecs, payload={**w.item.stored_payload(), HASH_KEY: w.hash}))
+            items.append(Item(id=w.item.id, vectors=vecs, payload=item_payload(w.item, w.hash)))
             works.append(w)
         written = self._upsert(items, works)
         for w in written:
@@ -468,4 +512,4 @@ class Pipeline:
         try:
             pending.append(fut.result())
         except InputError as e:
-            self._skip(ItemError(work.line, work.item.id, _kind(e), f"line {work.line}: {e}"))
+            self._skip(ItemError(work.line, work.item.id, error_kind(e), f"line {work.line}: {e}"))

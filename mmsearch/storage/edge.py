@@ -9,7 +9,10 @@ Edge facts this module works around:
 - HNSW graphs are built only by `optimize()` (blocking); until then search scans the new points
   exactly. `Store.upsert` optimizes after large batches (`optimize_after`); call `optimize()` after
   many small ones.
-- A second opener of the same folder fails on the WAL lock: mapped to `StoreLockedError`.
+- Opening is exclusive: the backend holds an `flock` on `<path>/<collection>/.lock` while open
+  (taken before the shard is inspected or created), so of two processes opening one new folder at
+  once exactly one creates it and the other gets `StoreLockedError`; Edge's own WAL lock (also
+  mapped to `StoreLockedError`) stays as a second guard.
 - `create_dense_vector` adds a named vector in place but takes no HNSW or quantization settings;
   the backend then reopens the shard with the full config, which Edge persists, so a rescoring
   multivector keeps m=0.
@@ -37,6 +40,7 @@ from mmsearch.errors import BackendError, DependencyError, SchemaMismatchError, 
 from mmsearch.files import write_json_atomic
 from mmsearch.storage.base import NearestQuery, Point, RawHit, RawRecord, WithVectors, engine_errors
 from mmsearch.storage.filters import Filter, MatchValue
+from mmsearch.storage.folder_lock import FolderLock
 from mmsearch.storage.hybrid import HybridQuery
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 from mmsearch.storage.settings import BackendKind, StoreSettings
@@ -45,6 +49,7 @@ from mmsearch.storage.translate import Search, Translator, raw_hit, raw_record, 
 log = logging.getLogger(__name__)
 RECORD_FILE = "mmsearch.json"
 SHARD_DIR = "shard"
+LOCK_FILE = ".lock"
 
 
 def import_edge() -> Any:
@@ -199,12 +204,23 @@ class EdgeBackend:
         self._record_path = self.folder / RECORD_FILE
         self._shard: Any = None
         self._schema: StoreSchema | None = None
-        if self._has_segments():
-            recorded = self._read_record()
-            self._shard = self._load(recorded)
-            self._schema = recorded
+        self._lock = FolderLock(self.folder / LOCK_FILE)
+        if self.folder.is_dir():
+            self._take_lock()
+        try:
+            if self._has_segments():
+                recorded = self._read_record()
+                self._shard = self._load(recorded)
+                self._schema = recorded
+        except BaseException:
+            self._lock.release()
+            raise
 
     # -- opening -----------------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        if not self._lock.acquire():
+            raise self._locked()
+
     def _has_segments(self) -> bool:
         return (self._shard_dir / "segments").is_dir() or (self._shard_dir / "edge_config.json").is_file()
 
@@ -220,9 +236,9 @@ class EdgeBackend:
 
     def _locked(self) -> StoreLockedError:
         return StoreLockedError(
-            f"the store at {self.folder} is already open (its write-ahead log is locked by another "
-            f"process or another open store in this one); close that one first, or use a Qdrant "
-            f"server (backend 'server') for concurrent access"
+            f"the store at {self.folder} is already open (locked by another process or another open "
+            f"store in this one); close that one first, or use a Qdrant server (backend 'server') for "
+            f"concurrent access"
         )
 
     def _load(self, schema: StoreSchema | None, *, strict: bool = False) -> Any:
@@ -280,6 +296,14 @@ class EdgeBackend:
     def create(self, schema: StoreSchema) -> None:
         qe = self._qe
         self._shard_dir.mkdir(parents=True, exist_ok=True)
+        if not self._lock.held:
+            self._take_lock()
+            if self._has_segments():
+                self._lock.release()
+                raise StoreLockedError(
+                    f"the store at {self.folder} was created by another process while this one was "
+                    f"opening it; open it again"
+                )
         if self._shard is None:
             with _engine("create"):
                 try:
@@ -369,11 +393,14 @@ class EdgeBackend:
             return bool(shard.optimize())
 
     def close(self) -> None:
-        if self._shard is not None:
-            shard, self._shard = self._shard, None
-            with _engine("close"):
-                shard.flush()
-                shard.close()
+        try:
+            if self._shard is not None:
+                shard, self._shard = self._shard, None
+                with _engine("close"):
+                    shard.flush()
+                    shard.close()
+        finally:
+            self._lock.release()
 
     def sidecar_folder(self, name: str) -> Path:
         return self.folder / name
