@@ -22,7 +22,8 @@ FORBIDDEN = {
     "mmsearch/cf": ("mmsearch.query", "mmsearch.indexing", "mmsearch.eval", "mmsearch.cli"),
     "mmsearch/query": ("mmsearch.indexing", "mmsearch.eval", "mmsearch.bench", "mmsearch.cli"),
     "mmsearch/indexing": ("mmsearch.eval", "mmsearch.bench", "mmsearch.cli"),
-    "mmsearch/bench": ("mmsearch.cli",),
+    "mmsearch/bench": ("mmsearch.cli", "mmsearch.service"),
+    "mmsearch/service": ("mmsearch.cli", "mmsearch.bench", "mmsearch.eval"),
     "mmsearch/eval": ("mmsearch.cli", "mmsearch.bench"),
 }
 

@@ -337,7 +337,8 @@ class _Queries:
     users: list[str]
 
 
-def _queries(cfg: QueryBenchConfig) -> _Queries:
+def bench_queries(cfg: QueryBenchConfig) -> _Queries:
+    """The texts, photo files and users of the timed queries (`queries + warmup` of each)."""
     n = cfg.queries + cfg.warmup
     texts = _texts(np.random.default_rng(cfg.seed + 1), n)
     images = [str(p) for p in _images(np.random.default_rng(cfg.seed + 2), n, cfg.cache / "query-images")]
@@ -392,6 +393,45 @@ def _time_kind(
     )
 
 
+@dataclass
+class BenchStore:
+    """The benchmark's models and its cached store, open (close `store` when done).
+
+    Attributes:
+        clip, text_model: the loaded model folders.
+        towers: their three towers.
+        catalogue: the synthetic catalogue the store was built from (and its CF model's source).
+        store: the open Edge store.
+        build_s: seconds it took to build, None when reused from the cache.
+        clip_dir, text_dir: the model folders.
+    """
+
+    clip: Model
+    text_model: Model
+    towers: _Towers
+    catalogue: _Catalogue
+    store: Store
+    build_s: float | None
+    clip_dir: Path
+    text_dir: Path
+
+
+def open_bench_store(cfg: QueryBenchConfig, log: Callable[[str], None] = _log.info) -> BenchStore:
+    """Export the models and build the store into the cache when they are not there, then open them.
+
+    Raises:
+        ConfigError, ModelError, DependencyError: as `run`.
+    """
+    cfg.cache.mkdir(parents=True, exist_ok=True)
+    clip_dir, text_dir = _models(cfg, log)
+    clip = load_model(clip_dir, device="cpu", threads=cfg.threads)
+    text_model = load_model(text_dir, device="cpu", threads=cfg.threads)
+    towers = _towers(clip, text_model)
+    catalogue = _Catalogue(cfg, towers, np.random.default_rng(cfg.seed))
+    store, build_s = _open_or_build(cfg, towers, catalogue, log)
+    return BenchStore(clip, text_model, towers, catalogue, store, build_s, clip_dir, text_dir)
+
+
 def run(config: QueryBenchConfig | None = None, log: Callable[[str], None] = _log.info) -> QueryBenchResult:
     """Build (or reuse) the catalogue and time text and image queries, hybrid and baseline.
 
@@ -409,21 +449,16 @@ def run(config: QueryBenchConfig | None = None, log: Callable[[str], None] = _lo
             MiniLM) is not installed.
     """
     cfg = config or QueryBenchConfig()
-    cfg.cache.mkdir(parents=True, exist_ok=True)
-    clip_dir, text_dir = _models(cfg, log)
-    clip = load_model(clip_dir, device="cpu", threads=cfg.threads)
-    text_model = load_model(text_dir, device="cpu", threads=cfg.threads)
-    towers = _towers(clip, text_model)
-    catalogue = _Catalogue(cfg, towers, np.random.default_rng(cfg.seed))
-    store, build_s = _open_or_build(cfg, towers, catalogue, log)
+    bench = open_bench_store(cfg, log)
+    store = bench.store
     try:
         settings = SearchSettings(candidates=cfg.candidates)
-        searcher = Searcher(store, [clip, text_model], catalogue.cf_model(cfg.users), settings)
-        queries = _queries(cfg)
-        rows = [_time_kind(kind, cfg, towers, searcher, store, queries) for kind in ("text", "image")]
+        searcher = Searcher(store, [bench.clip, bench.text_model], bench.catalogue.cf_model(cfg.users), settings)
+        queries = bench_queries(cfg)
+        rows = [_time_kind(kind, cfg, bench.towers, searcher, store, queries) for kind in ("text", "image")]
     finally:
         store.close()
-    return QueryBenchResult(config=json.loads(cfg.model_dump_json()), build_s=build_s, rows=rows)
+    return QueryBenchResult(config=json.loads(cfg.model_dump_json()), build_s=bench.build_s, rows=rows)
 
 
 def format_result(result: QueryBenchResult) -> str:
@@ -454,4 +489,14 @@ def format_result(result: QueryBenchResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["LatencyRow", "QueryBenchConfig", "QueryBenchResult", "default_cache", "format_result", "run"]
+__all__ = [
+    "BenchStore",
+    "LatencyRow",
+    "QueryBenchConfig",
+    "QueryBenchResult",
+    "bench_queries",
+    "default_cache",
+    "format_result",
+    "open_bench_store",
+    "run",
+]

@@ -62,6 +62,9 @@ def _register() -> None:
     cli.add_command(query_cmd.query)
     cli.add_command(query_cmd.recommend)
     cli.add_command(cf_cmd.cf)
+    from mmsearch.cli import serve_cmd
+
+    cli.add_command(serve_cmd.serve)
 
 
 _register()

@@ -22,6 +22,7 @@ _LAZY = {
     "index": "mmsearch.cli.bench_commands:bench_index",
     "query": "mmsearch.cli.bench_commands:bench_query",
     "store": "mmsearch.cli.bench_commands:bench_store",
+    "serve": "mmsearch.cli.bench_commands:bench_serve",
 }
 
 
@@ -55,6 +56,7 @@ def bench() -> None:
       mmsearch bench distributed --items 500 --workers 2
       mmsearch bench query --quantize int8 --threads 2 --json
       mmsearch bench cf --items 10000 --items 100000
+      mmsearch bench serve --items 20000 --requests 30
     """
 
 

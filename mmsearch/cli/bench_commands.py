@@ -1,4 +1,4 @@
-"""`mmsearch bench index`, `distributed`, `query`, `store` and `cf`: one shape for the benchmarks.
+"""`mmsearch bench index`, `distributed`, `query`, `store`, `cf` and `serve`: one shape for the benchmarks.
 
 Each reads its options off the benchmark's settings model (`settings_option`: the defaults and
 limits stay in the library), builds the settings, runs the library's `run` with progress lines on
@@ -18,11 +18,13 @@ from mmsearch.bench import cf as cf_bench
 from mmsearch.bench import distributed as distributed_bench
 from mmsearch.bench import index as index_bench
 from mmsearch.bench import query as query_bench
+from mmsearch.bench import serve as serve_bench
 from mmsearch.bench import store as store_bench
 from mmsearch.bench.cf import CFBenchConfig
 from mmsearch.bench.distributed import DistributedBenchConfig
 from mmsearch.bench.index import IndexBenchConfig
 from mmsearch.bench.query import QueryBenchConfig
+from mmsearch.bench.serve import ServeBenchConfig
 from mmsearch.bench.store import StoreBenchConfig
 from mmsearch.cli.options import option_group, progress_options, progress_printer
 from mmsearch.cli.settings_options import settings_from, settings_option
@@ -237,4 +239,64 @@ def bench_cf(as_json: bool, progress: str, items: tuple[int, ...], **opts: Any) 
     _report(cf_bench.format_result(result), result.to_json(), as_json)
 
 
-__all__ = ["bench_cf", "bench_distributed", "bench_index", "bench_query", "bench_store"]
+_CLIENTS = ServeBenchConfig.model_fields["clients"].default
+
+
+@click.command("serve")
+@option_group(
+    settings_option(QueryBenchConfig, "items", help="Items in the synthetic catalogue (the query benchmark's store)."),
+    settings_option(ServeBenchConfig, "requests", help="Timed requests per cell (kind x clients), on each side."),
+    settings_option(ServeBenchConfig, "warmup", help="Untimed requests per kind first, on each side."),
+    click.option(
+        "--clients",
+        type=click.IntRange(min=1),
+        multiple=True,
+        default=_CLIENTS,
+        show_default=True,
+        help="Concurrent clients of a cell (repeatable).",
+    ),
+    settings_option(ServeBenchConfig, "upserts", help="Items upserted over HTTP while searching (0: no write check)."),
+    settings_option(ServeBenchConfig, "rounds", help="In-process then HTTP, this many times; cells pool the rounds."),
+    settings_option(QueryBenchConfig, "candidates", help="Nearest neighbours per signal (the engine's candidates)."),
+    settings_option(QueryBenchConfig, "limit", help="Results per request."),
+    settings_option(QueryBenchConfig, "users", help="Synthetic CF users."),
+    settings_option(QueryBenchConfig, "threads", help="onnxruntime threads per tower, in process and in the server."),
+    settings_option(QueryBenchConfig, "quantize", help="int8: the dynamic-int8 towers (and a store built with them)."),
+    settings_option(
+        QueryBenchConfig,
+        "cache",
+        help="The query benchmark's cache folder (models and stores, shared with `bench query`) "
+        "[default: $MMSEARCH_CACHE/bench-query, else ~/.cache/mmsearch/bench-query].",
+    ),
+    settings_option(
+        QueryBenchConfig, "clip_model", help="A CLIP model folder instead of the cached export.", type=_MODEL_DIR
+    ),
+    settings_option(
+        QueryBenchConfig, "text_model", help="A text model folder instead of the cached MiniLM export.", type=_MODEL_DIR
+    ),
+    settings_option(QueryBenchConfig, "seed", help="Random seed of the catalogue and the queries."),
+    settings_option(ServeBenchConfig, "concurrency", help="The server's --concurrency [default: its own, 4 per core]."),
+    settings_option(ServeBenchConfig, "port", help="The server's port on 127.0.0.1 (0: a free one)."),
+    _json_option,
+    progress_options,
+)
+def bench_serve(as_json: bool, progress: str, clients: tuple[int, ...], **opts: Any) -> None:
+    """`mmsearch serve` under load: req/s and p50/p95/p99 at 1, 4, 16 clients, against the in-process Searcher.
+
+    Text, image (multipart upload) and recommend requests on the query benchmark's store, first as
+    in-process `Searcher` calls from as many threads (the baseline), then over HTTP against a
+    `mmsearch serve` process on 127.0.0.1; then items upserted while searching, counted before and
+    after (nothing may be lost) and deleted again.
+
+    \b
+    Example:
+      mmsearch bench serve --items 100000
+      mmsearch bench serve --items 20000 --requests 30 --clients 1 --clients 8 --json
+    """
+    query = settings_from(QueryBenchConfig, opts)
+    config = settings_from(ServeBenchConfig, opts, query=query, clients=clients)
+    result = serve_bench.run(config, log=progress_printer(progress))
+    _report(serve_bench.format_result(result), result.to_json(), as_json)
+
+
+__all__ = ["bench_cf", "bench_distributed", "bench_index", "bench_query", "bench_serve", "bench_store"]

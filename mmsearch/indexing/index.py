@@ -120,8 +120,18 @@ def model_records(
     return out
 
 
-def _records_from(items: Iterable[CatalogItem | Mapping[str, Any]], config: IndexConfig) -> Iterator[CatalogRecord]:
+def item_records(
+    items: Iterable[CatalogItem | CatalogRecord | Mapping[str, Any]], config: IndexConfig
+) -> Iterator[CatalogRecord]:
+    """Items given in code as catalog records, each at its position (from 1): what `Index.add` indexes.
+
+    Mappings are parsed with the config's column mapping; one that does not parse, or an object
+    that is no item, becomes a record holding its `ItemError`. `CatalogRecord`s pass unchanged.
+    """
     for n, obj in enumerate(items, 1):
+        if isinstance(obj, CatalogRecord):
+            yield obj
+            continue
         if isinstance(obj, CatalogItem):
             yield CatalogRecord(line=n, item=obj)
             continue
@@ -248,7 +258,7 @@ class Index:
 
     def add(
         self,
-        items: Iterable[CatalogItem | Mapping[str, Any]],
+        items: Iterable[CatalogItem | CatalogRecord | Mapping[str, Any]],
         *,
         base_dir: str | Path = ".",
         errors: ErrorLog | str | Path | None = None,
@@ -259,11 +269,12 @@ class Index:
         Unchanged items (same content hash as stored) are skipped; bad ones are logged, not raised.
 
         Args:
-            items: the items; mappings go through the config's column mapping.
+            items: the items; mappings go through the config's column mapping; `CatalogRecord`s
+                (see `item_records`) are indexed as they are, an error record logged as skipped.
             base_dir: what relative image paths are relative to.
             errors, progress: as in `sync`.
         """
-        return self._run(_records_from(items, self.config), Path(base_dir).resolve(), None, errors, progress, False)
+        return self._run(item_records(items, self.config), Path(base_dir).resolve(), None, errors, progress, False)
 
     def delete(self, item_ids: Iterable[str]) -> int:
         """Delete items by id; returns how many existed."""

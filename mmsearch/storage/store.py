@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -602,6 +602,18 @@ class Store:
         return sorted({k for r in records for k in r.payload if not is_internal_key(k)})
 
     # -- lifetime --------------------------------------------------------------------------------
+    def observe(self, callback: Callable[[str, float], None]) -> None:
+        """Call `callback(operation, seconds)` after every engine call of this store, e.g. for metrics.
+
+        Operations are the backend's (`query`, `score_points`, `retrieve`, `upsert`, `count`...);
+        see `mmsearch.storage.observe`. Observing again replaces the callback.
+        """
+        from mmsearch.storage.observe import ObservedBackend
+
+        backend = self._open()
+        inner = backend._inner if isinstance(backend, ObservedBackend) else backend
+        self._backend = ObservedBackend(inner, callback)
+
     def close(self) -> None:
         """Flush and release the store (and, for Edge, its folder lock). Closing twice is fine."""
         if self._backend is not None:
