@@ -3,13 +3,15 @@
     {"must": [{"key": "color", "match": {"value": "red"}},
               {"key": "color", "match": {"any": ["red", "blue"]}},
               {"key": "price", "range": {"gte": 5, "lt": 20}}],
-     "must_not": [{"has_id": ["sku-001"]}],
+     "must_not": [{"is_empty": {"key": "images"}}],
      "should": [{"must": [...]}]}
 
-A condition is a field condition (`key` with `match` or `range`), `has_id`, or a nested filter.
-`FilterInput` also takes the command line's expressions as a list of strings (`["color=red",
-"price<20"]`, see `mmsearch.query.filters`), so a request can use either language; both become
-the same `mmsearch.storage.Filter`.
+A condition is a field condition (`key` with `match` or `range`), `is_empty`, or a nested filter.
+These models are the schema (what the OpenAPI document shows and a request is validated
+against); the conversion is the library's one reader of Qdrant's filter shape,
+`mmsearch.storage.check_filter`, so a dict passed to `Searcher.search` and a request's JSON
+filter mean the same. `FilterInput` also takes the command line's expressions as a list of
+strings (`["color=red", "price<20"]`, see `mmsearch.query.filters`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from pydantic import (
 
 from mmsearch.errors import InvalidFilterError
 from mmsearch.query.filters import parse_filters
-from mmsearch.storage import Filter, HasItemId, Match, MatchAny, Range
-from mmsearch.storage.filters import Condition
+from mmsearch.storage import Filter, check_filter
 
 Number = StrictInt | StrictFloat
 
@@ -42,8 +43,8 @@ class MatchSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    value: StrictStr | StrictInt | StrictBool | None = None
-    any: list[StrictStr] | list[StrictInt] | None = Field(None, min_length=1)
+    value: StrictStr | StrictInt | StrictFloat | StrictBool | None = None
+    any: list[StrictStr] | list[StrictInt] | list[StrictFloat] | list[StrictBool] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _one(self) -> MatchSpec:
@@ -78,45 +79,36 @@ class FieldCondition(BaseModel):
             raise ValueError(f"the condition on {self.key!r} takes exactly one of 'match' or 'range'")
         return self
 
-    def condition(self) -> Match | MatchAny | Range:
-        """The store's condition.
 
-        Raises:
-            InvalidFilterError: a range without bounds, or a bound that is not finite.
-        """
-        m = self.match
-        if self.range is not None:
-            return Range(self.key, **self.range.model_dump())
-        if m is not None and m.any is not None:
-            return MatchAny(self.key, tuple(m.any))
-        if m is not None and m.value is not None:
-            return Match(self.key, m.value)
-        raise InvalidFilterError(f"the condition on {self.key!r} takes exactly one of 'match' or 'range'")
+class IsEmptyKey(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(min_length=1)
 
 
-class HasIdCondition(BaseModel):
-    """The item's id is one of these."""
+class IsEmptyCondition(BaseModel):
+    """The field is absent, null or an empty list."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    has_id: list[StrictStr] = Field(min_length=1)
+    is_empty: IsEmptyKey
 
 
 # The tags of the two unions: pydantic puts them in an error's location, where they name no field.
-UNION_TAGS = frozenset({"field_condition", "has_id_condition", "nested_filter", "filter_expressions", "filter_json"})
+UNION_TAGS = frozenset({"field_condition", "is_empty_condition", "nested_filter", "filter_expressions", "filter_json"})
 
 
 def _condition_kind(value: Any) -> str:
     if isinstance(value, FieldCondition) or (isinstance(value, dict) and "key" in value):
         return "field_condition"
-    if isinstance(value, HasIdCondition) or (isinstance(value, dict) and "has_id" in value):
-        return "has_id_condition"
+    if isinstance(value, IsEmptyCondition) or (isinstance(value, dict) and "is_empty" in value):
+        return "is_empty_condition"
     return "nested_filter"
 
 
 ConditionSpec = Annotated[
     Annotated[FieldCondition, Tag("field_condition")]
-    | Annotated[HasIdCondition, Tag("has_id_condition")]
+    | Annotated[IsEmptyCondition, Tag("is_empty_condition")]
     | Annotated["FilterSpec", Tag("nested_filter")],
     Discriminator(_condition_kind),
 ]
@@ -135,22 +127,13 @@ class FilterSpec(BaseModel):
         """The store's `Filter`.
 
         Raises:
-            InvalidFilterError: an empty filter, or a condition the store refuses (e.g. a range on
-                a non-finite bound).
+            InvalidFilterError: an empty filter, or a condition the store refuses (e.g. a range
+                without bounds, a bound that is not finite).
         """
-        return Filter(
-            must=tuple(_condition(c) for c in self.must),
-            should=tuple(_condition(c) for c in self.should),
-            must_not=tuple(_condition(c) for c in self.must_not),
-        )
-
-
-def _condition(spec: FieldCondition | HasIdCondition | FilterSpec) -> Condition:
-    if isinstance(spec, FieldCondition):
-        return spec.condition()
-    if isinstance(spec, HasIdCondition):
-        return HasItemId(tuple(spec.has_id))
-    return spec.to_filter()
+        flt = check_filter(self.model_dump(exclude_none=True, exclude_defaults=True))
+        if flt is None:  # check_filter maps a mapping to a Filter; never None for one
+            raise InvalidFilterError("an empty filter")
+        return flt
 
 
 FilterSpec.model_rebuild()
@@ -184,7 +167,7 @@ __all__ = [
     "FieldCondition",
     "FilterInput",
     "FilterSpec",
-    "HasIdCondition",
+    "IsEmptyCondition",
     "MatchSpec",
     "RangeSpec",
     "UNION_TAGS",

@@ -8,9 +8,9 @@ on `SearchQuery` and one more argument in `mmsearch.service.service.search_argum
 from __future__ import annotations
 
 import inspect
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from mmsearch.query.engine import FusionMethod, Searcher
 from mmsearch.query.filter_json import FilterInput
@@ -20,6 +20,9 @@ from mmsearch.service.errors import ErrorBody
 
 _SEARCH = inspect.signature(Searcher.search).parameters
 _RECOMMEND = inspect.signature(Searcher.recommend).parameters
+
+
+ItemId = Annotated[str, StringConstraints(min_length=1)]
 
 
 def _default(params: Any, name: str) -> Any:
@@ -55,8 +58,16 @@ class SearchQuery(QueryOptions):
     image_url: str | None = Field(None, description="an http(s) image URL (only when the server allows URLs)")
     image_base64: str | None = Field(None, description="the image file's bytes, base64-encoded")
     item: str | None = Field(None, description="an item id: more like this item")
-    user: str | None = Field(None, description="a user id: CF and the user's content profile")
-    exclude_seen: bool = Field(_default(_SEARCH, "exclude_seen"), description="leave out the user's items")
+    user: str | None = Field(None, description="a user id: CF, EASE and the user's content profile")
+    history: list[ItemId] | None = Field(
+        None,
+        description="item ids the user (or an anonymous session) interacted with: EASE and the content "
+        "profile score them with no refit",
+        examples=[["sku-003", "sku-008"]],
+    )
+    exclude_seen: bool = Field(
+        _default(_SEARCH, "exclude_seen"), description="leave out the user's items (and the history's)"
+    )
 
     @model_validator(mode="after")
     def _one_image(self) -> SearchQuery:
@@ -74,10 +85,23 @@ class BatchSearch(BaseModel):
 
 
 class RecommendRequest(QueryOptions):
-    """Items for a user: CF fused with their content profile (content only when they are cold)."""
+    """Items for a user or a history: CF and EASE fused with the content profile (no CF when cold)."""
 
-    user: str = Field(min_length=1)
-    exclude_seen: bool = Field(_default(_RECOMMEND, "exclude_seen"), description="leave out the user's items")
+    user: str | None = Field(None, min_length=1, description="a user id")
+    history: list[ItemId] | None = Field(
+        None,
+        description="item ids an anonymous session (or the user, beyond what the models saw) interacted with",
+        examples=[["sku-003", "sku-008"]],
+    )
+    exclude_seen: bool = Field(
+        _default(_RECOMMEND, "exclude_seen"), description="leave out the user's items (and the history's)"
+    )
+
+    @model_validator(mode="after")
+    def _someone(self) -> RecommendRequest:
+        if self.user is None and not self.history:
+            raise ValueError("give a user, a history or both")
+        return self
 
 
 class SignalScoreOut(BaseModel):

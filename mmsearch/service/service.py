@@ -178,6 +178,7 @@ class Service:
             "image": image,
             "item": query.item,
             "user": query.user,
+            "history": query.history,
             "exclude_seen": query.exclude_seen,
             **self._options(query),
         }
@@ -194,19 +195,21 @@ class Service:
         return {"responses": responses}
 
     def recommend(self, request: RecommendRequest) -> dict[str, Any]:
-        """Items for a user (`SearchOut`)."""
+        """Items for a user or a history (`SearchOut`)."""
         start = time.perf_counter()
         options = self._options(request)
         with self._engine_errors(request):
-            response = self.searcher.recommend(request.user, exclude_seen=request.exclude_seen, **options)
+            response = self.searcher.recommend(
+                request.user, history=request.history, exclude_seen=request.exclude_seen, **options
+            )
         return _out(response, start)
 
     @contextlib.contextmanager
     def _engine_errors(self, query: QueryOptions) -> Iterator[None]:
         """Name the field of a plain `ConfigError` the engine raises once the service's checks passed.
 
-        What is left to the engine then: a user without a CF model, `normalization='none'` with a
-        CF signal, or a weighted signal this query gives no input to (other errors name their field
+        What is left to the engine then: a user without a CF or EASE model, `normalization='none'`
+        with a CF or EASE signal, or a weighted signal this query gives no input to (other errors name their field
         by their class, see `mmsearch.service.errors.field_of`).
         """
         try:
@@ -214,7 +217,8 @@ class Service:
         except ConfigError as e:
             if type(e) is not ConfigError:
                 raise
-            if getattr(query, "user", None) is not None and self.searcher.cf_model is None:
+            has_models = self.searcher.cf_model is not None or self.searcher.ease_model is not None
+            if getattr(query, "user", None) is not None and not has_models:
                 raise BlamedError(e, "user") from e
             if query.normalization == "none":
                 raise BlamedError(e, "normalization") from e
