@@ -1,23 +1,31 @@
-"""Load a model folder into encoders that run on onnxruntime. Never imports torch."""
+"""Load a model folder into encoders that run on onnxruntime. Never imports torch.
+
+Loading reads the manifest and checks the files' stamps (`indexers.integrity`); a tower's
+onnxruntime session and tokenizer are made on its first `embed` (or `warm()`), so a process pays
+only for the towers it uses.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from indexers.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from indexers.manifest import Manifest, Precision
-from indexers.onnx_session import Device, OnnxSession
+from indexers.manifest import Manifest, Precision, TowerPrecision
+from indexers.onnx_session import Device, Lane, OnnxSession
 from indexers.preprocess import ImagePreprocessor
 from indexers.protocol import Encoder, EncoderSpec
 from indexers.text import DEFAULT_MAX_CHARS, TextTokenizer, validate_text
 from mmsearch.errors import ConfigError, ImageDecodeError, ModelError
 
 DEFAULT_BATCH_SIZE = 32
+# One text of at most this many tokens runs on one thread (the serial lane, see OnnxSession):
+# a query. A longer single text is split across the cores.
+SHORT_TEXT_TOKENS = 64
 
 
 def _batches(n: int, size: int) -> Iterator[slice]:
@@ -51,10 +59,22 @@ class _TowerEncoder:
     session: OnnxSession
     _: KW_ONLY
     batch_size: int = DEFAULT_BATCH_SIZE
+    precision: TowerPrecision = field(default_factory=lambda: TowerPrecision(precision="fp32", reason="fp32 graph"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r}: expected a positive integer")
+
+    # The lane `warm` loads: the one an encoder's typical call runs on (see OnnxSession).
+    _WARM_LANE: ClassVar[Lane] = "parallel"
+
+    def warm(self) -> None:
+        """Load the tower's session now rather than on the first `embed`.
+
+        Raises:
+            ModelError: onnxruntime cannot load the graph.
+        """
+        self.session.warm(self._WARM_LANE)
 
 
 @dataclass(eq=False)
@@ -108,11 +128,22 @@ class TextEncoder(_TowerEncoder):
     tokenizer: TextTokenizer
     _: KW_ONLY
     max_chars: int = DEFAULT_MAX_CHARS
+    _WARM_LANE: ClassVar[Lane] = "serial"  # a query's one short text
+
+    def warm(self) -> None:
+        """Load the tower's session and tokenizer now rather than on the first `embed`.
+
+        Raises:
+            ModelError: onnxruntime cannot load the graph, or the tokenizer file cannot be read.
+        """
+        self.tokenizer.ids(["warm"])
+        super().warm()
 
     def embed(self, batch: Sequence[str]) -> np.ndarray:
         """Embed texts; returns (len(batch), dim) float32, L2-normalised.
 
-        Texts are grouped by token length so each run pads only to its own longest text.
+        Texts are grouped by token length so each run pads only to its own longest text; the
+        groups run side by side, one per thread. One short text runs on one thread.
 
         Raises:
             TextInputError: an empty text, a non-string, or one over `max_chars` (index named).
@@ -124,27 +155,56 @@ class TextEncoder(_TowerEncoder):
         if not texts:
             return out
         ids = self.tokenizer.ids(texts)
+        if len(ids) == 1:
+            lane: Lane = "serial" if len(ids[0]) <= SHORT_TEXT_TOKENS else "parallel"
+            out[:] = self.session.run(self.tokenizer.pad(ids), lane=lane)
+            return out
         order = np.argsort([len(i) for i in ids], kind="stable")
-        for part in _batches(len(order), self.batch_size):
-            rows = order[part]
-            out[rows] = self.session.run(self.tokenizer.pad([ids[r] for r in rows]))
+        groups = [order[part] for part in _groups(len(order), self.batch_size, self.session.threads)]
+        feeds = (self.tokenizer.pad([ids[r] for r in rows]) for rows in groups)
+        for rows, vectors in zip(groups, self.session.run_many(feeds), strict=True):
+            out[rows] = vectors
         return out
+
+
+def _groups(n: int, size: int, workers: int) -> Iterator[slice]:
+    """Runs of at most `size` rows, at least `workers` of them when there are as many rows, evenly sized."""
+    count = max(-(-n // size), min(workers, n))
+    step = -(-n // count)
+    return _batches(n, step)
 
 
 @dataclass
 class Model:
-    """A loaded model folder: its manifest, the precision of the graphs loaded, one encoder per tower."""
+    """A loaded model folder: its manifest, one encoder per tower, and the precision each tower runs."""
 
     path: Path
     manifest: Manifest
     image: ImageEncoder | None = None
     text: TextEncoder | None = None
     encoders: dict[str, Encoder] = field(default_factory=dict)
-    precision: Literal["fp32", "int8"] = "fp32"
+    precisions: dict[str, TowerPrecision] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @property
+    def precision(self) -> Literal["fp32", "int8", "mixed"]:
+        """`fp32` or `int8` when every tower runs it, else `mixed` (see `precisions` for each tower and why)."""
+        chosen = {p.precision for p in self.precisions.values()}
+        return chosen.pop() if len(chosen) == 1 else "mixed"
+
+    def warm(self) -> Model:
+        """Load every tower's session now (a server does it before its first request); returns self.
+
+        Raises:
+            ModelError: onnxruntime cannot load a graph.
+        """
+        for encoder in (self.image, self.text):
+            if encoder is not None:
+                encoder.warm()
+        return self
 
     def embed_images(self, images: Sequence[ImageSource]) -> np.ndarray:
         if self.image is None:
@@ -166,42 +226,45 @@ def load_model(
     batch_size: int = DEFAULT_BATCH_SIZE,
     verify: bool = True,
 ) -> Model:
-    """Load a model folder written by `mmsearch export`.
+    """Load a model folder written by `mmsearch export`; the graphs load on first use.
 
     Args:
         path: the model folder (manifest.json, .onnx graphs, tokenizer.json).
         device: `auto` (CUDA when available), `cpu` or `cuda`.
-        precision: `auto` loads the int8 graphs of a model exported with `--quantize int8` and the
-            fp32 ones otherwise; `fp32` or `int8` choose. The specs' fingerprints are the loaded graphs'.
-        threads: onnxruntime intra-op threads per session; None lets it choose.
+        precision: `auto` loads a tower's int8 graph when its lowest cosine to fp32 on the
+            calibration set stored with the model is at least `indexers.manifest.INT8_MIN_COSINE`
+            (0.99), its fp32 graph otherwise; `fp32` or `int8` choose. `Model.precisions` says
+            which each tower runs, and why. The specs' fingerprints are the loaded graphs'.
+        threads: threads per call (see `OnnxSession`); None: `MMSEARCH_THREADS`, else all usable CPUs.
         batch_size: rows per onnxruntime run.
         verify: check the sha256 of the files loaded against the manifest first; a file unchanged
             since its last check is not hashed again (see `indexers.integrity`).
 
     Raises:
-        ModelError: not a model folder, or onnxruntime cannot load a graph.
+        ModelError: not a model folder (or, on first use, onnxruntime cannot load a graph).
         ModelIntegrityError: a file is missing or its hash differs from the manifest.
         ConfigError: an unknown device or precision, or `int8` for a model without int8 graphs.
     """
     folder = Path(path)
     manifest = Manifest.load(folder, verify=False)
-    resolved = manifest.precision(precision)
+    chosen = manifest.choose(precision)
     if verify:
-        manifest.verify(folder, resolved)
-    model = Model(path=folder, manifest=manifest, precision=resolved)
-    specs = encoder_specs(manifest, resolved)
-    for key, graph in manifest.graphs(resolved).items():
+        manifest.verify(folder, precision)
+    model = Model(path=folder, manifest=manifest, precisions=chosen)
+    specs = encoder_specs(manifest, precision)
+    for key, graph in manifest.graphs(precision).items():
         tower = manifest.towers[key]
         session = OnnxSession(folder / graph.file, device=device, threads=threads)
         if tower.modality == "image":
             if tower.preprocess is None:
                 raise ModelError(f"{folder}: image tower {key!r} has no preprocessing config")
-            model.image = ImageEncoder(specs[key], session, ImagePreprocessor(tower.preprocess), batch_size=batch_size)
+            preprocessor = ImagePreprocessor(tower.preprocess)
+            model.image = ImageEncoder(specs[key], session, preprocessor, batch_size=batch_size, precision=chosen[key])
             model.encoders[key] = model.image
         else:
             if tower.tokenizer is None:
                 raise ModelError(f"{folder}: text tower {key!r} has no tokenizer config")
             tokenizer = TextTokenizer(folder / tower.tokenizer.file, tower.tokenizer)
-            model.text = TextEncoder(specs[key], session, tokenizer, batch_size=batch_size)
+            model.text = TextEncoder(specs[key], session, tokenizer, batch_size=batch_size, precision=chosen[key])
             model.encoders[key] = model.text
     return model

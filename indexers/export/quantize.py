@@ -15,14 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from indexers.export.common import run_onnx
-from indexers.manifest import Quantization, QuantMethod
+from indexers.manifest import INT8_MIN_COSINE, Quantization, QuantMethod
 from mmsearch.errors import ConfigError, ExportError
 
 log = logging.getLogger(__name__)
 
 METHODS: tuple[QuantMethod, ...] = ("dynamic-int8", "static-qdq-int8")
-# Below this mean cosine to fp32 the int8 graph ranks differently enough to matter; warn.
-WARN_COSINE = 0.99
 
 
 def quantize_tower(
@@ -39,7 +37,8 @@ def quantize_tower(
         fp32_path: the exported fp32 graph.
         out_path: where the int8 graph goes.
         method: `dynamic-int8` (transformers) or `static-qdq-int8` (CNNs; needs calibration).
-        check_feeds: input batches on which the int8 graph is compared with fp32.
+        check_feeds: input batches on which the int8 graph is compared with fp32 (the export's
+            calibration set).
         calibration_feeds: input batches for static quantization's activation ranges.
 
     Returns:
@@ -69,12 +68,13 @@ def quantize_tower(
         cosine_to_fp32_mean=float(cosines.mean()),
         cosine_to_fp32_min=float(cosines.min()),
     )
-    if record.cosine_to_fp32_mean < WARN_COSINE:
+    if record.cosine_to_fp32_min < INT8_MIN_COSINE:
         log.warning(
-            "int8 %s drifts from fp32: mean cosine %.4f, min %.4f; prefer the fp32 model if ranking matters",
+            "int8 %s drifts from fp32: min cosine %.4f < %s (mean %.4f), so precision='auto' loads the fp32 graph",
             fp32_path.name,
-            record.cosine_to_fp32_mean,
             record.cosine_to_fp32_min,
+            INT8_MIN_COSINE,
+            record.cosine_to_fp32_mean,
         )
     return record
 

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.images import ImageSource, load_image
+from indexers.manifest import TowerPrecision
 from indexers.onnx_session import Device
 from indexers.protocol import Encoder
 from indexers.runtime import Model
@@ -70,7 +72,7 @@ from mmsearch.errors import (
 )
 from mmsearch.fetch import FetchSettings, fetch, is_url
 from mmsearch.query import fusion as F
-from mmsearch.query.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
+from mmsearch.query.results import EncoderUse, Result, SearchResponse, SignalScore, SignalUse, finite_or_none
 from mmsearch.query.signals import (
     CF_SIGNAL,
     MODALITIES,
@@ -102,6 +104,8 @@ from mmsearch.storage import (
 log = logging.getLogger(__name__)
 FusionMethod = Literal["wsum", "rrf", "dbsf"]
 _Hit = tuple[str, float, dict[str, Any]]
+# Why a content signal is not drafted when another one is weighted: its model's tower did not run.
+_NOT_WEIGHTED = "not weighted, so its model's tower did not embed the query"
 
 
 class SearchSettings(BaseModel):
@@ -345,13 +349,15 @@ class Searcher:
         wanted = None if weights is None else resolve_weights(weights, self._signals)  # fail early on bad names
         notes: list[str] = []
         user_state = self._user(user, alone=text is None and image is None and item is None, notes=notes)
-        drafts, dropped, excluded = self._drafts(text, image, item, user_state, wanted, notes)
+        encoders: list[EncoderUse] = []
+        drafts, dropped, excluded = self._drafts(text, image, item, user_state, wanted, notes, encoders)
         if exclude_seen and user_state is not None:
             excluded += user_state.seen
         legs, leg_weights = self._weigh(drafts, weights, dropped, notes)
         _check_normalization(legs, fusion, normalization)
         flt = _combine_filters(filter, excluded)
-        return self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
+        response = self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
+        return dataclasses.replace(response, encoders=encoders)
 
     def _drafts(
         self,
@@ -361,8 +367,12 @@ class Searcher:
         user: _User | None,
         wanted: Mapping[str, float] | None,
         notes: list[str],
+        encoders: list[EncoderUse],
     ) -> tuple[dict[str, _Leg], dict[str, str], list[str]]:
         """Every leg the query's inputs make (only the weighted ones when weights are given).
+
+        A text or image is embedded only by the towers of the models whose content signals are
+        weighted (each one in `encoders`).
 
         Returns:
             The legs by signal name; signals left out with the reason (cold or unknown user); the
@@ -380,8 +390,11 @@ class Searcher:
         item_vectors = self._item_vectors(item) if item is not None else {}
         if item is not None:
             excluded.append(item)
-        text_emb = self._embed_text(text) if text is not None else {}
-        image_emb = self._embed_image(image) if image is not None else {}
+        readers = self._content_models(wanted)
+        text_emb = self._embed_text(text, readers, notes, encoders) if text is not None else {}
+        image_emb = self._embed_image(image, readers, notes, encoders) if image is not None else {}
+        given = [m for m, v in (("text", text), ("image", image)) if v is not None]
+        dropped.update(dict.fromkeys(self._idle(readers, given), _NOT_WEIGHTED))
         content = content_queries(
             self.store.schema,
             text=text_emb,
@@ -448,22 +461,60 @@ class Searcher:
             f"give the model folders that indexed it (--model DIR, or [[encoders]] in the config)"
         )
 
-    def _embed_text(self, text: str) -> dict[str, np.ndarray]:
-        validate_text(text)
-        out = {name: towers["text"].embed([text])[0] for name, towers in self.models.items() if "text" in towers}
-        if not out:
-            raise self._no_encoder("text")
+    def _content_models(self, wanted: Mapping[str, float] | None) -> set[str] | None:
+        """The models whose query embeddings a weighted content signal reads.
+
+        None (embed with every tower) when no weights are given, or when none of them is a content
+        signal: a text or image then only serves as the fallback when every weighted signal drops out.
+        """
+        if wanted is None:
+            return None
+        by_name = {s.name: s for s in self._signals}
+        return {str(by_name[n].model) for n, w in wanted.items() if w > 0 and by_name[n].kind == "content"} or None
+
+    def _idle(self, readers: set[str] | None, modalities: Sequence[str]) -> list[str]:
+        """The content signals the query's text or image would reach through towers left unused."""
+        idle = {name for name, mine in self.models.items() if any(m in mine for m in modalities)}
+        idle -= readers if readers is not None else idle
+        return [s.name for s in self._signals if s.kind == "content" and s.model in idle]
+
+    def _embed(
+        self,
+        modality: str,
+        value: Any,
+        readers: set[str] | None,
+        notes: list[str],
+        encoders: list[EncoderUse],
+    ) -> dict[str, np.ndarray]:
+        """The query input embedded by each loaded `modality` tower whose model's signals read it."""
+        towers = {name: mine[modality] for name, mine in self.models.items() if modality in mine}
+        if not towers:
+            raise self._no_encoder(modality)
+        used = {name: enc for name, enc in towers.items() if readers is None or name in readers}
+        if not used:
+            notes.append(f"the {modality} is not embedded: no weighted signal reads the {modality} towers' vectors")
+        out = {}
+        for name, encoder in used.items():
+            out[name] = encoder.embed([value])[0]
+            chosen = getattr(encoder, "precision", None)
+            precision, reason = (
+                (chosen.precision, chosen.reason) if isinstance(chosen, TowerPrecision) else (None, None)
+            )
+            encoders.append(EncoderUse(pooled_name(name, modality), modality, precision, reason))
         return out
 
-    def _embed_image(self, image: ImageSource) -> dict[str, np.ndarray]:
+    def _embed_text(
+        self, text: str, readers: set[str] | None, notes: list[str], encoders: list[EncoderUse]
+    ) -> dict[str, np.ndarray]:
+        return self._embed("text", validate_text(text), readers, notes, encoders)
+
+    def _embed_image(
+        self, image: ImageSource, readers: set[str] | None, notes: list[str], encoders: list[EncoderUse]
+    ) -> dict[str, np.ndarray]:
         source: ImageSource = image
         if isinstance(image, str) and is_url(image):
             source = fetch(image, self.settings.fetch)
-        picture = load_image(source)
-        out = {name: towers["image"].embed([picture])[0] for name, towers in self.models.items() if "image" in towers}
-        if not out:
-            raise self._no_encoder("image")
-        return out
+        return self._embed("image", load_image(source), readers, notes, encoders)
 
     def _item_vectors(self, item: str) -> dict[str, np.ndarray]:
         names = [n for n, s in self.store.schema.vectors.items() if s.kind in ("pooled", "cf")]
@@ -536,10 +587,11 @@ class Searcher:
         notes: list[str],
     ) -> tuple[list[_Leg], np.ndarray]:
         available = [s for s in self._signals if s.name in drafts]
-        if not available:
-            raise InputError("no signal can use this query: none of its inputs reaches a vector of the collection")
+        nothing = InputError("no signal can use this query: none of its inputs reaches a vector of the collection")
         chosen: dict[str, float]
         if weights is None:
+            if not available:
+                raise nothing
             chosen = default_weights(available)
         else:
             resolved = resolve_weights(weights, self._signals)
@@ -552,11 +604,16 @@ class Searcher:
                     if w > 0:
                         notes.append(f"signal {name!r} is left out: {dropped[name]}")
                 elif w > 0:
+                    offered = [
+                        s.name for s in self._signals if s.name in drafts or dropped.get(s.name) == _NOT_WEIGHTED
+                    ]
                     raise ConfigError(
                         f"signal {name!r} gets no input from this query ({_why(name)}); the signals of this "
-                        f"query are: {_names([s.name for s in available])}"
+                        f"query are: {_names(offered)}"
                     )
             if not chosen:
+                if not available:
+                    raise nothing
                 chosen = default_weights(available)
                 notes.append(f"no weighted signal is left; using every available one: {_names(list(chosen))}")
         legs = [drafts[s.name] for s in available if s.name in chosen]
