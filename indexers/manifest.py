@@ -26,6 +26,9 @@ Precision = Literal["auto", "fp32", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "int8")
 # Dynamic int8 for transformer towers, static QDQ int8 for CNNs (see indexers.export.quantize).
 QuantMethod = Literal["dynamic-int8", "static-qdq-int8"]
+# What dynamic int8 quantized: every supported operator, all but attention, or also not the
+# MatMuls that read a GELU's output (see indexers.export.quantize).
+Int8Scope = Literal["all", "no-attention", "no-gelu-input"]
 
 
 class _Frozen(BaseModel):
@@ -76,6 +79,7 @@ class Graph(_Frozen):
 
 class Quantization(_Frozen):
     method: QuantMethod
+    scope: Int8Scope = "all"
     # Mean and minimum cosine between int8 and fp32 embeddings on the check inputs.
     cosine_to_fp32_mean: float
     cosine_to_fp32_min: float

@@ -58,7 +58,7 @@ def _run(family: str, out_dir: Path, as_json: bool, **options: Any) -> None:
             q = tower.int8
             on = f" on {tower.calibration.count} calibration {tower.calibration.kind}" if tower.calibration else ""
             click.echo(
-                f"  {key}: {q.file} {q.method} sha256={q.sha256[:16]}, cosine to fp32{on} "
+                f"  {key}: {q.file} {q.method} ({q.scope}) sha256={q.sha256[:16]}, cosine to fp32{on} "
                 f"mean {q.cosine_to_fp32_mean:.5f}, min {q.cosine_to_fp32_min:.5f}"
             )
             click.echo(f"  {key}: precision='auto' loads {chosen[key]}")
