@@ -422,3 +422,21 @@ def test_query_path_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"query path imported: {out.stdout.strip()}"
+
+
+def test_a_query_embeds_only_with_the_towers_its_weights_read(tiny_clip_dir, minilm_dir, tmp_path):
+    fresh = load_model(tiny_clip_dir, threads=1), load_model(minilm_dir, threads=1)
+    w = World(fresh, "memory", tmp_path)
+    try:
+        got = w.searcher().search(text=TEXT, weights={"bert": 1}, limit=5)
+        assert [(e.vector, e.input) for e in got.encoders] == [(w.bert, "text")]
+        assert got.encoders[0].precision == "fp32" and "no int8 graph" in got.encoders[0].reason
+        assert w.clip.text.session.loaded == () and w.clip.image.session.loaded == ()  # CLIP never loaded
+        ids, _, _ = w.reference([(w.bert, w.minilm.text.embed([TEXT])[0])], [1.0], "wsum")
+        assert got.ids == ids[:5]
+        both = w.searcher().search(text=TEXT, limit=5)  # no weights: every tower that takes a text
+        assert sorted(e.vector for e in both.encoders) == sorted([w.bert, w.txt])
+        assert w.clip.text.session.loaded and w.clip.image.session.loaded == ()
+        assert both.to_json()["encoders"][0]["precision"] == "fp32"
+    finally:
+        w.store.close()
