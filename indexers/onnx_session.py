@@ -1,4 +1,5 @@
-"""One onnxruntime session per model graph: provider choice, threads, and the CUDA fallback check."""
+"""onnxruntime sessions of one model graph, made on first use, one per call shape: provider choice,
+threads, and the CUDA fallback check."""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ class OnnxSession:
         path: the .onnx file.
         device: `auto` (CUDA when onnxruntime-gpu can use it, else CPU), `cpu` or `cuda`.
         threads: threads per call: intra-op threads of the parallel lane and workers of
-            `run_many`; None: `MMSEARCH_THREADS`, else the CPUs this process may use.
+            `run_many`; None: `MMSEARCH_THREADS`, else onnxruntime's choice (the physical cores)
+            for the parallel lane and the CPUs this process may use for `run_many`.
 
     Raises:
         ConfigError: an unknown device, a thread count below 1, or CUDA asked for without it.
@@ -119,6 +121,7 @@ class OnnxSession:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ConfigError(f"threads={threads}: expected a positive integer")
         self.path = Path(path)
+        self._intra_op = threads  # None: onnxruntime's choice (the physical cores) for the parallel lane
         self.threads = threads or usable_cpus()
         self._ort = import_onnxruntime()
         available = self._ort.get_available_providers()
@@ -135,7 +138,10 @@ class OnnxSession:
     def _create(self, lane: Lane) -> Any:
         ort = self._ort
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1 if lane == "serial" else self.threads
+        if lane == "serial":
+            options.intra_op_num_threads = 1
+        elif self._intra_op is not None:
+            options.intra_op_num_threads = self._intra_op
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads otherwise busy-wait after each run, stealing the cores from whatever
         # comes next (the Qdrant search of the same query, the next image decode).
