@@ -12,13 +12,23 @@ from mmsearch.errors import ConfigError, ModelError, ModelIntegrityError, valida
 
 MANIFEST_FILE = "manifest.json"
 # 2: an int8 export keeps each tower's fp32 graph and lists the int8 one beside it (`Tower.int8`).
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # format 1 is read for fp32 exports only; see `_upgrade`
+# 3: the fp32 graph may be optimised (`Tower.optimization`); an int8 graph's cosine to fp32 is
+#    measured on a calibration set stored in the folder (`Tower.calibration`), which decides
+#    whether `auto` loads it (`INT8_MIN_COSINE`).
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # format 1 is read for fp32 exports only; see `_upgrade`
+# `precision="auto"` loads a tower's int8 graph when its lowest cosine to the fp32 graph's
+# embeddings, over the tower's calibration set, is at least this: close enough that rankings
+# barely move (a cosine of 0.99 between two unit vectors is an angle of 8 degrees).
+INT8_MIN_COSINE = 0.99
 
 Precision = Literal["auto", "fp32", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "int8")
 # Dynamic int8 for transformer towers, static QDQ int8 for CNNs (see indexers.export.quantize).
 QuantMethod = Literal["dynamic-int8", "static-qdq-int8"]
+# What dynamic int8 quantized: every supported operator, all but attention, or also not the
+# MatMuls that read a GELU's output (see indexers.export.quantize).
+Int8Scope = Literal["all", "no-attention", "no-gelu-input"]
 
 
 class _Frozen(BaseModel):
@@ -69,13 +79,49 @@ class Graph(_Frozen):
 
 class Quantization(_Frozen):
     method: QuantMethod
+    scope: Int8Scope = "all"
     # Mean and minimum cosine between int8 and fp32 embeddings on the check inputs.
     cosine_to_fp32_mean: float
     cosine_to_fp32_min: float
 
 
 class Int8Graph(Quantization, Graph):
-    """A tower's int8 graph, written beside the fp32 one: its file, hash, method and drift from fp32."""
+    """A tower's int8 graph, written beside the fp32 one: its file, hash, method and drift from fp32.
+
+    `calibrated`: the cosines were measured on the tower's calibration set (format 3); False for
+    a format-2 export, whose figures come from the few parity inputs.
+    """
+
+    calibrated: bool = True
+
+
+class CalibrationSet(_Frozen):
+    """Inputs stored in the model folder on which a tower's int8 graph is compared with its fp32 graph.
+
+    Texts are a JSON list of strings; images a `.npz` holding `images`, (n, height, width, 3) uint8 RGB.
+    """
+
+    file: str
+    sha256: str
+    kind: Literal["texts", "images"]
+    count: int
+
+
+class GraphOptimization(_Frozen):
+    """How the saved fp32 graph was optimised after export: the tool and the fused operators it made."""
+
+    tool: str
+    fused: dict[str, int] = Field(default_factory=dict)
+
+
+class TowerPrecision(_Frozen):
+    """The graph a tower loads at a requested precision, and why."""
+
+    precision: Literal["fp32", "int8"]
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.precision} ({self.reason})"
 
 
 class TowerInfo(_Frozen):
@@ -91,11 +137,47 @@ class TowerInfo(_Frozen):
 
 
 class Tower(TowerInfo):
-    """A tower's record: `file` / `sha256` are its fp32 graph, `int8` the optional int8 graph."""
+    """A tower's record: `file` / `sha256` are its fp32 graph, `int8` the optional int8 graph.
+
+    `optimization` says how the fp32 graph was optimised (None: as exported); `calibration` is
+    the set `int8`'s cosines were measured on.
+    """
 
     file: str
     sha256: str
     int8: Int8Graph | None = None
+    optimization: GraphOptimization | None = None
+    calibration: CalibrationSet | None = None
+
+    def choose(self, requested: Precision) -> TowerPrecision:
+        """The precision this tower loads at `requested` (`auto`: the `INT8_MIN_COSINE` rule), with the reason.
+
+        Raises:
+            ConfigError: `int8` for a tower exported without `--quantize int8`.
+        """
+        if requested == "fp32":
+            return TowerPrecision(precision="fp32", reason="fp32 asked for")
+        if requested == "int8":
+            self.graph("int8")  # raises without an int8 graph
+            return TowerPrecision(precision="int8", reason="int8 asked for")
+        q = self.int8
+        if q is None:
+            return TowerPrecision(precision="fp32", reason="no int8 graph: exported without --quantize int8")
+        if not q.calibrated or self.calibration is None:
+            return TowerPrecision(
+                precision="int8",
+                reason="exported before calibration sets, so int8 as it always loaded; "
+                f"re-export to apply the cosine >= {INT8_MIN_COSINE} rule",
+            )
+        on = f"{self.calibration.count} calibration {self.calibration.kind}"
+        if q.cosine_to_fp32_min >= INT8_MIN_COSINE:
+            return TowerPrecision(
+                precision="int8",
+                reason=f"int8 min cosine to fp32 {q.cosine_to_fp32_min:.4f} >= {INT8_MIN_COSINE} on {on}",
+            )
+        return TowerPrecision(
+            precision="fp32", reason=f"int8 min cosine to fp32 {q.cosine_to_fp32_min:.4f} < {INT8_MIN_COSINE} on {on}"
+        )
 
     def graph(self, precision: Literal["fp32", "int8"]) -> Graph:
         """The graph file loaded at `precision`.
@@ -140,37 +222,45 @@ class Manifest(_Frozen):
             cosine_to_fp32_min=min(g.cosine_to_fp32_min for g in graphs),
         )
 
-    def precision(self, requested: Precision = "auto") -> Literal["fp32", "int8"]:
-        """The graphs a load at `requested` precision opens: `auto` is int8 when the model has int8 graphs.
+    def choose(self, requested: Precision = "auto") -> dict[str, TowerPrecision]:
+        """Each tower's precision when loaded at `requested`, with the reason (see `Tower.choose`).
 
         Raises:
             ConfigError: an unknown precision, or `int8` for a model exported without `--quantize int8`.
         """
         if requested not in PRECISIONS:
             raise ConfigError(f"precision {requested!r} is not one of {', '.join(PRECISIONS)}")
-        has_int8 = all(t.int8 is not None for t in self.towers.values())
-        if requested == "fp32" or (requested == "auto" and not has_int8):
-            return "fp32"
-        if not has_int8:
+        if requested == "int8" and any(t.int8 is None for t in self.towers.values()):
             raise ConfigError(
                 f"model {self.name!r} was exported without --quantize int8, so it has no int8 graphs: "
                 "load it with precision='fp32', or re-export it with --quantize int8"
             )
-        return "int8"
+        return {key: tower.choose(requested) for key, tower in self.towers.items()}
+
+    def precision(self, requested: Precision = "auto") -> Literal["fp32", "int8", "mixed"]:
+        """What a load at `requested` runs: `fp32` or `int8` when every tower agrees, else `mixed`.
+
+        Raises:
+            ConfigError: as `choose`.
+        """
+        chosen = {c.precision for c in self.choose(requested).values()}
+        return chosen.pop() if len(chosen) == 1 else "mixed"
 
     def graphs(self, precision: Precision = "auto") -> dict[str, Graph]:
         """Each tower's graph loaded at `precision`, by tower name."""
-        resolved = self.precision(precision)
-        return {key: tower.graph(resolved) for key, tower in self.towers.items()}
+        return {key: self.towers[key].graph(c.precision) for key, c in self.choose(precision).items()}
 
     def files(self, precision: Precision | None = None) -> dict[str, str]:
-        """The files a load at `precision` reads (None: every file), mapped to their sha256."""
+        """The files a load at `precision` reads, mapped to their sha256; None: every file, calibration sets too."""
         out: dict[str, str] = {}
-        for tower in self.towers.values():
+        loaded = self.graphs(precision) if precision is not None else {}
+        for key, tower in self.towers.items():
             if precision is not None:
-                graphs = [tower.graph(self.precision(precision))]
+                graphs = [loaded[key]]
             else:
                 graphs = [tower.graph("fp32"), *([tower.int8] if tower.int8 is not None else [])]
+                if tower.calibration is not None:
+                    out[tower.calibration.file] = tower.calibration.sha256
             out.update({g.file: g.sha256 for g in graphs})
             if tower.tokenizer is not None:
                 out[tower.tokenizer.file] = tower.tokenizer.sha256
@@ -233,16 +323,27 @@ class Manifest(_Frozen):
 
 
 def _upgrade(data: object, path: Path) -> object:
-    """Format 1 as format 2: the same for fp32 exports; int8 ones kept only int8 graphs, so refuse them.
+    """Formats 1 and 2 as format 3.
 
     Format 1 stored an int8 export's graphs under the fp32 names or instead of them, with one
-    `quantization` record for the model; reading them as fp32 graphs would be a silent misread.
+    `quantization` record for the model; reading them as fp32 graphs would be a silent misread,
+    so such manifests are refused. Format 2 measured int8 on the parity inputs only: its int8
+    graphs are marked uncalibrated (`auto` keeps loading them, as it did).
     """
-    if not isinstance(data, dict) or data.get("format_version") != 1:
+    if not isinstance(data, dict) or data.get("format_version") not in (1, 2):
         return data
-    if data.get("quantization") is not None:
+    if data.get("format_version") == 1 and data.get("quantization") is not None:
         raise ModelError(
             f"manifest {str(path)!r} comes from an int8 export by an older mmsearch, which kept only the "
             "int8 graphs: re-export the model (an int8 export now keeps the fp32 graphs beside the int8 ones)"
         )
-    return {**{k: v for k, v in data.items() if k != "quantization"}, "format_version": FORMAT_VERSION}
+    towers = data.get("towers")
+    if isinstance(towers, dict):
+        towers = {
+            key: {**t, "int8": {**t["int8"], "calibrated": False}}
+            if isinstance(t, dict) and isinstance(t.get("int8"), dict)
+            else t
+            for key, t in towers.items()
+        }
+    rest = {k: v for k, v in data.items() if k not in ("quantization", "towers")}
+    return {**rest, "towers": towers, "format_version": FORMAT_VERSION}

@@ -1,24 +1,33 @@
-"""Load a model folder into encoders that run on onnxruntime. Never imports torch."""
+"""Load a model folder into encoders that run on onnxruntime. Never imports torch.
+
+Loading reads the manifest and checks the files' stamps (`indexers.integrity`); a tower's
+onnxruntime session and tokenizer are made on its first `embed` (or `warm()`), so a process pays
+only for the towers it uses.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from PIL import Image as PILImage
 
 from indexers.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from indexers.manifest import Manifest, Precision, Tower
-from indexers.onnx_session import Device, OnnxSession
+from indexers.manifest import Manifest, Precision, Tower, TowerPrecision
+from indexers.onnx_session import Device, Lane, OnnxSession
 from indexers.preprocess import ImagePreprocessor
 from indexers.protocol import Encoder, EncoderSpec
 from indexers.text import DEFAULT_MAX_CHARS, TextTokenizer, validate_text
 from mmsearch.errors import ConfigError, ImageDecodeError, ModelError
 
 DEFAULT_BATCH_SIZE = 32
+# One text of at most this many tokens runs on one thread (the serial lane, see OnnxSession):
+# a query. A longer single text is split across the cores.
+SHORT_TEXT_TOKENS = 64
 
 
 def _batches(n: int, size: int) -> Iterator[slice]:
@@ -52,10 +61,22 @@ class _TowerEncoder:
     session: OnnxSession
     _: KW_ONLY
     batch_size: int = DEFAULT_BATCH_SIZE
+    precision: TowerPrecision = field(default_factory=lambda: TowerPrecision(precision="fp32", reason="fp32 graph"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r}: expected a positive integer")
+
+    # The lane `warm` loads: the one an encoder's typical call runs on (see OnnxSession).
+    _WARM_LANE: ClassVar[Lane] = "parallel"
+
+    def warm(self) -> None:
+        """Load the tower's session now rather than on the first `embed`.
+
+        Raises:
+            ModelError: onnxruntime cannot load the graph.
+        """
+        self.session.warm(self._WARM_LANE)
 
 
 @dataclass(eq=False)
@@ -114,11 +135,22 @@ class TextEncoder(_TowerEncoder):
     tokenizer: TextTokenizer
     _: KW_ONLY
     max_chars: int = DEFAULT_MAX_CHARS
+    _WARM_LANE: ClassVar[Lane] = "serial"  # a query's one short text
+
+    def warm(self) -> None:
+        """Load the tower's session and tokenizer now rather than on the first `embed`.
+
+        Raises:
+            ModelError: onnxruntime cannot load the graph, or the tokenizer file cannot be read.
+        """
+        self.tokenizer.ids(["warm"])
+        super().warm()
 
     def embed(self, batch: Sequence[str]) -> np.ndarray:
         """Embed texts; returns (len(batch), dim) float32, L2-normalised.
 
-        Texts are grouped by token length so each run pads only to its own longest text.
+        Texts are grouped by token length so each run pads only to its own longest text; the
+        groups run side by side, one per thread. One short text runs on one thread.
 
         Raises:
             TextInputError: an empty text, a non-string, or one over `max_chars` (index named).
@@ -139,16 +171,28 @@ class TextEncoder(_TowerEncoder):
         if not texts:
             return out, np.zeros(0, dtype=bool)
         ids, truncated = self.tokenizer.ids_and_truncation(texts)
-        order = np.argsort([len(i) for i in ids], kind="stable")
-        for part in _batches(len(order), self.batch_size):
-            rows = order[part]
-            out[rows] = self.session.run(self.tokenizer.pad([ids[r] for r in rows]))
+        if len(ids) == 1:
+            lane: Lane = "serial" if len(ids[0]) <= SHORT_TEXT_TOKENS else "parallel"
+            out[:] = self.session.run(self.tokenizer.pad(ids), lane=lane)
+        else:
+            order = np.argsort([len(i) for i in ids], kind="stable")
+            groups = [order[part] for part in _groups(len(order), self.batch_size, self.session.threads)]
+            feeds = (self.tokenizer.pad([ids[r] for r in rows]) for rows in groups)
+            for rows, vectors in zip(groups, self.session.run_many(feeds), strict=True):
+                out[rows] = vectors
         return out, np.asarray(truncated, dtype=bool)
+
+
+def _groups(n: int, size: int, workers: int) -> Iterator[slice]:
+    """Runs of at most `size` rows, at least `workers` of them when there are as many rows, evenly sized."""
+    count = max(-(-n // size), min(workers, n))
+    step = -(-n // count)
+    return _batches(n, step)
 
 
 @dataclass
 class Model:
-    """A loaded model folder: its manifest, the precision of the graphs loaded, one encoder per tower.
+    """A loaded model folder: its manifest, one encoder per tower, and the precision each tower runs.
 
     A context manager: leaving the `with` block (or `close()`) releases its onnxruntime sessions.
 
@@ -163,7 +207,7 @@ class Model:
     image: ImageEncoder | None = None
     text: TextEncoder | None = None
     encoders: dict[str, Encoder] = field(default_factory=dict)
-    precision: Literal["fp32", "int8"] = "fp32"
+    precisions: dict[str, TowerPrecision] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -174,6 +218,23 @@ class Model:
     def random_weights(self) -> bool:
         """Exported without trained weights (`--weights none`): its vectors carry no meaning."""
         return self.manifest.weights.kind == "none"
+
+    @property
+    def precision(self) -> Literal["fp32", "int8", "mixed"]:
+        """`fp32` or `int8` when every tower runs it, else `mixed` (see `precisions` for each tower and why)."""
+        chosen = {p.precision for p in self.precisions.values()}
+        return chosen.pop() if len(chosen) == 1 else "mixed"
+
+    def warm(self) -> Model:
+        """Load every tower's session now (a server does it before its first request); returns self.
+
+        Raises:
+            ModelError: onnxruntime cannot load a graph, or a graph disagrees with the manifest.
+        """
+        for encoder in (self.image, self.text):
+            if encoder is not None:
+                encoder.warm()
+        return self
 
     def embed_images(self, images: ImageSource | Sequence[ImageSource]) -> np.ndarray:
         """Embed images: (len(images), dim) float32 unit rows; one image (a path, bytes, a PIL image) gives (dim,).
@@ -225,14 +286,16 @@ def load_model(
     verify: bool = True,
     max_text_chars: int = DEFAULT_MAX_CHARS,
 ) -> Model:
-    """Load a model folder written by `mmsearch export`.
+    """Load a model folder written by `mmsearch export`; the graphs load on first use.
 
     Args:
         path: the model folder (manifest.json, .onnx graphs, tokenizer.json).
         device: `auto` (CUDA when available), `cpu` or `cuda`.
-        precision: `auto` loads the int8 graphs of a model exported with `--quantize int8` and the
-            fp32 ones otherwise; `fp32` or `int8` choose. The specs' fingerprints are the loaded graphs'.
-        threads: onnxruntime intra-op threads per session; None lets it choose.
+        precision: `auto` loads a tower's int8 graph when its lowest cosine to fp32 on the
+            calibration set stored with the model is at least `indexers.manifest.INT8_MIN_COSINE`
+            (0.99), its fp32 graph otherwise; `fp32` or `int8` choose. `Model.precisions` says
+            which each tower runs, and why. The specs' fingerprints are the loaded graphs'.
+        threads: threads per call (see `OnnxSession`); None: `MMSEARCH_THREADS`, else all usable CPUs.
         batch_size: rows per onnxruntime run.
         verify: check the sha256 of the files loaded against the manifest first; a file unchanged
             since its last check is not hashed again (see `indexers.integrity`).
@@ -243,23 +306,26 @@ def load_model(
         The model; use it as a context manager (or `close()` it) to release its sessions.
 
     Raises:
-        ModelError: not a model folder, onnxruntime cannot load a graph, or a graph's inputs or
-            output disagree with the manifest (dim, image size, tokenizer inputs).
+        ModelError: not a model folder; on a tower's first use (or `warm()`), onnxruntime cannot
+            load its graph, or the graph's inputs or output disagree with the manifest (dim, image
+            size, tokenizer inputs).
         ModelIntegrityError: a file is missing or its hash differs from the manifest.
         ConfigError: an unknown device or precision, or `int8` for a model without int8 graphs.
     """
     folder = Path(path)
     manifest = Manifest.load(folder, verify=False)
-    resolved = manifest.precision(precision)
+    chosen = manifest.choose(precision)
     if verify:
-        manifest.verify(folder, resolved)
-    model = Model(path=folder, manifest=manifest, precision=resolved)
-    specs = encoder_specs(manifest, resolved)
+        manifest.verify(folder, precision)
+    model = Model(path=folder, manifest=manifest, precisions=chosen)
+    specs = encoder_specs(manifest, precision)
     try:
-        for key, graph in manifest.graphs(resolved).items():
-            session = OnnxSession(folder / graph.file, device=device, threads=threads)
-            check_graph(session, manifest.towers[key])
-            encoder = _encoder(folder, key, manifest.towers[key], specs[key], session, batch_size, max_text_chars)
+        for key, graph in manifest.graphs(precision).items():
+            tower = manifest.towers[key]
+            session = OnnxSession(
+                folder / graph.file, device=device, threads=threads, on_load=functools.partial(check_graph, tower=tower)
+            )
+            encoder = _encoder(folder, key, tower, specs[key], session, batch_size, max_text_chars, chosen[key])
             if isinstance(encoder, ImageEncoder):
                 model.image = encoder
             else:
@@ -272,16 +338,24 @@ def load_model(
 
 
 def _encoder(
-    folder: Path, key: str, tower: Tower, spec: EncoderSpec, session: OnnxSession, batch_size: int, max_chars: int
+    folder: Path,
+    key: str,
+    tower: Tower,
+    spec: EncoderSpec,
+    session: OnnxSession,
+    batch_size: int,
+    max_chars: int,
+    precision: TowerPrecision,
 ) -> ImageEncoder | TextEncoder:
     if tower.modality == "image":
         if tower.preprocess is None:
             raise ModelError(f"{folder}: image tower {key!r} has no preprocessing config")
-        return ImageEncoder(spec, session, ImagePreprocessor(tower.preprocess), batch_size=batch_size)
+        preprocessor = ImagePreprocessor(tower.preprocess)
+        return ImageEncoder(spec, session, preprocessor, batch_size=batch_size, precision=precision)
     if tower.tokenizer is None:
         raise ModelError(f"{folder}: text tower {key!r} has no tokenizer config")
     tokenizer = TextTokenizer(folder / tower.tokenizer.file, tower.tokenizer)
-    return TextEncoder(spec, session, tokenizer, batch_size=batch_size, max_chars=max_chars)
+    return TextEncoder(spec, session, tokenizer, batch_size=batch_size, max_chars=max_chars, precision=precision)
 
 
 def check_graph(session: OnnxSession, tower: Tower) -> None:

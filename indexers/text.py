@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexers.manifest import TokenizerConfig
 from mmsearch.errors import ModelError, TextInputError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 # A guard against absurd inputs (a whole file pasted into a field), not a length rule: the tokenizer
 # truncates every text to the model's context anyway, as sentence-transformers does, and
@@ -56,18 +61,36 @@ def clip_clean(text: str) -> str:
 
 
 class TextTokenizer:
-    """A saved `tokenizers` tokenizer plus the model's feeding rules (context length, padding)."""
+    """A saved `tokenizers` tokenizer plus the model's feeding rules (context length, padding).
+
+    The file is read on first use, so loading a model folder whose text tower a process never
+    uses does not parse its vocabulary.
+    """
 
     def __init__(self, path: Path, config: TokenizerConfig) -> None:
+        self.path = Path(path)
+        self.config = config
+        self._loaded: Tokenizer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def _tok(self) -> Tokenizer:
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._loaded = self._read()
+        return self._loaded
+
+    def _read(self) -> Tokenizer:
         from tokenizers import Tokenizer
 
         try:
-            self._tok = Tokenizer.from_file(str(path))
+            tok = Tokenizer.from_file(str(self.path))
         except Exception as e:  # tokenizers raises a bare Exception on a bad file
-            raise ModelError(f"cannot read tokenizer {str(path)!r}: {e}") from e
-        self.config = config
-        self._tok.no_padding()
-        self._tok.enable_truncation(max_length=config.context_length)
+            raise ModelError(f"cannot read tokenizer {str(self.path)!r}: {e}") from e
+        tok.no_padding()
+        tok.enable_truncation(max_length=self.config.context_length)
+        return tok
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, special tokens included, truncated to the context length."""

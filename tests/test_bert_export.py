@@ -422,6 +422,7 @@ def test_int8_adds_the_quantized_graph_beside_fp32(tiny_bert_src: Path, tiny_ber
     assert (tower.file, tower.int8.file) == ("text.onnx", "text.int8.onnx")
     assert sorted(p.name for p in out.iterdir()) == [
         ".verified.json",
+        "calibration",
         "manifest.json",
         "text.int8.onnx",
         "text.onnx",
@@ -431,13 +432,17 @@ def test_int8_adds_the_quantized_graph_beside_fp32(tiny_bert_src: Path, tiny_ber
     assert tower.sha256 == sha256_file(out / "text.onnx") == sha256_file(tiny_bert_dir / "text.onnx")
     assert tower.int8.sha256 == sha256_file(out / "text.int8.onnx")
     assert manifest.quantization is not None and manifest.quantization.method == "dynamic-int8"
-    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(out / tower.int8.file)).graph.node}
-    assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(out / tower.file)).graph.node}
+    int8_ops = {n.op_type for n in onnx.load(str(out / tower.int8.file)).graph.node}
+    fp32_ops = {n.op_type for n in onnx.load(str(out / tower.file)).graph.node}
+    assert "MatMulInteger" in int8_ops and "MatMulInteger" not in fp32_ops
+    # The fused attention of the optimised fp32 graph is quantized too (its packed QKV weight folded).
+    assert "Attention" in fp32_ops and "QAttention" in int8_ops and "Attention" not in int8_ops
+    assert tower.calibration is not None and (tower.calibration.kind, tower.calibration.count) == ("texts", 256)
     _, tokenizer, int8 = _runtime(out, "int8")
     _, _, fp32 = _runtime(tiny_bert_dir)
     feeds = tokenizer.encode(TEXTS[:6])
     cos = _cosine(int8.run(feeds), fp32.run(feeds))
-    # The manifest's figure comes from the exporter's own check texts, these from others: both
+    # The manifest's figure comes from the calibration set, these from other texts: both
     # must show int8 close to fp32 (per-channel dynamic int8 gives ~0.9999 on this model).
     assert manifest.quantization.cosine_to_fp32_min > 0.99
     assert cos.min() > 0.99

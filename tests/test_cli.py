@@ -51,6 +51,10 @@ def test_embed_loads_the_int8_graphs_of_an_int8_export_unless_told(tiny_clip_int
     assert auto.exit_code == 0 and fp32.exit_code == 0, auto.output + fp32.output
     auto_data, fp32_data = json.loads(auto.output), json.loads(fp32.output)
     assert (auto_data["precision"], fp32_data["precision"]) == ("int8", "fp32")
+    # Which graph each tower runs, and why (the calibration rule for auto).
+    assert auto_data["towers"]["text"]["precision"] == "int8"
+    assert ">= 0.99 on 256 calibration texts" in auto_data["towers"]["text"]["reason"]
+    assert fp32_data["towers"] == {t: {"precision": "fp32", "reason": "fp32 asked for"} for t in ("image", "text")}
     assert auto_data["results"][0]["embedding"] != fp32_data["results"][0]["embedding"]
 
 

@@ -284,6 +284,7 @@ def test_int8_export_keeps_fp32_and_adds_int8_graphs(int8_dir: Path) -> None:
     assert 0.98 < q.cosine_to_fp32_min <= q.cosine_to_fp32_mean <= 1.0 + 1e-6
     assert sorted(p.name for p in int8_dir.iterdir()) == [
         ".verified.json",
+        "calibration",
         "image.int8.onnx",
         "image.onnx",
         "manifest.json",

@@ -136,6 +136,13 @@ def test_query_text_json(shop):
     first = data["results"][0]
     assert first["id"].startswith("sku") and set(first["signals"]) == {"clip-tiny.image", "clip-tiny.text"}
     assert sum(s["contribution"] for s in first["signals"].values()) == pytest.approx(first["score"], rel=1e-4)
+    assert [(e["vector"], e["input"], e["precision"]) for e in data["encoders"]] == [("clip-tiny.text", "text", "fp32")]
+
+
+def test_query_says_which_tower_embedded_the_text_and_at_which_precision(shop):
+    result = run(shop, "query", "--text", "a red bag", "--limit", "3")
+    assert result.exit_code == 0, result.output
+    assert "text embedded by clip-tiny.text: fp32 (no int8 graph: exported without --quantize int8)" in result.stderr
 
 
 def test_query_explain_table_filter_and_weights(shop):

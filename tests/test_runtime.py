@@ -247,12 +247,64 @@ def test_a_model_is_a_context_manager_that_releases_its_sessions(tiny_clip_dir):
     ],
     ids=["dim", "output", "image size"],
 )
-def test_a_manifest_that_disagrees_with_its_graph_is_refused_at_load(tiny_clip_dir, tmp_path, change, needle):
+def test_a_manifest_that_disagrees_with_its_graph_is_refused_on_first_use(tiny_clip_dir, tmp_path, change, needle):
     folder = copy_model(tiny_clip_dir, tmp_path / "m")
     manifest = Manifest.load(folder)
     tower = change(manifest)
     key = "text" if tower.modality == "text" else "image"
     manifest.model_copy(update={"towers": {**manifest.towers, key: tower}}).write(folder)
+    model = load_model(folder, threads=1)  # graphs load on first use, and are checked then
     with pytest.raises(ModelError, match="does not match its manifest") as e:
-        load_model(folder, threads=1)
+        model.warm()
     assert needle in str(e.value) and f"{key}.onnx" in str(e.value)
+    with pytest.raises(ModelError, match="does not match its manifest"):  # and on every later try
+        model.warm()
+
+
+# --- lazy sessions and call shapes --------------------------------------------------------------
+
+
+def test_loading_a_model_loads_no_graph_and_a_tower_loads_on_first_use(tiny_clip_dir):
+    model = load_model(tiny_clip_dir, device="cpu", threads=2)
+    assert model.text.session.loaded == () and model.image.session.loaded == ()
+    assert model.text.tokenizer._loaded is None  # the vocabulary is not even parsed yet
+    model.embed_texts(["a red bicycle"])
+    # One short text runs on the one-thread session; the image tower was never touched.
+    assert model.text.session.loaded == ("serial",) and model.image.session.loaded == ()
+    model.embed_texts(TEXTS)  # several texts run side by side on the same session
+    assert model.text.session.loaded == ("serial",)
+    model.embed_images([make_image()])
+    assert model.image.session.loaded == ("parallel",)
+
+
+def test_warm_loads_each_tower_for_its_usual_call(tiny_clip_dir):
+    model = load_model(tiny_clip_dir, device="cpu", threads=2).warm()
+    assert model.text.session.loaded == ("serial",) and model.image.session.loaded == ("parallel",)
+    assert model.text.tokenizer._loaded is not None
+
+
+def test_a_broken_graph_fails_on_first_use_with_the_file_named(tiny_clip_dir, tmp_path):
+    folder = copy_model(tiny_clip_dir, tmp_path / "m")
+    (folder / "image.onnx").write_bytes(b"not a graph")
+    model = load_model(folder, device="cpu", verify=False)  # the manifest alone: loads
+    assert model.embed_texts(["fine"]).shape == (1, 32)  # the other tower works
+    with pytest.raises(ModelError, match=r"onnxruntime cannot load .*image\.onnx"):
+        model.embed_images([make_image()])
+
+
+def test_threads_and_grouping_do_not_change_the_embeddings(tiny_clip_dir):
+    texts = [f"{t} number {i}" for i in range(40) for t in TEXTS[:3]]
+    one = load_model(tiny_clip_dir, device="cpu", threads=1).embed_texts(texts)
+    two = load_model(tiny_clip_dir, device="cpu", threads=2, batch_size=7).embed_texts(texts)
+    np.testing.assert_allclose(one, two, atol=1e-5)
+    single = load_model(tiny_clip_dir, device="cpu", threads=2)
+    np.testing.assert_allclose(np.stack([single.embed_texts([t])[0] for t in texts[:6]]), one[:6], atol=1e-5)
+
+
+def test_a_long_single_text_is_split_across_threads(tiny_clip_dir):
+    from indexers.runtime import SHORT_TEXT_TOKENS
+
+    model = load_model(tiny_clip_dir, device="cpu", threads=2)
+    long_text = " ".join(["word"] * (SHORT_TEXT_TOKENS + 5))
+    model.embed_texts([long_text])
+    assert model.text.session.loaded == ("parallel",)

@@ -449,3 +449,24 @@ def test_when_no_weighted_signal_is_left_the_fallback_still_embeds_the_text(worl
     got = world.searcher().search(text=TEXT, user="stranger", weights={"cf": 1}, limit=3)
     assert len(got) == 3 and {world.bert, world.txt} <= {s.name for s in got.signals}
     assert not any("not used" in n for n in got.notes) and any("no weighted signal is left" in n for n in got.notes)
+
+
+def test_a_query_embeds_only_with_the_towers_its_weights_read(tiny_clip_dir, minilm_dir, tmp_path):
+    fresh = load_model(tiny_clip_dir, threads=1), load_model(minilm_dir, threads=1)
+    w = World(fresh, "memory", tmp_path)
+    try:
+        got = w.searcher().search(text=TEXT, weights={"bert": 1}, limit=5)
+        assert [(e.vector, e.input) for e in got.encoders] == [(w.bert, "text")]
+        assert got.encoders[0].precision == "fp32" and "no int8 graph" in got.encoders[0].reason
+        assert w.clip.text.session.loaded == () and w.clip.image.session.loaded == ()  # CLIP never loaded
+        ids, _, _ = w.reference([(w.bert, w.minilm.text.embed([TEXT])[0])], [1.0], "wsum")
+        assert got.ids == ids[:5]
+        # no weights: the trained models' towers (the tiny CLIP has random weights, left out by default)
+        default = w.searcher().search(text=TEXT, limit=5)
+        assert [e.vector for e in default.encoders] == [w.bert] and w.clip.text.session.loaded == ()
+        weighted = w.searcher().search(text=TEXT, weights={w.txt: 1}, limit=5)
+        assert [e.vector for e in weighted.encoders] == [w.txt]
+        assert w.clip.text.session.loaded and w.clip.image.session.loaded == ()
+        assert weighted.to_dict()["encoders"][0]["precision"] == "fp32"
+    finally:
+        w.store.close()

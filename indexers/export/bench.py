@@ -1,29 +1,33 @@
-"""Encoder throughput: PyTorch eager vs ONNX fp32 vs ONNX int8, same machine, same run.
+"""Encoder speed against same-run baselines: image towers (PyTorch eager vs ONNX fp32 vs int8) and
+text towers (`indexers.export.bench_text`: sentence-transformers `encode()`, open_clip and
+fastembed on the same varied texts).
 
-Random weights: speed does not depend on them. Each case exports its model into a scratch folder
-(with `quantize`, one int8 export, which keeps the fp32 graphs beside the int8 ones), then times
-`runs` forward passes per batch size after one warm-up.
+Random weights: speed does not depend on them. Each model is exported once into a scratch folder
+(with `quantize`, one int8 export, which keeps the fp32 graphs beside the int8 ones). Image rows
+time `runs` forward passes per batch size after one warm-up; text rows alternate the runtimes in
+`runs` rounds over the texts.
 """
 
 from __future__ import annotations
 
 import functools
-import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from indexers.export import export_model
+from indexers.export import bench_text, export_model
+from indexers.export.sentences import varied_sentences
 from indexers.export.torch_compat import import_torchvision
 from indexers.manifest import Manifest
 from indexers.onnx_session import OnnxSession
-from mmsearch.errors import ExportError
+from mmsearch.errors import ConfigError, ExportError
 
 import_torchvision()  # open_clip and sentence-transformers import torchvision; patch it first
 
@@ -88,37 +92,29 @@ def _graphs(folder: Path, manifest: Manifest, key: str) -> tuple[Path, Path | No
     return folder / tower.file, folder / tower.int8.file, tower.int8.cosine_to_fp32_mean
 
 
-def _clip_cases(root: Path, quantize: bool) -> list[_Case]:
+def _clip_export(root: Path, quantize: bool) -> tuple[Any, Path, Manifest]:
+    """ViT-B-32 with seeded random weights, saved as a checkpoint and exported from it: PyTorch and
+    the ONNX graphs then hold the same weights, so their embeddings can be compared too."""
     import open_clip
 
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    checkpoint = root / "clip-random.pt"
+    torch.save(model.state_dict(), checkpoint)
     out = root / "clip"
     manifest = export_model(
-        "clip", out, architecture="ViT-B-32", weights="none", quantize="int8" if quantize else "none", overwrite=True
+        "clip", out, architecture="ViT-B-32", weights=str(checkpoint), quantize="int8" if quantize else "none"
     )
-    model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
-    ids = np.zeros((1, 77), dtype=np.int64)
-    ids[0, :20] = np.arange(1, 21)
-    ids[0, 0], ids[0, 19] = 49406, 49407
+    return model, out, manifest
 
-    def text_feeds(b: int) -> dict[str, np.ndarray]:
-        return {"input_ids": np.repeat(ids, b, axis=0)}
 
-    return [
-        _Case(
-            "clip ViT-B-32 image",
-            lambda b: functools.partial(model.encode_image, torch.from_numpy(_images(b)), normalize=True),
-            lambda b: {"pixel_values": _images(b)},
-            *_graphs(out, manifest, "image"),
-        ),
-        _Case(
-            "clip ViT-B-32 text (77 tokens)",
-            lambda b: functools.partial(
-                model.encode_text, torch.from_numpy(text_feeds(b)["input_ids"]), normalize=True
-            ),
-            text_feeds,
-            *_graphs(out, manifest, "text"),
-        ),
-    ]
+def _clip_image_case(model: Any, out: Path, manifest: Manifest) -> _Case:
+    return _Case(
+        "clip ViT-B-32 image",
+        lambda b: functools.partial(model.encode_image, torch.from_numpy(_images(b)), normalize=True),
+        lambda b: {"pixel_values": _images(b)},
+        *_graphs(out, manifest, "image"),
+    )
 
 
 def _resnet_case(root: Path, quantize: bool) -> _Case:
@@ -137,30 +133,6 @@ def _resnet_case(root: Path, quantize: bool) -> _Case:
     )
 
 
-def _minilm_case(root: Path, quantize: bool, model_dir: str) -> _Case:
-    from sentence_transformers import SentenceTransformer
-
-    from indexers.text import TextTokenizer
-
-    out = root / "minilm"
-    manifest = export_model("bert", out, model=model_dir, quantize="int8" if quantize else "none", overwrite=True)
-    st = SentenceTransformer(model_dir, device="cpu")
-    tokenizer = manifest.towers["text"].tokenizer
-    if tokenizer is None:
-        raise ExportError(f"the bert export of {model_dir!r} has no tokenizer config")
-    tok = TextTokenizer(out / tokenizer.file, tokenizer)
-    text = "a cosy family restaurant with wood-fired pizza and friendly staff"
-
-    def feeds(b: int) -> dict[str, np.ndarray]:
-        return tok.encode([text] * b)
-
-    def torch_fn(b: int) -> Callable[[], object]:
-        batch = {k: torch.from_numpy(v) for k, v in feeds(b).items()}
-        return lambda: st(batch)
-
-    return _Case("minilm-l6 text", torch_fn, feeds, *_graphs(out, manifest, "text"))
-
-
 def _measure(case: _Case, batches: Sequence[int], threads: int, runs: int) -> list[Row]:
     fp32 = OnnxSession(case.fp32, device="cpu", threads=threads)
     int8 = OnnxSession(case.int8, device="cpu", threads=threads) if case.int8 else None
@@ -175,6 +147,121 @@ def _measure(case: _Case, batches: Sequence[int], threads: int, runs: int) -> li
     return rows
 
 
+DEFAULT_TEXTS = 2000
+DEFAULT_TEXT_BATCH = 32
+
+
+@dataclass(frozen=True)
+class TextPlan:
+    """What every text row shares: the texts, threads, rounds, batch size, fastembed, scratch folder."""
+
+    texts: list[str]
+    threads: int
+    rounds: int
+    batch: int
+    fastembed_python: str | None
+    root: Path
+
+
+@dataclass
+class Results:
+    """The image rows (torch vs ONNX) and the text rows (against their baselines)."""
+
+    images: list[Row] = field(default_factory=list)
+    texts: list[bench_text.TextRow] = field(default_factory=list)
+
+
+def _mmsearch_runtimes(folder: Path, plan: TextPlan, quantize: bool) -> list[bench_text.Runtime]:
+    from indexers.runtime import load_model
+
+    out = []
+    for precision in ("fp32", "int8") if quantize else ("fp32",):
+        model = load_model(folder, device="cpu", precision=precision, threads=plan.threads, batch_size=plan.batch)
+        out.append(bench_text.Runtime(f"mmsearch {precision}", model.embed_texts, _one(model.embed_texts)))
+    return out
+
+
+def _one(embed: Callable[[list[str]], np.ndarray]) -> Callable[[str], np.ndarray]:
+    return lambda text: embed([text])
+
+
+def _fastembed(folder: Path, manifest: Manifest, plan: TextPlan) -> Callable[[], dict] | None:
+    """One fastembed round on the fp32 text graph of `folder`, or None without fastembed."""
+    if plan.fastembed_python is None:
+        return None
+    from tokenizers import Tokenizer
+
+    tower = manifest.towers["text"]
+    if tower.tokenizer is None:
+        raise ExportError(f"{folder} has no tokenizer config")
+    tokenizer = folder / tower.tokenizer.file
+    pad = Tokenizer.from_file(str(tokenizer)).id_to_token(tower.tokenizer.pad_id) or "[PAD]"
+    runner = bench_text.Fastembed(
+        plan.fastembed_python,
+        folder / tower.file,
+        tokenizer,
+        output=tower.output,
+        pad=(pad, tower.tokenizer.pad_id),
+        max_length=tower.tokenizer.context_length,
+        workdir=plan.root,
+    )
+    texts_file = bench_text.write_texts(plan.root, plan.texts)
+    order = bench_text.token_order(tokenizer, plan.texts)
+    return lambda: runner.run(
+        texts_file, order, dim=tower.dim, threads=plan.threads, batch=plan.batch, short_runs=bench_text.SHORT_RUNS
+    )
+
+
+def _minilm_text(model_dir: str, plan: TextPlan, quantize: bool) -> list[bench_text.TextRow]:
+    """MiniLM: `SentenceTransformer.encode()` against mmsearch fp32/int8 and fastembed, same texts."""
+    from sentence_transformers import SentenceTransformer
+
+    out = plan.root / "minilm"
+    manifest = export_model("bert", out, model=model_dir, quantize="int8" if quantize else "none", overwrite=True)
+    st = SentenceTransformer(model_dir, device="cpu")
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return st.encode(texts, batch_size=plan.batch, normalize_embeddings=True, show_progress_bar=False)
+
+    baseline = bench_text.Runtime("sentence-transformers encode()", encode, lambda t: encode([t]))
+    return bench_text.bench_text_case(
+        "minilm-l6 text",
+        plan.texts,
+        baseline,
+        _mmsearch_runtimes(out, plan, quantize),
+        _fastembed(out, manifest, plan),
+        rounds=plan.rounds,
+        short_runs=bench_text.SHORT_RUNS,
+    )
+
+
+def _clip_text(model: Any, folder: Path, plan: TextPlan, quantize: bool) -> list[bench_text.TextRow]:
+    """CLIP's text tower: open_clip's `encode_text` (77-token rows) against mmsearch and fastembed."""
+    import open_clip
+
+    tokenize = open_clip.get_tokenizer("ViT-B-32")
+
+    def encode(texts: list[str]) -> np.ndarray:
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), plan.batch):
+                ids = tokenize(texts[start : start + plan.batch])
+                parts.append(model.encode_text(ids, normalize=True).numpy())
+        return np.concatenate(parts)
+
+    baseline = bench_text.Runtime("open_clip encode_text()", encode, lambda t: encode([t]))
+    manifest = Manifest.load(folder, verify=False)
+    return bench_text.bench_text_case(
+        "clip ViT-B-32 text",
+        plan.texts,
+        baseline,
+        _mmsearch_runtimes(folder, plan, quantize),
+        _fastembed(folder, manifest, plan),
+        rounds=plan.rounds,
+        short_runs=bench_text.SHORT_RUNS,
+    )
+
+
 def run(
     batches: Sequence[int] = (1, 32),
     *,
@@ -183,29 +270,69 @@ def run(
     quantize: bool = True,
     only: Sequence[str] = ("clip", "resnet", "bert"),
     bert_model: str | None = None,
+    texts: int = DEFAULT_TEXTS,
+    fastembed_python: str | None = None,
     workdir: Path | None = None,
     log: Callable[[str], None] = print,
-) -> list[Row]:
-    """Export the default architectures and time them; returns one Row per case and batch size."""
-    threads = threads or os.cpu_count() or 1
+) -> Results:
+    """Export the default architectures and time them against their baselines in one run.
+
+    Args:
+        batches: batch sizes of the image rows.
+        threads: threads for every runtime (torch, onnxruntime, fastembed); None: all usable CPUs.
+        runs: timed passes per image cell; rounds of the text rows.
+        quantize: also export and time the int8 graphs.
+        only: which families: `clip` (image and text towers), `resnet`, `bert` (needs `bert_model`).
+        bert_model: the sentence-transformers folder or hub name of the bert row.
+        texts: how many varied sentences the text rows embed (`indexers.export.sentences`).
+        fastembed_python: an interpreter with fastembed for its text rows; None: this one when it
+            can import fastembed, else no fastembed rows.
+        workdir: where the scratch folder goes.
+        log: progress and result lines.
+
+    Returns:
+        The image rows and the text rows.
+    """
+    from indexers.onnx_session import usable_cpus
+
+    threads = threads or usable_cpus()
     torch.set_num_threads(threads)
-    rows: list[Row] = []
+    fe_python = fastembed_python or (sys.executable if bench_text.fastembed_works(sys.executable) else None)
+    if fastembed_python and not bench_text.fastembed_works(fastembed_python):
+        raise ConfigError(f"--fastembed-python {fastembed_python!r} cannot import fastembed")
+    results = Results()
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         root = Path(tmp)
-        cases: list[_Case] = []
+        sentences = varied_sentences(texts)
+        plan = TextPlan(sentences, threads, runs, DEFAULT_TEXT_BATCH, fe_python, root)
         if "clip" in only:
             log("exporting ViT-B-32 (fp32 and int8)...")
-            cases += _clip_cases(root, quantize)
+            model, out, manifest = _clip_export(root, quantize)
+            results.images += _measure_logged(_clip_image_case(model, out, manifest), batches, threads, runs, log)
+            results.texts += _logged(_clip_text(model, out, plan, quantize), log)
         if "resnet" in only:
             log("exporting ResNet-50 (fp32 and static int8)...")
-            cases.append(_resnet_case(root, quantize))
+            results.images += _measure_logged(_resnet_case(root, quantize), batches, threads, runs, log)
         if "bert" in only and bert_model:
             log("exporting MiniLM-L6 (fp32 and int8)...")
-            cases.append(_minilm_case(root, quantize, bert_model))
-        for case in cases:
-            for row in _measure(case, batches, threads, runs):
-                log(format_row(row))
-                rows.append(row)
+            results.texts += _logged(_minilm_text(bert_model, plan, quantize), log)
+    return results
+
+
+def _measure_logged(
+    case: _Case, batches: Sequence[int], threads: int, runs: int, log: Callable[[str], None]
+) -> list[Row]:
+    rows = _measure(case, batches, threads, runs)
+    log(HEADER)
+    for row in rows:
+        log(format_row(row))
+    return rows
+
+
+def _logged(rows: list[bench_text.TextRow], log: Callable[[str], None]) -> list[bench_text.TextRow]:
+    log(bench_text.HEADER)
+    for row in rows:
+        log(bench_text.format_text_row(row))
     return rows
 
 

@@ -2,12 +2,14 @@
 
 `run_export`: stage a folder -> the family's build (resolve weights, build the torch model, write
 the tokenizer, export each tower's fp32 graph, compute PyTorch's reference outputs) -> parity check
-of every graph against PyTorch -> with `quantize="int8"`, an int8 graph beside each fp32 one ->
-the manifest (both graphs per tower, with their sha256 and the int8 cosine to fp32) and the
-verification stamp -> the folder moved into place.
+of every graph against PyTorch -> the towers that opt in optimised (`indexers.export.optimize`)
+and checked against PyTorch again -> with `quantize="int8"`, the calibration set written and an
+int8 graph beside each fp32 one, compared with it on that set -> the manifest (both graphs per
+tower, with their sha256, the optimisation, the calibration set and the int8 cosine to fp32) and
+the verification stamp -> the folder moved into place.
 
 File convention: tower `<key>` has its fp32 graph in `<key>.onnx`, always written and kept, and
-with int8 its int8 graph in `<key>.int8.onnx`.
+with int8 its int8 graph in `<key>.int8.onnx`; calibration sets are under `calibration/`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexers.integrity import record_verified
-from indexers.manifest import Int8Graph, Manifest, Quantization, QuantMethod, Tower, TowerInfo, WeightsSource
+from indexers.manifest import (
+    CalibrationSet,
+    GraphOptimization,
+    Int8Graph,
+    Manifest,
+    Quantization,
+    QuantMethod,
+    Tower,
+    TowerInfo,
+    WeightsSource,
+)
 from indexers.protocol import MODEL_NAME_RULE, is_model_name
 from mmsearch.errors import ConfigError, ExportError, ParityError
 from mmsearch.files import sha256_file, writing
@@ -54,6 +66,7 @@ class ExportOptions(BaseModel):
         opset: ONNX opset; 18 is the dynamo exporter's own (asking for less silently gives 18).
         tolerance: max abs difference allowed between ONNX and PyTorch embeddings.
         quantize: `int8` also quantizes the graphs after the fp32 parity check.
+        optimize: save the fused graph of the towers that gain from it (see `indexers.export.optimize`).
         overwrite: replace an existing, non-empty output folder.
         name: the model's name, the `<model>` of its vector names (`<model>.image`, `<model>.text`);
             None for the output folder's name. The same rule for every family.
@@ -64,6 +77,7 @@ class ExportOptions(BaseModel):
     opset: int = Field(default=DEFAULT_OPSET, ge=DEFAULT_OPSET)
     tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0)
     quantize: Literal["none", "int8"] = "none"
+    optimize: bool = True
     overwrite: bool = False
     name: str | None = None
 
@@ -244,16 +258,16 @@ def graph_file(key: str, precision: Literal["fp32", "int8"] = "fp32") -> str:
 
 @dataclass(frozen=True)
 class Int8Plan:
-    """How a tower is quantized when the export asks for int8.
+    """How a tower is quantized when the export asks for int8 (it is then compared with fp32 on
+    the calibration set stored with the model, `indexers.export.calibration`).
 
     Attributes:
         method: `dynamic-int8` (transformers) or `static-qdq-int8` (CNNs).
-        check_feeds: batches on which int8 is compared with fp32; empty: the parity feeds.
-        calibration: builds static int8's calibration batches (called only when quantizing).
+        calibration: builds static int8's calibration batches, for the activation ranges (called
+            only when quantizing).
     """
 
     method: QuantMethod
-    check_feeds: Sequence[Feeds] = ()
     calibration: Callable[[], Sequence[Feeds]] | None = None
 
 
@@ -267,6 +281,7 @@ class TowerExport:
         feeds: the parity check's inputs to the graph.
         reference: PyTorch's output on the same inputs.
         int8: how to quantize it.
+        optimize: save its graph optimised (fused attention, LayerNorm, GELU), parity permitting.
     """
 
     key: str
@@ -274,6 +289,7 @@ class TowerExport:
     feeds: Feeds
     reference: np.ndarray
     int8: Int8Plan
+    optimize: bool = False
 
 
 @dataclass(frozen=True)
@@ -335,17 +351,24 @@ def _run_stages(
     with staging_folder(out_dir, overwrite=options.overwrite) as folder:
         stage(f"building the {family} model in PyTorch and loading its weights")
         exported = build(folder)
+        label = f"{family} {exported.architecture}"
         stage(f"checking {', '.join(t.key for t in exported.towers)} against PyTorch (parity)")
-        diffs = check_towers(f"{family} {exported.architecture}", folder, exported.towers, options.tolerance)
+        diffs = check_towers(label, folder, exported.towers, options.tolerance)
+        optimized = optimize_towers(label, folder, exported.towers, options.tolerance) if options.optimize else {}
+        diffs.update({key: diff for key, (_, diff) in optimized.items()})
         int8 = quantize_towers(folder, exported.towers) if options.quantize == "int8" else {}
         stage(f"writing the manifest and moving the model folder to {out_dir}")
+        records = {
+            t.key: tower_record(folder, t, int8.get(t.key), optimized.get(t.key, (None, 0.0))[0])
+            for t in exported.towers
+        }
         manifest = Manifest(
             name=name,
             family=family,
             architecture=exported.architecture,
             weights=exported.weights,
             opset=options.opset,
-            towers={t.key: tower_record(folder, t, int8.get(t.key)) for t in exported.towers},
+            towers=records,
             parity_max_abs_diff=diffs,
             parity_tolerance=options.tolerance,
             toolchain=toolchain_versions(*exported.toolchain),
@@ -370,22 +393,73 @@ def check_towers(name: str, folder: Path, towers: Sequence[TowerExport], toleran
     return check_parity(name, expected, actual, tolerance)
 
 
-def quantize_towers(stage_dir: Path, towers: Sequence[TowerExport]) -> dict[str, Int8Graph]:
-    """Write `<key>.int8.onnx` beside each tower's fp32 graph; returns their manifest records."""
+def optimize_towers(
+    name: str, stage_dir: Path, towers: Sequence[TowerExport], tolerance: float
+) -> dict[str, tuple[GraphOptimization, float]]:
+    """Replace each opted-in tower's fp32 graph by its optimised one when that still matches PyTorch.
+
+    A tower whose optimisation fails, fuses nothing or breaks parity keeps its plain graph, with a
+    warning saying why (its manifest record then has no `optimization`).
+
+    Returns:
+        Tower key -> (what was fused, the optimised graph's max abs diff to PyTorch).
+    """
+    out: dict[str, tuple[GraphOptimization, float]] = {}
+    for t in towers:
+        if t.optimize:
+            stage(f"optimising {t.key}'s graph (fusing attention, LayerNorm, GELU) and checking it")
+            plain = stage_dir / graph_file(t.key)
+            candidate = plain.with_name(f".{plain.stem}.optimized.onnx")
+            try:
+                done = _optimize(name, t, plain, candidate, tolerance)
+            finally:
+                candidate.unlink(missing_ok=True)
+            if done is not None:
+                out[t.key] = done
+    return out
+
+
+def _optimize(
+    name: str, tower: TowerExport, plain: Path, candidate: Path, tolerance: float
+) -> tuple[GraphOptimization, float] | None:
+    from indexers.export.optimize import optimize_graph
+
+    try:
+        record = optimize_graph(plain, candidate)
+        if not record.fused:
+            log.warning("%s: graph optimisation fused nothing in %s; keeping the plain graph", name, plain.name)
+            return None
+        actual = {tower.key: run_onnx(candidate, tower.feeds)}
+        diff = check_parity(f"{name} (optimised)", {tower.key: tower.reference}, actual, tolerance)
+    except Exception as e:  # noqa: BLE001 - a failed optimisation leaves the checked plain graph in place
+        log.warning("%s: keeping the plain %s, its optimised graph failed: %s", name, plain.name, e)
+        return None
+    candidate.replace(plain)
+    return record, diff[tower.key]
+
+
+def quantize_towers(stage_dir: Path, towers: Sequence[TowerExport]) -> dict[str, tuple[Int8Graph, CalibrationSet]]:
+    """Write `<key>.int8.onnx` beside each tower's fp32 graph, compared with it on the calibration set.
+
+    Returns:
+        Tower key -> (the int8 graph's manifest record, the calibration set's record).
+    """
+    from indexers.export import calibration
     from indexers.export.quantize import quantize_tower
 
-    out: dict[str, Int8Graph] = {}
+    out: dict[str, tuple[Int8Graph, CalibrationSet]] = {}
     for t in towers:
         stage(f"quantizing {t.key} to int8 ({t.int8.method})")
         path = stage_dir / graph_file(t.key, "int8")
+        stored = calibration.write_set(stage_dir, t.info)
         record = quantize_tower(
             stage_dir / graph_file(t.key),
             path,
             method=t.int8.method,
-            check_feeds=t.int8.check_feeds or [t.feeds],
+            check_feeds=calibration.feeds(stage_dir, t.info, stored),
             calibration_feeds=t.int8.calibration() if t.int8.calibration else None,
         )
-        out[t.key] = int8_record(path, record)
+        out[t.key] = (int8_record(path, record), stored)
     return out
 
 
@@ -393,6 +467,18 @@ def int8_record(path: Path, quantization: Quantization) -> Int8Graph:
     return Int8Graph(file=path.name, sha256=sha256_file(path), **dict(quantization))
 
 
-def tower_record(folder: Path, tower: TowerExport, int8: Int8Graph | None) -> Tower:
+def tower_record(
+    folder: Path,
+    tower: TowerExport,
+    int8: tuple[Int8Graph, CalibrationSet] | None,
+    optimization: GraphOptimization | None,
+) -> Tower:
     fp32 = folder / graph_file(tower.key)
-    return Tower(**dict(tower.info), file=fp32.name, sha256=sha256_file(fp32), int8=int8)
+    return Tower(
+        **dict(tower.info),
+        file=fp32.name,
+        sha256=sha256_file(fp32),
+        int8=int8[0] if int8 else None,
+        calibration=int8[1] if int8 else None,
+        optimization=optimization,
+    )

@@ -72,7 +72,11 @@ def bench() -> None:
 )
 @threads_option("threads of torch and of each onnxruntime session", "torch's and onnxruntime's choice")
 @click.option(
-    "--runs", type=click.IntRange(min=1), default=3, show_default=True, help="Timed runs per cell, after a warm-up."
+    "--runs",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Timed runs per image cell, rounds of the text rows.",
 )
 @click.option(
     "--only",
@@ -87,6 +91,19 @@ def bench() -> None:
     default=None,
     help="sentence-transformers folder or hub name for the bert row (default: the shipped MiniLM).",
 )
+@click.option(
+    "--texts",
+    type=click.IntRange(min=64),
+    default=2000,
+    show_default=True,
+    help="Varied sentences the text rows embed.",
+)
+@click.option(
+    "--fastembed-python",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="An interpreter with fastembed installed, for its text rows (default: this one, if it has fastembed).",
+)
 @click.option("--no-int8", is_flag=True, help="Skip the int8 exports.")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON at the end.")
 def bench_encoders(
@@ -95,30 +112,41 @@ def bench_encoders(
     runs: int,
     only: tuple[str, ...],
     bert_model: str | None,
+    texts: int,
+    fastembed_python: str | None,
     no_int8: bool,
     as_json: bool,
 ) -> None:
-    """Items/s for PyTorch eager vs ONNX fp32 vs ONNX int8 (ViT-B-32, ResNet-50, MiniLM-L6).
+    """Encoders against same-run baselines: image towers vs PyTorch, text towers vs their libraries.
+
+    Image rows: items/s of PyTorch eager, ONNX fp32 and int8 (ViT-B-32, ResNet-50). Text rows, on
+    the same generated sentences: sentence-transformers `encode()` (MiniLM) or open_clip (CLIP
+    text) as the baseline, mmsearch fp32 and int8, and fastembed on the same graph file when an
+    interpreter with fastembed is given (its pins clash with sentence-transformers': give it a
+    venv of its own).
 
     \b
     Example:
-      mmsearch bench encoders --batch 1 --batch 32 --threads 2
+      mmsearch bench encoders --only bert --threads 2
+      mmsearch bench encoders --fastembed-python /tmp/fe-venv/bin/python --json
     """
     from dataclasses import asdict
 
-    from indexers.export.bench import HEADER, run
+    from indexers.export.bench import run
     from mmsearch.datasets.shipped import shipped_minilm
 
     bert_model = bert_model or (str(shipped_minilm()) if shipped_minilm() else None)
-    click.echo(HEADER, err=as_json)
-    rows = run(
+    results = run(
         batches,
         threads=threads,
         runs=runs,
         quantize=not no_int8,
         only=only,
         bert_model=bert_model,
+        texts=texts,
+        fastembed_python=fastembed_python,
         log=lambda line: click.echo(line, err=as_json),
     )
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
+        figures = {"images": [asdict(r) for r in results.images], "texts": [asdict(r) for r in results.texts]}
+        click.echo(json.dumps(figures, indent=2))

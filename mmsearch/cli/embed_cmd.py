@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     type=click.Choice(["auto", "fp32", "int8"]),
     default="auto",
     show_default=True,
-    help="Graphs to load: auto is int8 for a model exported with --quantize int8.",
+    help="Graphs to load: auto is a tower's int8 graph when its min cosine to fp32 on the model's "
+    "calibration set is >= 0.99, else its fp32 graph.",
 )
 @threads_option()
 def embed(
@@ -61,6 +62,7 @@ def embed(
                 "family": model.manifest.family,
                 "architecture": model.manifest.architecture,
                 "precision": model.precision,
+                "towers": {key: p.model_dump() for key, p in model.precisions.items()},
                 "dim": len(results[0]["embedding"]),
                 "results": results,
             }

@@ -29,6 +29,12 @@ _common = [
         help="The model's name, the <model> of its vector names (<model>.image, <model>.text) [default: the --out "
         "folder's name].",
     ),
+    click.option(
+        "--optimize/--no-optimize",
+        default=True,
+        show_default=True,
+        help="Save the fused graph (attention, LayerNorm, GELU) of the text towers, checked against PyTorch.",
+    ),
     click.option("--overwrite", is_flag=True, help="Replace an existing model folder."),
     click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON."),
     progress_options,
@@ -51,17 +57,20 @@ def _run(family: str, out_dir: Path, as_json: bool, progress: str, **options: An
         click.echo(manifest.model_dump_json(indent=2))
         return
     click.echo(f"exported {manifest.family} {manifest.architecture} to {out_dir} in {seconds:.1f}s")
+    chosen = manifest.choose("auto")
     for key, tower in manifest.towers.items():
-        click.echo(f"  {key}: {tower.file} dim={tower.dim} sha256={tower.sha256[:16]}")
+        fused = tower.optimization.fused if tower.optimization else {}
+        optimized = f", optimised ({', '.join(f'{n} {op}' for op, n in fused.items())})" if fused else ""
+        click.echo(f"  {key}: {tower.file} dim={tower.dim} sha256={tower.sha256[:16]}{optimized}")
         if tower.int8 is not None:
             q = tower.int8
+            on = f" on {tower.calibration.count} calibration {tower.calibration.kind}" if tower.calibration else ""
             click.echo(
-                f"  {key}: {q.file} {q.method} sha256={q.sha256[:16]}, cosine to fp32 "
+                f"  {key}: {q.file} {q.method} ({q.scope}) sha256={q.sha256[:16]}, cosine to fp32{on} "
                 f"mean {q.cosine_to_fp32_mean:.5f}, min {q.cosine_to_fp32_min:.5f}"
             )
+            click.echo(f"  {key}: precision='auto' loads {chosen[key]}")
     click.echo(f"  parity vs PyTorch (max abs diff): {json.dumps(manifest.parity_max_abs_diff)}")
-    if manifest.quantization:
-        click.echo("  the int8 graphs are loaded by default; precision='fp32' loads the fp32 ones")
     if manifest.weights.kind == "none":
         click.echo("  weights: random (no pretrained weights): fine for tests and speed, not for search quality")
 

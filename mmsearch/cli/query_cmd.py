@@ -158,6 +158,10 @@ def _print_table(response: Any, explain: bool) -> None:
     click.echo(
         f"fusion {response.fusion} ({response.engine}), {response.candidates} candidates; signals: {used}", err=True
     )
+    for e in response.encoders:
+        click.echo(
+            f"{e.input} embedded by {e.vector}: {e.precision or '?'} ({e.reason or 'precision not known'})", err=True
+        )
 
 
 def _run(opts: Mapping[str, Any], query: Mapping[str, Any], call: Callable[[Any, Any, Any], Any]) -> None:

@@ -51,6 +51,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import logging
@@ -63,6 +64,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.images import ImageSource, load_image
+from indexers.manifest import TowerPrecision
 from indexers.onnx_session import Device
 from indexers.protocol import Encoder
 from indexers.runtime import Model
@@ -80,7 +82,7 @@ from mmsearch.errors import (
 from mmsearch.fetch import FetchSettings, fetch, is_url
 from mmsearch.query import fusion as F
 from mmsearch.query.models import check_models, default_choice, random_models, random_warnings, resolve_recorded
-from mmsearch.query.results import Result, SearchResponse, SignalScore, SignalUse, finite_or_none
+from mmsearch.query.results import EncoderUse, Result, SearchResponse, SignalScore, SignalUse, finite_or_none
 from mmsearch.query.signals import (
     CF_SIGNAL,
     DEFAULT_MAX_PROFILE_ITEMS,
@@ -108,6 +110,7 @@ from mmsearch.storage import (
     StoreSettings,
     check_filter,
     multi_name,
+    pooled_name,
     weighted_sum_formula,
 )
 
@@ -396,13 +399,15 @@ class Searcher:
         notes: list[str] = self._filter_notes(flt)
         alone = text is None and image is None and item is None and not given
         user_state = self._user(user, given, alone=alone, notes=notes)
-        drafts, dropped, excluded = self._drafts(text, image, item, user_state, wanted, notes)
+        encoders: list[EncoderUse] = []
+        drafts, dropped, excluded = self._drafts(text, image, item, user_state, wanted, notes, encoders)
         if exclude_seen and user_state is not None:
             excluded += user_state.items
         legs, leg_weights = self._weigh(drafts, weights, dropped, notes)
         _check_normalization(legs, fusion, normalization)
         flt = _combine_filters(flt, excluded)
-        return self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
+        response = self._run(legs, leg_weights, fusion, normalization, flt, limit, explain, notes)
+        return dataclasses.replace(response, encoders=encoders)
 
     def _drafts(
         self,
@@ -412,8 +417,12 @@ class Searcher:
         user: _User | None,
         wanted: Mapping[str, float] | None,
         notes: list[str],
+        encoders: list[EncoderUse],
     ) -> tuple[dict[str, _Leg], dict[str, str], list[str]]:
         """Every leg the query's inputs make (only the weighted ones when weights are given).
+
+        A text or image is embedded only by the towers whose signals the query weighs (each tower
+        that ran is added to `encoders`, with its precision).
 
         Returns:
             The legs by signal name; signals left out with the reason (cold or unknown user); the
@@ -456,12 +465,13 @@ class Searcher:
         if text is not None or image is not None:
             notes += [f"{why}; its signals are left out" for why in self._unavailable.values()]
         only = self._embedding_models(wanted)
-        content, unused = self._content_legs(text, image, item_vectors, only)
+        content, unused, used = self._content_legs(text, image, item_vectors, only)
         if only is not None and not self._serves({**content, **drafts}, wanted):
             # Nothing the weights (or the trained models) want is left, say for a cold user: the
             # fallback weighs every signal, so every tower embeds the query after all.
             only = None
-            content, unused = self._content_legs(text, image, item_vectors, only)
+            content, unused, used = self._content_legs(text, image, item_vectors, only)
+        encoders += used
         notes += [self._unused_note(m, wanted) for m in unused]
         if wanted is None and only is not None and (text is not None or image is not None) and not unused:
             notes += self._random_left_out()
@@ -512,11 +522,12 @@ class Searcher:
         image: ImageSource | None,
         item_vectors: Mapping[str, np.ndarray],
         only: set[str] | None,
-    ) -> tuple[dict[str, _Leg], list[str]]:
-        """The content signals' legs, the query embedded by the models in `only` (None: all); and the
-        inputs (text, image) that none of those models embeds."""
-        text_emb = self._embed("text", text, only) if text is not None else {}
-        image_emb = self._embed("image", image, only) if image is not None else {}
+    ) -> tuple[dict[str, _Leg], list[str], list[EncoderUse]]:
+        """The content signals' legs, the query embedded by the models in `only` (None: all); the
+        inputs (text, image) that none of those models embeds; the towers that embedded them."""
+        used: list[EncoderUse] = []
+        text_emb = self._embed("text", text, only, used) if text is not None else {}
+        image_emb = self._embed("image", image, only, used) if image is not None else {}
         unused = [m for m, given, emb in (("text", text, text_emb), ("image", image, image_emb)) if given and not emb]
         content = content_queries(
             self.store.schema,
@@ -525,7 +536,8 @@ class Searcher:
             item={k: v for k, v in item_vectors.items() if k != CF_VECTOR},
         )
         by_name = {s.name: s for s in self._signals}
-        return {vector: self._leg(by_name[vector], q, inputs) for vector, (q, inputs) in content.items()}, unused
+        legs = {vector: self._leg(by_name[vector], q, inputs) for vector, (q, inputs) in content.items()}
+        return legs, unused, used
 
     def recommend(
         self,
@@ -594,8 +606,9 @@ class Searcher:
             f"no {modality} encoder of this collection is loaded (its vectors: {_names(sorted(vectors))}): {why}"
         )
 
-    def _embed(self, modality: str, value: Any, only: set[str] | None) -> dict[str, np.ndarray]:
-        """`value` embedded by each `modality` tower of the models in `only` (all when None).
+    def _embed(self, modality: str, value: Any, only: set[str] | None, used: list[EncoderUse]) -> dict[str, np.ndarray]:
+        """`value` embedded by each `modality` tower of the models in `only` (all when None), each
+        tower that ran added to `used`.
 
         Raises:
             ConfigError: no model of the searcher has a `modality` tower at all.
@@ -608,7 +621,15 @@ class Searcher:
         towers = {n: t[modality] for n, t in self.models.items() if modality in t and (only is None or n in only)}
         if not towers and not self._deferred and not any(modality in t for t in self.models.values()):
             raise self._no_encoder(modality)
-        return {name: tower.embed([value])[0] for name, tower in towers.items()}
+        out = {}
+        for name, tower in towers.items():
+            out[name] = tower.embed([value])[0]
+            chosen = getattr(tower, "precision", None)  # an Encoder of another library may not say
+            precision, reason = (
+                (chosen.precision, chosen.reason) if isinstance(chosen, TowerPrecision) else (None, None)
+            )
+            used.append(EncoderUse(pooled_name(name, modality), modality, precision, reason))
+        return out
 
     def _item_vectors(self, item: str) -> dict[str, np.ndarray]:
         names = [n for n, s in self.store.schema.vectors.items() if s.kind in ("pooled", "cf")]

@@ -84,8 +84,11 @@ class Recorded:
 
 
 def matching_precision(manifest: Manifest, fingerprints: Mapping[str, str]) -> Precision | None:
-    """The precision whose graphs are the recorded ones (`int8` or `fp32`), or None when neither is."""
-    candidates: tuple[Precision, ...] = ("fp32", "int8")
+    """The precision whose graphs are the recorded ones, or None when none is.
+
+    `auto` first (it may pick int8 for one tower and fp32 for another), then `fp32` and `int8`.
+    """
+    candidates: tuple[Precision, ...] = ("auto", "fp32", "int8")
     for precision in candidates:
         try:
             specs = encoder_specs(manifest, precision)

@@ -85,6 +85,26 @@ class SignalUse:
 
 
 @dataclass(frozen=True)
+class EncoderUse:
+    """A tower that embedded the query's text or image.
+
+    Attributes:
+        vector: the tower, named as its pooled vector (`<model>.<modality>`, e.g. `minilm.text`).
+        input: `text` or `image`.
+        precision: the graph it ran, `fp32` or `int8` (None for an encoder that does not say).
+        reason: why that precision (see `indexers.manifest.Tower.choose`).
+    """
+
+    vector: str
+    input: str
+    precision: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vector": self.vector, "input": self.input, "precision": self.precision, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class SearchResponse(Sequence[Result]):
     """The ranked results (it is a sequence of `Result`) and how they were made.
 
@@ -96,6 +116,7 @@ class SearchResponse(Sequence[Result]):
         candidates: how many distinct items the signals proposed (all of them scored on every signal).
         engine: where the fusion ran: `qdrant` (prefetch + formula or RRF in the store) or `numpy`.
         notes: what the query fell back on (cold start, signals without input...).
+        encoders: the towers that embedded the query's text or image, with their precision.
     """
 
     results: list[Result]
@@ -105,6 +126,7 @@ class SearchResponse(Sequence[Result]):
     candidates: int = 0
     engine: str = "qdrant"
     notes: list[str] = field(default_factory=list)
+    encoders: list[EncoderUse] = field(default_factory=list)
 
     @overload
     def __getitem__(self, index: int) -> Result: ...
@@ -129,8 +151,9 @@ class SearchResponse(Sequence[Result]):
         """The whole response as plain JSON-able data (`json.dumps` takes it): what `mmsearch query --json` prints.
 
         Keys: `fusion`, `normalization` (None unless `wsum`), `engine`, `candidates`, `signals`
-        (name, vector, weight, inputs), `notes`, and `results` (rank, id, score, payload, and
-        `signals` with each one's raw, normalized, weight and contribution when explained).
+        (name, vector, weight, inputs), `notes`, `encoders` (vector, input, precision, reason),
+        and `results` (rank, id, score, payload, and `signals` with each one's raw, normalized,
+        weight and contribution when explained).
         """
         return {
             "fusion": self.fusion,
@@ -139,6 +162,7 @@ class SearchResponse(Sequence[Result]):
             "candidates": self.candidates,
             "signals": [s.to_dict() for s in self.signals],
             "notes": list(self.notes),
+            "encoders": [e.to_dict() for e in self.encoders],
             "results": [r.to_dict(rank) for rank, r in enumerate(self.results, 1)],
         }
 
@@ -153,4 +177,4 @@ def finite_or_none(value: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-__all__ = ["Result", "SearchResponse", "SignalScore", "SignalUse", "finite_or_none"]
+__all__ = ["EncoderUse", "Result", "SearchResponse", "SignalScore", "SignalUse", "finite_or_none"]
