@@ -123,6 +123,7 @@ def test_export_clip_from_a_model_config_then_embed(tmp_path):
         "exporting the image tower to ONNX",
         "exporting the text tower to ONNX",
         "checking image, text against PyTorch (parity)",
+        "optimising text's graph (fusing attention, LayerNorm, GELU) and checking it",
         f"writing the manifest and moving the model folder to {out}",
     ]
     assert Manifest.load(out).name == "shop-clip"  # --name over the folder's name, hence its vector names

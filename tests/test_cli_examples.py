@@ -10,7 +10,11 @@ saying so; those that take minutes (full-size exports, benchmarks of 100,000 ite
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +29,8 @@ from tests.cli_workspace import make_workspace
 NETWORK = {
     "mmsearch export clip --arch ViT-B-32 --weights laion2b_s34b_b79k --out models/clip": "downloads CLIP weights",
     "mmsearch export resnet --arch resnet50 --weights DEFAULT --out models/resnet50": "downloads ResNet weights",
+    "mmsearch bench encoders --fastembed-python /tmp/fe-venv/bin/python --json": "a fastembed venv (it downloads "
+    "its ONNX model)",
 }
 # Examples that take minutes on a 2-core machine: run with -m slow.
 SLOW = {
@@ -34,14 +40,21 @@ SLOW = {
     "mmsearch eval movielens",
     "mmsearch eval movielens --max-users 200 --split random --out ml-results",
     "mmsearch bench encoders --batch 1 --batch 32",
-    "mmsearch bench encoders --batch 1 --batch 32 --threads 2",
     "mmsearch bench index --items 1000 --rounds 3",
     "mmsearch bench query --items 100000 --queries 100",
     "mmsearch bench query --quantize int8 --threads 2 --json",
     "mmsearch bench store --items 100000 --queries 200",
     "mmsearch bench distributed --items 500 --workers 2",  # starts Ray and Spark
     "mmsearch bench distributed --engine spark --model models/clip --json",
+    "mmsearch bench encoders --only bert --threads 2",  # exports MiniLM, runs sentence-transformers
+    "mmsearch bench cf --items 10000 --items 100000",  # ~20 min
+    "mmsearch bench cf --items 50000 --exact-max-items 0 --json",
+    "mmsearch bench serve --items 100000",
+    "mmsearch bench serve --items 20000 --requests 30",
+    "mmsearch bench serve --items 20000 --requests 30 --clients 1 --clients 8 --json",
 }
+# Examples that start a server: run as a process until it answers /readyz, then stopped with Ctrl-C.
+SERVERS = ("mmsearch serve",)
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
@@ -125,6 +138,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_clip_dir: Path, min
 
 @pytest.mark.parametrize("line", [_param(c, line) for c, line in EXAMPLES])
 def test_help_example_runs(line: str, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if line.startswith(SERVERS):
+        _serve_until_ready(line, workspace)
+        return
     # An export writes a fresh model folder: in an empty folder, not over the workspace's models.
     cwd = tmp_path if line.startswith("mmsearch export") else workspace
     result = _run(line, cwd, monkeypatch)
@@ -132,3 +148,28 @@ def test_help_example_runs(line: str, workspace: Path, tmp_path: Path, monkeypat
     assert "Traceback" not in result.output
     if "--json" in shlex.split(line):
         json.loads(result.stdout)
+
+
+def _serve_until_ready(line: str, cwd: Path) -> None:
+    """Start the example's server (on a free port, whatever it names), wait for /readyz, stop it cleanly."""
+    from tests.service_support import READ_KEY, free_port, wait_until_ready
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "MMSEARCH_API_KEYS": f"read:{READ_KEY}",
+        "MMSEARCH_CACHE": str(cwd / ".cache"),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.pop("MMSEARCH_CONFIG", None)
+    command = [sys.executable, "-c", "from mmsearch.cli import main; main()", *shlex.split(line)[1:]]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", alive=lambda: process.poll() is None)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, f"{line}\n{output[-3000:]}"
+    assert "Traceback" not in output

@@ -21,7 +21,7 @@ def cf() -> None:
     \b
     Example:
       mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm als
-      mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm ease --side genres
+      mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm ease --side category
     """
 
 
@@ -140,7 +140,7 @@ def cf_fit(
       mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm als --iterations 20
       mmsearch cf fit ratings.tsv --algorithm bpr --factors 63 --column user=user_id --column item=movie_id
       mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm ease --side minilm.text=5
-      mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm ease --tune --tune-budget 30
+      mmsearch cf fit interactions.csv -c mmsearch.toml --algorithm ease --tune --tune-budget 10
     """
     from mmsearch.cf import cf_config
     from mmsearch.cf.collection import default_factors, fit_collection_cf

@@ -319,7 +319,7 @@ def eval_group(
 
     \b
     Example:
-      mmsearch eval --interactions interactions.csv --catalog catalog.jsonl --model models/minilm --tune
+      mmsearch eval --interactions interactions.csv --catalog catalog.jsonl --model models/minilm --tune --tune-budget 5
       mmsearch eval --interactions clicks.tsv --split temporal --at 5 --at 10 --max-users 500 --json
       mmsearch eval movielens
     """

@@ -88,6 +88,7 @@ _SERVE_OPTIONS = option_group(
         type=click.Choice(["critical", "error", "warning", "info", "debug"]),
         default="info",
         show_default=True,
+        help="Log level of the server and its access log.",
     ),
 )
 
