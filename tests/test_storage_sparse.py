@@ -30,7 +30,8 @@ from mmsearch.storage import (
     open_store,
     weighted_sum_formula,
 )
-from tests.storage_support import CF_DIM, Opener, catalogue, make_opener_fixture, qdrant_server_url
+from mmsearch.storage.schema import ModelRecord
+from tests.storage_support import CF_DIM, FP_IMG, FP_TXT, Opener, catalogue, make_opener_fixture, qdrant_server_url
 
 opener = make_opener_fixture(["edge", "memory", pytest.param("server", marks=pytest.mark.docker)])
 reopener = make_opener_fixture(["edge", "memory-path", pytest.param("server", marks=pytest.mark.docker)])
@@ -78,6 +79,17 @@ def test_schema_records_the_sparse_vector(loaded) -> None:
     spec = store.schema.get("ease")
     assert (spec.kind, spec.dim, spec.distance) == ("sparse", 0, "dot")
     assert "ease" in store.input_names and "ease" in store.vector_names
+
+
+def test_adding_a_sparse_vector_keeps_the_recorded_model_folders(reopener: Opener) -> None:
+    store = reopener()
+    record = ModelRecord(name="clip", folder="/models/clip", fingerprints={"image": FP_IMG, "text": FP_TXT})
+    assert store.record_models([record])
+    assert store.add_sparse_vectors(["ease"]) == ["ease"]
+    assert store.schema.models == {"clip": record}
+    store.close()
+    with reopener() as again:  # and the record on disk (or on the server) still holds them
+        assert again.schema.models == {"clip": record} and again.schema.get("ease").kind == "sparse"
 
 
 def test_sparse_vectors_read_back_sorted_and_exact(loaded) -> None:

@@ -260,7 +260,8 @@ def plan_sparse(existing: StoreSchema, names: Iterable[str]) -> tuple[StoreSchem
             new[name] = spec
         elif old.kind != "sparse":
             raise SchemaMismatchError(f"vector {name!r} in this store is {old.kind}, not a sparse vector")
-    schema = StoreSchema(vectors={**existing.vectors, **new}, payload_indexes=existing.payload_indexes)
+    # replace(), so the rest of the record (the model folders, any later field) is kept
+    schema = replace(existing, vectors={**existing.vectors, **new})
     return schema, tuple(new.values())
 
 
