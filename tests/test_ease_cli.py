@@ -93,6 +93,12 @@ def test_recommend_for_an_anonymous_history(shop: Path, fitted: dict) -> None:
     assert used["profile:clip-tiny.text"]["inputs"] == ["user"] and used["ease"]["inputs"] == ["history"]
 
 
+def test_a_history_the_models_do_not_know_is_an_error_saying_why(shop: Path, fitted: dict) -> None:
+    result = run(shop, "recommend", "--history", "nope-1,nope-2", "-w", "ease=1")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "ease: no item of the user's history is known to the EASE model" in result.output, result.output
+
+
 def test_recommend_for_a_known_user_uses_their_history(shop: Path, fitted: dict) -> None:
     result = run(shop, "recommend", "--user", "u1", "-w", "ease=1", "--explain")
     assert result.exit_code == 0, result.output

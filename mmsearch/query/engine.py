@@ -734,7 +734,10 @@ class Searcher:
     ) -> tuple[list[_Leg], np.ndarray]:
         available = [s for s in self._signals if s.name in drafts]
         if not available:
-            raise InputError("no signal can use this query: none of its inputs reaches a vector of the collection")
+            why = "; ".join(f"{name}: {reason}" for name, reason in dropped.items())
+            raise InputError(
+                f"no signal can use this query: {why or 'none of its inputs reaches a vector of the collection'}"
+            )
         chosen: dict[str, float]
         if weights is None:
             cross = {name for name, g in drafts.items() if _cross_modal(g)}
