@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -126,8 +127,11 @@ def test_docker_files_pin_one_qdrant_image() -> None:
     nodes = {k: v for k, v in cluster["services"].items() if k.startswith("qdrant-node-")}
     assert len(nodes) == 3 and {v["image"] for v in nodes.values()} == {QDRANT_IMAGE}
     assert all(v["environment"]["QDRANT__CLUSTER__ENABLED"] == "true" for v in nodes.values())
+    # The images install the project, so the Edge pin is pyproject's one copy.
+    project = tomllib.loads((docker.parent / "pyproject.toml").read_text())["project"]
+    assert "qdrant-edge-py==0.9.0" in project["dependencies"]
     for name in ("Dockerfile.cpu", "Dockerfile.cuda"):
         text = (docker / name).read_text()
-        assert "qdrant-edge-py==0.9.0" in text and ":latest" not in text
+        assert 'pip install ".[' in text and ":latest" not in text and "qdrant-edge-py" not in text
     assert "onnxruntime-gpu" not in (docker / "Dockerfile.cpu").read_text()
-    assert '".[gpu]"' in (docker / "Dockerfile.cuda").read_text()
+    assert '".[gpu,serve]"' in (docker / "Dockerfile.cuda").read_text()

@@ -419,14 +419,15 @@ def _write_check(url: str, inputs: _Inputs, cfg: ServeBenchConfig, httpx: Any) -
             client.delete(f"{url}/items/{item}")
         before = _items_count(client, url)
         indexed, write_errors = 0, 0
-        done = threading.Event()
+        done, searching = threading.Event(), threading.Event()
         searches = _over_http(url, inputs, cfg.query.limit)["text"]
         stats: list[LoadRow] = []
         reader = threading.Thread(
-            target=lambda: stats.append(_searches_until(done, searches, lambda: httpx.Client(timeout=120)))
+            target=lambda: stats.append(_searches_until(done, searches, lambda: httpx.Client(timeout=120), searching))
         )
         reader.start()
         try:
+            searching.wait(_READY_TIMEOUT_S)  # the writes start once the searches have
             for lo in range(0, len(records), _UPSERT_BATCH):
                 response = client.post(f"{url}/items", json={"items": records[lo : lo + _UPSERT_BATCH]})
                 if response.status_code != 200:
@@ -457,8 +458,13 @@ def _write_check(url: str, inputs: _Inputs, cfg: ServeBenchConfig, httpx: Any) -
     )
 
 
-def _searches_until(done: threading.Event, call: Callable[[int, Any], bool], session: Callable[[], Any]) -> LoadRow:
-    """4 clients searching until `done` is set; their figures as one row."""
+def _searches_until(
+    done: threading.Event,
+    call: Callable[[int, Any], bool],
+    session: Callable[[], Any],
+    searching: threading.Event | None = None,
+) -> LoadRow:
+    """4 clients searching until `done` is set (`searching` set once one search was answered); their figures."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -475,6 +481,8 @@ def _searches_until(done: threading.Event, call: Callable[[int, Any], bool], ses
                 with lock:
                     latencies.append(time.perf_counter() - start)
                     errors += 0 if ok else 1
+                if searching is not None:
+                    searching.set()
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     start = time.perf_counter()
