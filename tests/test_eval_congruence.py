@@ -86,4 +86,23 @@ def test_recommend_returns_the_evaluations_top_10(world, case: str) -> None:
         got = searcher.recommend(
             split.train.user_ids[user], weights=weights, fusion=spec.method, normalization=spec.normalization, limit=K
         )
-        assert got.ids == expected, f"user {split.train.user_ids[user]}"
+        assert_same_up_to_ties(got.ids, [r.score for r in got], expected, f"user {split.train.user_ids[user]}")
+
+
+def assert_same_up_to_ties(ids: list[str], scores: list[float], expected: list[str], what: str) -> None:
+    """`ids` (with their fused `scores`) rank as `expected` does, but for the order of items with equal scores.
+
+    Weighted RRF with equal weights gives exact ties (ranks 3 and 5 against 5 and 3), which Qdrant
+    and numpy order differently; a tie at the cut-off may also swap which of the tied items is 10th.
+    """
+    assert len(ids) == len(expected), what
+    position = {item: i for i, item in enumerate(ids)}
+    tie = 1e-9 * max(1.0, abs(scores[0])) if scores else 0.0
+    for i, (mine, theirs) in enumerate(zip(ids, expected, strict=True)):
+        if mine == theirs:
+            continue
+        j = position.get(theirs)
+        if j is not None:  # the eval's item is ranked elsewhere by the engine: only among equal scores
+            assert abs(scores[j] - scores[i]) <= tie, f"{what}: {ids} != {expected} (not a tie at {i})"
+        else:  # the eval's item is missing: only where the engine's last score ties
+            assert abs(scores[i] - scores[-1]) <= tie, f"{what}: {ids} != {expected} ({theirs} missing)"
