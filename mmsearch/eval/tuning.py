@@ -178,55 +178,75 @@ def tune_model(
         raise ConfigError(f"tuning budget {budget_s!r} s must be positive")
     space = search_space(config, fixed=fixed)
     began = time.perf_counter()
-    start = {p: get_param(config, p) for p in space}
-    trials: list[Trial] = []
-    seen: dict[str, float] = {}
+    trials = _Trials(score, space, {p: get_param(config, p) for p in space}, name, metric, log)
 
-    def run(candidate: AnyCFConfig) -> float:
-        key = candidate.model_dump_json()
-        if key in seen:  # a setting met again (its value was the start's): scored once
-            return seen[key]
-        t0 = time.perf_counter()
-        value = float(score(candidate))
-        params = {p: get_param(candidate, p) for p in space if get_param(candidate, p) != start[p]}
-        trials.append(Trial(params, value, time.perf_counter() - t0))
-        if log:
-            log(f"  {name} {params or 'start'}: {metric} {value:.4f} ({trials[-1].seconds:.1f} s)")
-        seen[key] = value if np.isfinite(value) else -1.0
-        return seen[key]
+    def spent() -> bool:
+        return time.perf_counter() - began >= budget_s
 
-    best, best_value = config, run(config)
-    exhausted = False
-    for _ in range(MAX_PASSES):
-        improved = False
-        for param, values in space.items():
-            for value in values:
-                candidate = with_param(best, param, value)
-                if value == get_param(best, param) or candidate.model_dump_json() in seen:
-                    continue
-                if time.perf_counter() - began >= budget_s:
-                    exhausted = True
-                    break
-                got = run(candidate)
-                if got > best_value:
-                    best, best_value, improved = candidate, got, True
-            if exhausted:
-                break
-        if exhausted or not improved:
-            break
+    best, best_value, exhausted = _coordinate_search(config, space, trials, spent)
     report = ModelTuning(
         name=name,
         metric=metric,
         searched={p: list(v) for p, v in space.items()},
-        start=start,
+        start=trials.start,
         best={p: get_param(best, p) for p in space},
         value=best_value,
-        trials=trials,
+        trials=trials.done,
         seconds=time.perf_counter() - began,
         budget_s=budget_s,
         exhausted=exhausted,
     )
     return best, report
+
+
+@dataclass(eq=False)
+class _Trials:
+    """The settings scored so far: each scored once, reported as its changes from the start."""
+
+    score: Callable[[AnyCFConfig], float]
+    space: Mapping[str, Sequence[Any]]
+    start: dict[str, Any]
+    name: str
+    metric: str
+    log: Callable[[str], None] | None
+    done: list[Trial] = field(default_factory=list)
+    seen: dict[str, float] = field(default_factory=dict)
+
+    def run(self, candidate: AnyCFConfig) -> float:
+        key = candidate.model_dump_json()
+        if key in self.seen:  # a setting met again (its value was the start's): scored once
+            return self.seen[key]
+        t0 = time.perf_counter()
+        value = float(self.score(candidate))
+        params = {p: get_param(candidate, p) for p in self.space if get_param(candidate, p) != self.start[p]}
+        self.done.append(Trial(params, value, time.perf_counter() - t0))
+        if self.log:
+            self.log(f"  {self.name} {params or 'start'}: {self.metric} {value:.4f} ({self.done[-1].seconds:.1f} s)")
+        self.seen[key] = value if np.isfinite(value) else -1.0
+        return self.seen[key]
+
+
+def _coordinate_search(
+    config: AnyCFConfig, space: Mapping[str, Sequence[Any]], trials: _Trials, spent: Callable[[], bool]
+) -> tuple[AnyCFConfig, float, bool]:
+    """One parameter at a time, pass after pass, a value kept when it scores higher; stops when a
+    pass changes nothing or `spent()` says the budget is gone. Returns (best, its score, budget spent)."""
+    best, best_value = config, trials.run(config)
+    for _ in range(MAX_PASSES):
+        improved = False
+        for param, values in space.items():
+            for value in values:
+                candidate = with_param(best, param, value)
+                if value == get_param(best, param) or candidate.model_dump_json() in trials.seen:
+                    continue
+                if spent():
+                    return best, best_value, True
+                got = trials.run(candidate)
+                if got > best_value:
+                    best, best_value, improved = candidate, got, True
+        if not improved:
+            break
+    return best, best_value, False
 
 
 def side_config(config: EASEConfig, sources: Mapping[str, float]) -> EASEConfig:

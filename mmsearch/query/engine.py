@@ -462,6 +462,21 @@ class Searcher:
                 drafts[EASE_SIGNAL] = ease_leg
             elif user is not None:
                 dropped[EASE_SIGNAL] = "no item of the user's history is known to the EASE model"
+        content = self._query_content(text, image, item_vectors, wanted, drafts, notes, encoders)
+        return {**content, **drafts}, dropped, excluded
+
+    def _query_content(
+        self,
+        text: str | None,
+        image: ImageSource | None,
+        item_vectors: Mapping[str, np.ndarray],
+        wanted: Mapping[str, float] | None,
+        drafts: Mapping[str, _Leg],
+        notes: list[str],
+        encoders: list[EncoderUse],
+    ) -> dict[str, _Leg]:
+        """The content legs of the query's text, image and item, embedded only by the towers the
+        weights (or, without, the trained models) need, unless nothing else would be left."""
         if text is not None or image is not None:
             notes += [f"{why}; its signals are left out" for why in self._unavailable.values()]
         only = self._embedding_models(wanted)
@@ -475,7 +490,7 @@ class Searcher:
         notes += [self._unused_note(m, wanted) for m in unused]
         if wanted is None and only is not None and (text is not None or image is not None) and not unused:
             notes += self._random_left_out()
-        return {**content, **drafts}, dropped, excluded
+        return content
 
     def _random_left_out(self) -> list[str]:
         """The note for content signals of random-weight models that the default weights did not embed for."""
