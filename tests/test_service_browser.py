@@ -217,6 +217,21 @@ def test_the_page_takes_a_dropped_photo_weights_and_shows_errors(browser, server
     assert "422" in error.text and "not a number" in error.text and "field: filter" in error.text
 
 
+def test_the_page_recommends_for_a_history_without_a_user(browser, server):
+    d = browser
+    d.get(server + "/")
+    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#weights .weight")) >= 5)
+    before = summary(d)
+    d.find_element(By.ID, "history").send_keys("sku-001, sku-005")
+    d.find_element(By.ID, "recommend").click()
+    wait(d, lambda d: (summary(d) != before and cards(d)) or d.find_element(By.ID, "error").is_displayed())
+    assert not d.find_element(By.ID, "error").is_displayed(), d.find_element(By.ID, "error").text
+    ids = [c.get_attribute("data-id") for c in cards(d)]
+    assert ids and not {"sku-001", "sku-005"} & set(ids)  # the history's items are left out
+    assert "profile:" in summary(d)  # the history feeds the content profile
+    d.find_element(By.ID, "history").clear()
+
+
 def test_the_api_docs_render_offline(browser, server, shots):
     pytest.importorskip("fastapi_offline", reason="the docs' own scripts need fastapi-offline: pip install it")
     browser.get(server + "/docs")  # Chromium is offline: a CDN script would never load

@@ -124,12 +124,18 @@ function options() {
   return out;
 }
 
+function history() {
+  const ids = $("history").value.split(",").map((s) => s.trim()).filter(Boolean);
+  return ids.length ? ids : null;
+}
+
 function searchQuery() {
   const query = options();
   for (const field of ["text", "user", "item"]) {
     const value = $(field).value.trim();
     if (value) query[field] = value;
   }
+  if (history()) query.history = history();
   if ($("exclude-seen").checked) query.exclude_seen = true;
   return query;
 }
@@ -142,8 +148,10 @@ async function runSearch(kind) {
     let body;
     if (kind === "recommend") {
       const user = $("user").value.trim();
-      if (!user) throw { message: "type a user id to recommend for", field: "user" };
-      const request = { ...options(), user, exclude_seen: true };
+      if (!user && !history()) throw { message: "type a user id or a history to recommend for", field: "user" };
+      const request = { ...options(), exclude_seen: true };
+      if (user) request.user = user;
+      if (history()) request.history = history();
       body = await call("/recommend", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) });
     } else if (state.photo) {
       const form = new FormData();
