@@ -28,7 +28,7 @@ from mmsearch.errors import (
 )
 from mmsearch.query import fusion as F
 from mmsearch.query.engine import Searcher, SearchSettings
-from mmsearch.storage import Item, Range, open_store, point_id
+from mmsearch.storage import Item, Range, open_store
 from mmsearch.storage.filters import Filter
 
 N = 40
@@ -470,33 +470,3 @@ def test_a_query_embeds_only_with_the_towers_its_weights_read(tiny_clip_dir, min
         assert weighted.to_dict()["encoders"][0]["precision"] == "fp32"
     finally:
         w.store.close()
-
-
-def _held(world, item_id: str) -> set[str]:
-    """The vectors the engine itself holds for an item (`Store.retrieve` fills a one-row `.multi` in)."""
-    (record,) = world.store._open().retrieve([point_id(item_id)], True, False)
-    return set(record.vectors)
-
-
-@pytest.mark.parametrize("method", ["wsum", "dbsf", "rrf"])
-def test_maxsim_fuses_one_text_items_and_multi_photo_items_as_numpy(world, method):
-    # Each item has one text (stored as its pooled vector alone) and two photos or none.
-    assert _held(world, "i1") == {world.img, world.img + ".multi", world.txt, world.bert, "cf"}
-    weights = {"clip_image": 0.4, "clip.text": 0.3, "bert": 0.3}
-    got = world.searcher(maxsim=True).search(text=TEXT, weights=weights, fusion=method, limit=10, explain=True)
-    q_clip, q_bert = world.clip.text.embed([TEXT])[0], world.minilm.text.embed([TEXT])[0]
-    legs = [(world.bert, q_bert), (world.img, q_clip), (world.txt, q_clip)]
-    ids, scores, _ = world.reference(legs, [0.3, 0.4, 0.3], method, maxsim=True)
-    assert {s.vector for s in got.signals} == {world.bert + ".multi", world.img + ".multi", world.txt + ".multi"}
-    assert got.ids == ids
-    np.testing.assert_allclose([r.score for r in got], scores, rtol=1e-4, atol=1e-6)
-
-
-def test_maxsim_native_rrf_over_one_text_items(world):
-    got = world.searcher(maxsim=True).search(text=TEXT, weights={"clip.text": 2, "bert": 1}, fusion="rrf", limit=6)
-    q_clip, q_bert = world.clip.text.embed([TEXT])[0], world.minilm.text.embed([TEXT])[0]
-    ids, scores, _ = world.reference([(world.bert, q_bert), (world.txt, q_clip)], [1, 2], "rrf", limit=6, maxsim=True)
-    assert world.txt + ".multi" not in _held(world, "i1")
-    assert got.engine == "qdrant"
-    assert got.ids == ids
-    np.testing.assert_allclose([r.score for r in got], scores, rtol=1e-5)

@@ -37,7 +37,6 @@ from mmsearch.storage import (
     Range,
     VectorUpdate,
     open_store,
-    point_id,
     where,
 )
 from tests.storage_support import (
@@ -627,32 +626,3 @@ def test_open_store_rejects_bad_encoder_specs(tmp_path) -> None:
     bad = EncoderSpec("clip/vit", "clip", "image", 8, "cosine", "a" * 64)
     with pytest.raises(ConfigError, match="'clip/vit'"):
         open_store({"backend": "memory"}, encoders=[bad])
-
-
-def _raw_vectors(store, item_id: str) -> set[str]:
-    """The vectors the engine itself holds for an item: `Store.retrieve` fills a one-row `.multi` in."""
-    (record,) = store._open().retrieve([point_id(item_id)], True, False)
-    return set(record.vectors)
-
-
-def test_one_row_items_store_no_multivector(store) -> None:
-    # catalogue(): i0 has one photo, i1 two, i2 three; every item has one text.
-    assert _raw_vectors(store, "i0") == {"clip.image", "clip.text", "cf"}
-    assert _raw_vectors(store, "i1") == {"clip.image", "clip.image.multi", "clip.text", "cf"}
-    items = {it.id: it for it in catalogue()}
-    got = store.retrieve(["i0"], with_vectors=["clip.image.multi", "clip.text.multi"])[0]
-    assert set(got.vectors) == {"clip.image.multi", "clip.text.multi"}
-    np.testing.assert_allclose(got.vectors["clip.image.multi"], items["i0"].vectors["clip.image"], atol=1e-6)
-    np.testing.assert_allclose(got.vectors["clip.text.multi"], items["i0"].vectors["clip.text"][None, :], atol=1e-6)
-
-
-def test_update_to_one_row_drops_the_earlier_rows(store) -> None:
-    row = unit_rows(np.random.default_rng(8), 1, 8)
-    store.update_vectors([VectorUpdate("i2", {"clip.image": row})])
-    assert "clip.image.multi" not in _raw_vectors(store, "i2")
-    got = store.retrieve(["i2"], with_vectors=["clip.image.multi"])[0]
-    np.testing.assert_allclose(got.vectors["clip.image.multi"], row, atol=1e-6)
-    hit = store.query("clip.image.multi", np.vstack([row, -row * 0.5 + 0.1]), limit=30)
-    assert {h.id: h.score for h in hit}["i2"] == pytest.approx(
-        maxsim(np.vstack([row, -row * 0.5 + 0.1]), row), abs=1e-5
-    )

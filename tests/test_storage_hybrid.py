@@ -26,7 +26,6 @@ from mmsearch.storage import (
     Score,
     Sum,
     VectorUpdate,
-    point_id,
     weighted_sum_formula,
 )
 from tests.storage_support import CF_DIM, Opener, make_opener_fixture, maxsim, qdrant_server_url, unit_rows
@@ -181,7 +180,6 @@ def test_native_dbsf_equals_numpy(loaded):
 
 def test_maxsim_rescoring_of_pooled_candidates(loaded):
     store, vectors, _ = loaded
-    _assert_mixed(store)
     query_rows = unit_rows(np.random.default_rng(5), 2, 8)
     pooled = _true_scores(vectors, "clip.image", query_rows[0])
     candidates = np.flatnonzero(F.ranks(pooled[:, None])[:, 0] < 10)
@@ -193,7 +191,6 @@ def test_maxsim_rescoring_of_pooled_candidates(loaded):
         )
     )
     want = {f"i{r}": maxsim(query_rows, vectors[f"i{r}"]["clip.image"]) for r in candidates}
-    assert {r % 3 for r in candidates} == {0, 1, 2}  # one-row items (no stored multivector) among them
     best = sorted(want, key=lambda k: -want[k])[:4]
     assert [h.id for h in hits] == best
     np.testing.assert_allclose([h.score for h in hits], [want[b] for b in best], rtol=1e-5)
@@ -201,7 +198,6 @@ def test_maxsim_rescoring_of_pooled_candidates(loaded):
 
 def test_nested_prefetch_rescores_inside_a_fusion(loaded):
     store, _, q = loaded
-    _assert_mixed(store)
     rows = unit_rows(np.random.default_rng(6), 1, 8)
     stage = Prefetch("clip.image.multi", rows, limit=5, prefetch=(Prefetch("clip.image", rows[0], limit=12),))
     hits = store.hybrid_query(HybridQuery((stage, Prefetch("cf", q["cf"], limit=5)), Rrf(k=1), limit=3))
@@ -284,97 +280,3 @@ def test_can_score_range_names_the_dense_cosine_and_dot_vectors(loaded):
     assert not store.can_score_range("clip.image.multi")
     with pytest.raises(UnknownVectorError):
         store.can_score_range("nope")
-
-
-# ------------------------------------------------------------------ MaxSim over one-row and multi-row items
-# `_catalogue()`: i0, i3, ... have one photo, which the store keeps as the pooled vector alone; the
-# others hold two or three rows in `clip.image.multi`. MaxSim must score both kinds as numpy does.
-
-
-def _holding_rows(store) -> set[str]:
-    """The items whose `clip.image.multi` the engine itself holds (`Store.retrieve` fills one row in)."""
-    records = store._open().retrieve([point_id(f"i{i}") for i in range(N)], ["clip.image.multi"], True)
-    return {r.payload["item_id"] for r in records if "clip.image.multi" in r.vectors}
-
-
-def _maxsim_scores(vectors: dict, rows: np.ndarray) -> np.ndarray:
-    return np.array([maxsim(rows, np.atleast_2d(vectors[f"i{i}"]["clip.image"])) for i in range(N)])
-
-
-def _assert_mixed(store) -> None:
-    """The case under test: one-photo items hold no multivector, the others do."""
-    assert _holding_rows(store) == {f"i{i}" for i in range(N) if i % 3}
-
-
-def test_one_photo_items_hold_no_multivector(loaded):
-    _assert_mixed(loaded[0])
-
-
-@pytest.mark.parametrize("n_rows", [1, 3])
-def test_maxsim_search_scores_one_row_items_on_their_pooled_vector(loaded, n_rows):
-    store, vectors, _ = loaded
-    _assert_mixed(store)
-    rows = unit_rows(np.random.default_rng(21 + n_rows), n_rows, 8)
-    want = _maxsim_scores(vectors, rows)
-    hits = store.query("clip.image.multi", rows, limit=N)
-    order = np.argsort(-want, kind="stable")
-    assert [h.id for h in hits] == _ids(order)
-    np.testing.assert_allclose([h.score for h in hits], want[order], rtol=1e-5, atol=1e-6)
-    top = store.query("clip.image.multi", rows, limit=5, filter=Filter(must=(HasItemId(_ids(range(0, N, 2))),)))
-    even = [int(r) for r in order if r % 2 == 0][:5]
-    assert [h.id for h in top] == _ids(even)
-
-
-def test_score_items_on_a_multivector_scores_one_row_items(loaded):
-    store, vectors, _ = loaded
-    _assert_mixed(store)
-    rows = unit_rows(np.random.default_rng(31), 2, 8)
-    got = store.score_items(_ids(range(N)), [("clip.image.multi", rows)])[:, 0]
-    np.testing.assert_allclose(got, _maxsim_scores(vectors, rows), rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("fusion", ["formula", "rrf"])
-def test_maxsim_legs_fuse_one_row_and_multi_row_items_as_numpy(loaded, fusion):
-    # The engine's fusion: each leg restricted to the candidates, exact, gated by HasVector.
-    store, vectors, q = loaded
-    _assert_mixed(store)
-    names = ["clip.image.multi", "clip.text"]
-    image_rows = q["clip.image"][None, :]
-    matrix = np.column_stack([_maxsim_scores(vectors, image_rows), _true_scores(vectors, "clip.text", q["clip.text"])])
-    weights = np.array([0.6, 0.4])
-    everyone = Filter(must=(HasItemId(tuple(_ids(range(N)))),))
-    prefetch = (
-        Prefetch("clip.image.multi", image_rows, limit=N, exact=True),
-        Prefetch("clip.text", q["clip.text"], limit=N, exact=True),
-    )
-    if fusion == "formula":
-        params = [F.affine(matrix[:, j]) for j in range(2)]
-        query = weighted_sum_formula(
-            weights, [p.shift for p in params], [p.scale for p in params], renormalize_by=names
-        )
-        expected = F.weighted_sum(matrix, weights)
-    else:
-        query = Rrf(k=5)
-        expected = F.weighted_rrf(matrix, None, k=5, missing="zero")
-    hits = store.hybrid_query(HybridQuery(prefetch, query, limit=10, filter=everyone))
-    order = expected.ranking(10)
-    assert [h.id for h in hits] == _ids(order)
-    np.testing.assert_allclose([h.score for h in hits], expected.scores[order], rtol=1e-5, atol=1e-6)
-    if fusion == "formula":  # (RRF ranks the one-photo items low: they have no text either)
-        assert {int(h.id[1:]) % 3 for h in hits} == {0, 1, 2}  # one-row and multi-row items both ranked
-
-
-def test_nested_maxsim_stage_rescores_its_candidates_as_numpy(loaded):
-    store, vectors, _ = loaded
-    _assert_mixed(store)
-    rows = unit_rows(np.random.default_rng(41), 2, 8)
-    pooled = _true_scores(vectors, "clip.image", rows[0])
-    candidates = np.flatnonzero(F.ranks(pooled[:, None])[:, 0] < 12)
-    stage = Prefetch(
-        "clip.image.multi", rows, limit=5, prefetch=(Prefetch("clip.image", rows[0], limit=12, exact=True),)
-    )
-    hits = store.hybrid_query(HybridQuery((stage,), Formula(Score(0), defaults={0: 0.0}), limit=5))
-    want = _maxsim_scores(vectors, rows)
-    best = sorted(candidates, key=lambda r: -want[r])[:5]
-    assert [h.id for h in hits] == _ids(best)
-    np.testing.assert_allclose([h.score for h in hits], want[best], rtol=1e-5, atol=1e-6)

@@ -6,9 +6,7 @@ Naming scheme (stable: stored collections depend on it):
   vectors, re-normalised to unit length), dense, HNSW-indexed. This is also the key callers use in
   `Item.vectors`, where they pass the per-photo or per-text rows.
 - `<model>.<modality>.multi`: the same rows kept as a MaxSim multivector; used for rescoring, so by
-  default it skips the HNSW graph (m=0) and is searched exactly. An item with a single row for a
-  cosine encoder holds no multivector (its pooled vector is that row): searches, scores and reads
-  of the multivector use its pooled vector instead, with the same result.
+  default it skips the HNSW graph (m=0) and is searched exactly.
 - `cf`: the collaborative-filtering vector, dense, dot product, dimension fixed at creation.
 - sparse vectors (e.g. `ease`, an item's column of the EASE item-item weights): Qdrant sparse
   vectors, dot product over shared indices, any number of indices; added when first needed

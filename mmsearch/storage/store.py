@@ -202,8 +202,7 @@ class Store:
     def update_vectors(self, updates: Iterable[VectorUpdate]) -> int:
         """Replace some vectors of existing items (e.g. refresh `cf` only); the rest stays.
 
-        An encoder key replaces both its pooled vector and its multivector (one row: the pooled
-        vector alone, the earlier rows removed).
+        An encoder key replaces both its pooled vector and its multivector.
 
         Returns:
             The number of items updated.
@@ -221,21 +220,6 @@ class Store:
             raise ItemNotFoundError(f"{len(missing)} item(s) to update are not in the store: {listed(missing)}")
         for chunk in _chunks(points, self._settings.batch_size):
             backend.update_vectors(chunk)
-        # An encoder updated to one row keeps it as its pooled vector alone: the item's earlier rows go.
-        stale: dict[tuple[str, ...], list[str]] = {}
-        for p in points:
-            names = tuple(
-                sorted(
-                    n + MULTI_SUFFIX
-                    for n in p.vectors
-                    if self._schema.vectors[n].kind == "pooled" and n + MULTI_SUFFIX not in p.vectors
-                )
-            )
-            if names:
-                stale.setdefault(names, []).append(p.id)
-        for names, ids in stale.items():
-            for chunk in _chunks(ids, self._settings.batch_size):
-                backend.delete_vectors(chunk, list(names))
         return len(points)
 
     def delete(self, item_ids: Iterable[str]) -> int:
@@ -289,32 +273,14 @@ class Store:
             self._schema.get(n)
         return names
 
-    def _selection(self, wanted: WithVectors) -> WithVectors:
-        """The vectors to read for `wanted`: a multivector's pooled vector too, which stands in for one row."""
-        if isinstance(wanted, bool):
-            return wanted
-        names = [wanted] if isinstance(wanted, str) else list(wanted)
-        pooled = [n[: -len(MULTI_SUFFIX)] for n in names if self._schema.get(n).kind == "multi"]
-        return list(dict.fromkeys([*names, *pooled]))
-
-    def _item(self, rec: RawRecord, internal: bool, wanted: WithVectors) -> StoredItem:
+    @staticmethod
+    def _item(rec: RawRecord, internal: bool = False) -> StoredItem:
         payload = dict(rec.payload)
         item_id = payload.pop(ITEM_ID_KEY, None)
         if item_id is None:
             raise StorageError(f"point {rec.id} has no {ITEM_ID_KEY!r} in its payload; it was not written by mmsearch")
-        vectors = dict(rec.vectors)
-        if wanted is not False:
-            asked = (
-                set(self._schema.vectors) if wanted is True else {wanted} if isinstance(wanted, str) else set(wanted)
-            )
-            for name in asked:
-                pooled = name[: -len(MULTI_SUFFIX)]
-                if self._schema.vectors[name].kind == "multi" and name not in vectors and pooled in vectors:
-                    # An item with one row stores it as its pooled vector alone (`validate.stores_rows`).
-                    vectors[name] = vectors[pooled][None, :]
-            vectors = {n: v for n, v in vectors.items() if n in asked}
         return StoredItem(
-            id=item_id, payload=payload if internal else _public(payload), vectors=vectors, sparse=rec.sparse
+            id=item_id, payload=payload if internal else _public(payload), vectors=rec.vectors, sparse=rec.sparse
         )
 
     def retrieve(
@@ -341,8 +307,8 @@ class Store:
         order = [point_id(i) for i in item_ids]
         found: dict[str, StoredItem] = {}
         for chunk in _chunks(list(dict.fromkeys(order)), _LOOKUP_CHUNK):
-            for rec in backend.retrieve(chunk, self._selection(wanted), with_payload):
-                found[rec.id] = self._item(rec, internal, wanted)
+            for rec in backend.retrieve(chunk, wanted, with_payload):
+                found[rec.id] = self._item(rec, internal)
         return [found[p] for p in order if p in found]
 
     def scroll(
@@ -367,9 +333,8 @@ class Store:
         if not isinstance(limit, int) or limit < 1:
             raise InputError(f"scroll limit {limit!r} must be a positive integer")
         flt = check_filter(filter)
-        wanted = self._check_with_vectors(with_vectors)
-        records, nxt = backend.scroll(flt, limit, offset, self._selection(wanted), with_payload)
-        return ScrollPage(items=[self._item(r, internal, wanted) for r in records], next_offset=nxt)
+        records, nxt = backend.scroll(flt, limit, offset, self._check_with_vectors(with_vectors), with_payload)
+        return ScrollPage(items=[self._item(r, internal) for r in records], next_offset=nxt)
 
     def iter_items(
         self,

@@ -34,7 +34,7 @@ from mmsearch.storage.hybrid import (
     Sum,
 )
 from mmsearch.storage.ids import ITEM_ID_KEY, point_id
-from mmsearch.storage.schema import MULTI_SUFFIX, VectorSpec
+from mmsearch.storage.schema import VectorSpec
 from mmsearch.storage.settings import StoreSettings
 
 SCALAR_QUANTILE = 0.99
@@ -135,32 +135,6 @@ def _score_variable(index: int) -> str:
 
 
 @dataclass(frozen=True)
-class _PooledStandIn:
-    """How a MaxSim search on `<name>.multi` scores the items that hold only the pooled `<name>`.
-
-    Such an item has one row r (see `validate.stores_rows`), and MaxSim against one row is
-    sum_i cos(q_i, r) = |s| cos(s, r), s the sum of the unit query rows: the cosine search of the
-    pooled vector with query s, times `scale` = |s|.
-    """
-
-    pooled: str
-    query: np.ndarray
-    scale: float
-
-
-def _stand_in(vector: str, query: np.ndarray | SparseVector) -> _PooledStandIn | None:
-    if not vector.endswith(MULTI_SUFFIX) or isinstance(query, SparseVector):
-        return None
-    rows = np.atleast_2d(np.asarray(query, dtype=np.float64))
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    s = (rows / np.where(norms > 0, norms, 1.0)).sum(axis=0)
-    scale = 1.0 if rows.shape[0] == 1 else float(np.linalg.norm(s))  # one row: exactly its cosine
-    # A zero s scores every such item 0 whatever its row: any direction serves as the query.
-    direction = s / max(float(np.linalg.norm(s)), 1e-30) if scale > 0 else rows[0]
-    return _PooledStandIn(vector[: -len(MULTI_SUFFIX)], direction.astype(np.float32), scale)
-
-
-@dataclass(frozen=True)
 class Translator:
     """Builds one engine's request objects from mmsearch's engine-neutral types.
 
@@ -223,10 +197,7 @@ class Translator:
         if isinstance(e, Score):
             return d.variable(_score_variable(e.index))
         if isinstance(e, HasVector):
-            # An item holds the rows of an encoder whenever it holds the pooled vector: one row is
-            # stored as the pooled vector alone (`_PooledStandIn`).
-            name = e.vector[: -len(MULTI_SUFFIX)] if e.vector.endswith(MULTI_SUFFIX) else e.vector
-            return d.has_vector(name)
+            return d.has_vector(e.vector)
         if isinstance(e, Sum):
             return d.sum([self.expression(t) for t in e.terms])
         if isinstance(e, Mult):
@@ -265,115 +236,24 @@ class Translator:
 
     def prefetch(self, p: Prefetch) -> Any:
         """One prefetch stage, its nested stages included."""
-        nested = [self.prefetch(n) for n in p.prefetch] or None
-        flt = self.filter(p.filter)
-        stand_in = _stand_in(p.vector, _query_value(p.query))
-        if stand_in is not None:
-            limits = sum(n.limit for n in p.prefetch)
-            query, stages = self._maxsim(p, stand_in, p.limit, flt, nested, limits)
-            return self.dialect.prefetch(Search(query=query, limit=p.limit, prefetches=stages, filter=flt))
         return self.dialect.prefetch(
             Search(
                 query=self.dialect.nearest(p.vector, _query_value(p.query)),
                 limit=p.limit,
-                prefetches=nested,
-                filter=flt,
+                prefetches=[self.prefetch(n) for n in p.prefetch] or None,
+                filter=self.filter(p.filter),
                 params=self.search_params(p),
             )
         )
 
-    def _maxsim(
-        self,
-        q: NearestQuery | Prefetch,
-        stand_in: _PooledStandIn,
-        limit: int,
-        flt: Any,
-        nested: list[Any] | None,
-        nested_limits: int,
-    ) -> tuple[Any, list[Any]]:
-        """A MaxSim search on a multivector that also scores the items holding only the pooled vector.
-
-        Returns the formula query and its two stages: MaxSim on the multivector, and the pooled
-        stand-in. Both engines run it inside the one request.
-
-        Without nested stages, the stand-in searches only the items lacking the multivector (a
-        filter), so the two stages' results are disjoint and each candidate reads one true score.
-        Over nested stages a filter would also reach the nested searches and change their
-        candidates, so both stages instead keep every nested candidate (the sum of their limits)
-        and the formula picks the multivector's score where the item has one.
-        """
-        d = self.dialect
-        rows = _query_value(q.query)
-        exact = q.exact or not self.settings.index_multivectors  # m=0 multivectors were always scanned exactly
-        pooled_params = d.search_params(
-            q.hnsw_ef or self.settings.hnsw.ef,
-            exact,
-            None if exact or self.settings.quantization == "none" else self.settings.oversampling,
-        )
-        first, second = _score_variable(0), _score_variable(1)
-        scaled = d.mult([d.constant(stand_in.scale), d.variable(second)])
-        if nested is None:
-            lacking = d.filter(
-                must=[flt] if flt is not None else None, should=None, must_not=[d.has_vector_condition(q.vector)]
-            )
-            stages = [
-                Search(query=d.nearest(q.vector, rows), limit=limit, filter=flt, params=self.search_params(q)),
-                Search(
-                    query=d.nearest(stand_in.pooled, stand_in.query), limit=limit, filter=lacking, params=pooled_params
-                ),
-            ]
-            expression = d.sum([d.variable(first), scaled])
-        else:
-            stages = [
-                Search(
-                    query=d.nearest(q.vector, rows),
-                    limit=nested_limits,
-                    prefetches=nested,
-                    filter=flt,
-                    params=self.search_params(q),
-                ),
-                Search(
-                    query=d.nearest(stand_in.pooled, stand_in.query),
-                    limit=nested_limits,
-                    prefetches=nested,
-                    filter=flt,
-                    params=pooled_params,
-                ),
-            ]
-            has = d.has_vector(q.vector)
-            lacks = d.sum([d.constant(1.0), d.mult([d.constant(-1.0), d.has_vector(q.vector)])])
-            expression = d.sum([d.mult([has, d.variable(first)]), d.mult([lacks, scaled])])
-        query = d.formula(expression, {first: 0.0, second: 0.0})
-        return query, [d.prefetch(stage) for stage in stages]
-
     def request(self, q: NearestQuery | HybridQuery) -> Any:
         """The request for one nearest-neighbour or hybrid query."""
-        flt = self.filter(q.filter)
         if isinstance(q, HybridQuery):
-            prefetches = [self.prefetch(p) for p in q.prefetch]
-            f = q.fusion
-            stand_in = _stand_in(f.vector, _query_value(f.query)) if isinstance(f, Rescore) else None
-            if isinstance(f, Rescore) and stand_in is not None:
-                rescore = Prefetch(f.vector, f.query, limit=q.limit)
-                limits = sum(p.limit for p in q.prefetch)
-                query, prefetches = self._maxsim(rescore, stand_in, q.limit, flt, prefetches, limits)
-            else:
-                query = self.fusion(f)
             search = Search(
-                query=query,
+                query=self.fusion(q.fusion),
                 limit=q.limit,
-                prefetches=prefetches,
-                filter=flt,
-                score_threshold=q.score_threshold,
-                with_payload=self.payload(q.with_payload),
-            )
-        elif (stand_in := _stand_in(q.vector, _query_value(q.query))) is not None:
-            query, stages = self._maxsim(q, stand_in, q.limit, flt, None, 0)
-            search = Search(
-                query=query,
-                limit=q.limit,
-                prefetches=stages,
-                filter=flt,
+                prefetches=[self.prefetch(p) for p in q.prefetch],
+                filter=self.filter(q.filter),
                 score_threshold=q.score_threshold,
                 with_payload=self.payload(q.with_payload),
             )
@@ -381,7 +261,7 @@ class Translator:
             search = Search(
                 query=self.dialect.nearest(q.vector, _query_value(q.query)),
                 limit=q.limit,
-                filter=flt,
+                filter=self.filter(q.filter),
                 params=self.search_params(q),
                 score_threshold=q.score_threshold,
                 with_payload=self.payload(q.with_payload),
@@ -393,23 +273,18 @@ class Translator:
         d = self.dialect
         only = self.only_ids(point_ids)
         exact = d.search_params(None, True, None)
-        requests = []
-        for q in queries:
-            n = limit or len(point_ids)
-            stand_in = _stand_in(q.vector, _query_value(q.query))
-            if stand_in is not None:
-                query, stages = self._maxsim(NearestQuery(q.vector, q.query, exact=True), stand_in, n, only, None, 0)
-                search = Search(query=query, limit=n, prefetches=stages, filter=only, with_payload=False)
-            else:
-                search = Search(
+        return [
+            d.request(
+                Search(
                     query=d.nearest(q.vector, _query_value(q.query)),
-                    limit=n,
+                    limit=limit or len(point_ids),
                     filter=only,
                     params=exact,
                     with_payload=False,
                 )
-            requests.append(d.request(search))
-        return requests
+            )
+            for q in queries
+        ]
 
     def having_filter(self, point_ids: Sequence[str], vector: str) -> Any:
         """A filter keeping the points among `point_ids` that hold the named vector."""

@@ -142,8 +142,8 @@ def named_vectors(
 ) -> dict[str, np.ndarray | SparseVector]:
     """Stored vectors (by stored name) from an item's input vectors.
 
-    An encoder key's rows become its pooled vector and, unless one cosine row (see `stores_rows`),
-    its `.multi` multivector; `cf` and sparse vectors are kept as they are (checked).
+    An encoder key's rows become its pooled vector and its `.multi` multivector; `cf` and sparse
+    vectors are kept as they are (checked).
 
     Raises:
         UnknownVectorError: a key that is not an encoder key, `cf` or a sparse vector.
@@ -174,20 +174,8 @@ def named_vectors(
                 f"which has no direction to store"
             )
         out[name] = pooled
-        if stores_rows(spec, rows.shape[0]):
-            out[name + MULTI_SUFFIX] = rows
+        out[name + MULTI_SUFFIX] = rows
     return out
-
-
-def stores_rows(spec: VectorSpec, n_rows: int) -> bool:
-    """Whether an item with `n_rows` rows for this encoder gets a `.multi` vector beside its pooled one.
-
-    Under cosine, one row's pooled vector is that row (up to its length, which cosine ignores), so
-    the multivector would duplicate it: the store keeps the pooled vector alone, and searches on
-    the multivector score such items on it (`mmsearch.storage.translate`). Dot and euclid see the
-    row's length, which pooling drops, so their rows are always kept.
-    """
-    return n_rows > 1 or spec.distance != "cosine"
 
 
 def _check_payload(payload: object, item_id: str) -> dict[str, Any]:
