@@ -25,6 +25,11 @@ def test_tiny_benchmark_figures(tmp_path) -> None:
     assert any("optimize" in line for line in lines)
     table = format_result(result)
     assert table.splitlines()[1].split()[:3] == ["edge", "300", "30"]
+    assert edge.disk_vector_bytes is not None and memory.disk_bytes_per_item is None
+    assert set(edge.disk_vector_bytes) == {"bench.text", "bench.text.multi", "bench.image", "bench.image.multi", "cf"}
+    assert edge.disk_bytes_per_item is not None
+    assert edge.disk_bytes_per_item * 300 > sum(edge.disk_vector_bytes.values()) > 0
+    assert "bytes per item on disk" in table
 
 
 def test_cli_prints_the_table(tmp_path) -> None:

@@ -10,6 +10,9 @@ kNN queries go to `bench.text` (HNSW, and exact for recall@10); MaxSim queries (
 Edge runs on all items; local mode (`memory`: pure Python, exact) on the first `memory_items` with
 fewer queries, as it is orders of magnitude slower.
 
+The Edge folder's size on disk after closing (allocated blocks), per item and per named vector,
+comes with the figures.
+
 Run: `mmsearch bench store --items 20000` (default 100,000 items).
 """
 
@@ -96,6 +99,8 @@ class BackendFigures:
     exact_knn_p50_ms: float | None = None
     recall_at_10: float | None = None
     batch_knn_queries_per_s: float | None = None
+    disk_bytes_per_item: float | None = None
+    disk_vector_bytes: dict[str, int] | None = None
 
 
 @dataclass
@@ -162,6 +167,25 @@ def _latencies(store: Store, queries: Sequence[NearestQuery]) -> tuple[list[floa
         times.append(dt * 1000)
         ids.append([h.id for h in hits])
     return times, ids
+
+
+def _allocated(files: Sequence[Path]) -> int:
+    # Blocks, not lengths: Qdrant preallocates its chunk and WAL files at fixed lengths.
+    return sum(f.stat().st_blocks * 512 for f in files if f.is_file())
+
+
+def disk_usage(folder: Path) -> tuple[int, dict[str, int]]:
+    """Bytes an Edge collection folder holds on disk, and those of each named vector's storage.
+
+    A vector's storage sums its `vector_storage-<name>` folders over the shard's segments (the
+    Edge layout); the WAL, payload, id tracker and HNSW graphs count in the total only.
+    """
+    total = _allocated(list(folder.rglob("*")))
+    by_vector: dict[str, int] = {}
+    for part in folder.rglob("vector_storage-*"):
+        name = part.name.removeprefix("vector_storage-")
+        by_vector[name] = by_vector.get(name, 0) + _allocated(list(part.rglob("*")))
+    return total, dict(sorted(by_vector.items()))
 
 
 def _pct(values: Sequence[float], p: float) -> float:
@@ -238,6 +262,8 @@ def run(config: StoreBenchConfig | None = None, log: Callable[[str], None] = _lo
         edge_settings = StoreSettings(backend="edge", path=path, collection="bench", hnsw=cfg.hnsw, optimize_after=None)
         with open_store(edge_settings, encoders=bench_encoders(cfg.dim)) as store:
             edge, edge_exact_ids = _measure(store, data, cfg.items, cfg.queries, True, cfg.batch, log)
+        total, edge.disk_vector_bytes = disk_usage(path / edge_settings.collection)  # closed: flushed
+        edge.disk_bytes_per_item = total / cfg.items
         result.backends.append(edge)
 
         n_mem = cfg.items if cfg.memory_items is None else min(cfg.memory_items, cfg.items)
@@ -275,6 +301,10 @@ def format_result(result: StoreBenchResult) -> str:
         "latencies in ms, one query at a time (kNN: top-10 by the pooled vector, HNSW on Edge; "
         "MaxSim: 2-row query vs the multivector subset, exact scan)"
     )
+    for b in result.backends:
+        if b.disk_bytes_per_item is not None:
+            parts = ", ".join(f"{n} {v / b.items:.0f}" for n, v in (b.disk_vector_bytes or {}).items())
+            lines.append(f"{b.backend} folder, closed: {b.disk_bytes_per_item:.0f} bytes per item on disk ({parts})")
     if result.top10_agreement is not None:
         lines.append(f"local mode top-10 identical to Edge exact search on {result.top10_agreement:.1%} of queries")
     return "\n".join(lines)
