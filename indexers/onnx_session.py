@@ -252,10 +252,8 @@ class OnnxSession:
         return {o.name: tuple(o.shape) for o in self._any().get_outputs()}
 
     def _any(self) -> Any:
-        session = next(iter(self._sessions.values()), None)
-        if session is None and self._closed:
-            raise ModelError(f"the session of {str(self.path)!r} is closed (its model was closed)")
-        return session or self._session("serial")
+        # closing clears the sessions, so a closed one gets here with none and `_session` refuses
+        return next(iter(self._sessions.values()), None) or self._session("serial")
 
     def run(self, feeds: dict[str, np.ndarray], output: str | None = None, *, lane: Lane = "parallel") -> np.ndarray:
         """Run the graph once on `feeds` (inputs it does not take are dropped); returns one output.

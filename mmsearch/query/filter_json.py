@@ -9,9 +9,10 @@
 A condition is a field condition (`key` with `match` or `range`), `is_empty`, or a nested filter.
 These models are the schema (what the OpenAPI document shows and a request is validated
 against); the conversion is the library's one reader of Qdrant's filter shape,
-`mmsearch.storage.check_filter`, so a dict passed to `Searcher.search` and a request's JSON
-filter mean the same. `FilterInput` also takes the command line's expressions as a list of
-strings (`["color=red", "price<20"]`, see `mmsearch.query.filters`).
+`mmsearch.storage.qdrant_filter.from_qdrant` (what `check_filter` calls for a dict), so a dict
+passed to `Searcher.search` and a request's JSON filter mean the same. `FilterInput` also takes
+the command line's expressions as a list of strings (`["color=red", "price<20"]`, see
+`mmsearch.query.filters`).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from pydantic import (
     model_validator,
 )
 
-from mmsearch.errors import InvalidFilterError
 from mmsearch.query.filters import parse_filters
-from mmsearch.storage import Filter, check_filter
+from mmsearch.storage import Filter
+from mmsearch.storage.qdrant_filter import from_qdrant
 
 Number = StrictInt | StrictFloat
 
@@ -130,10 +131,7 @@ class FilterSpec(BaseModel):
             InvalidFilterError: an empty filter, or a condition the store refuses (e.g. a range
                 without bounds, a bound that is not finite).
         """
-        flt = check_filter(self.model_dump(exclude_none=True, exclude_defaults=True))
-        if flt is None:  # check_filter maps a mapping to a Filter; never None for one
-            raise InvalidFilterError("an empty filter")
-        return flt
+        return from_qdrant(self.model_dump(exclude_none=True, exclude_defaults=True))
 
 
 FilterSpec.model_rebuild()
