@@ -20,6 +20,7 @@ from mmsearch.storage import (
     HasVector,
     HybridQuery,
     Item,
+    NearestQuery,
     Prefetch,
     Rescore,
     Rrf,
@@ -248,10 +249,48 @@ def test_bad_hybrid_queries_are_refused(loaded, query, error, needle):
     assert needle in str(info.value)
 
 
+def test_candidates_are_the_union_of_the_searches_and_score_like_item_ids(loaded):
+    store, vectors, q = loaded
+    searches = [NearestQuery("clip.image", q["clip.image"], limit=5), NearestQuery("cf", q["cf"], limit=4)]
+    cands = store.candidates(searches)
+    union = {h.id for hits in store.query_batch(searches) for h in hits}
+    assert len(cands) == len(union)
+    assert sorted(cands.row(i) for i in union) == list(range(len(cands)))
+    with pytest.raises(KeyError):
+        cands.row(next(f"i{i}" for i in range(N) if f"i{i}" not in union))
+    pairs = [("clip.image", q["clip.image"]), ("clip.text", q["clip.text"]), ("cf", q["cf"])]
+    by_ids = store.score_items(sorted(union, key=cands.row), pairs)
+    np.testing.assert_allclose(store.score_items(cands, pairs), by_ids, rtol=1e-6, equal_nan=True)
+    for r, item in enumerate(sorted(union, key=cands.row)):
+        for c, (name, query) in enumerate(pairs):
+            want = _true_scores(vectors, name, query)[int(item[1:])]
+            np.testing.assert_allclose(by_ids[r, c], want, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert np.isnan(by_ids).any()  # some candidate lacks text or cf: NaN, not 0
+
+
+def test_hybrid_query_within_candidates_sees_only_them(loaded):
+    store, _, q = loaded
+    cands = store.candidates([NearestQuery("clip.text", q["clip.text"], limit=6)])
+    prefetch = (Prefetch("clip.image", q["clip.image"], limit=len(cands), exact=True),)
+    inside = store.hybrid_query(HybridQuery(prefetch, Rrf(k=60), limit=N), within=cands)
+    assert {h.id for h in inside} == {h.id for h in store.query("clip.text", q["clip.text"], limit=6)}
+    # Both the shared candidate filter and the query's own filter hold.
+    odd = Filter(must=(HasItemId(tuple(f"i{i}" for i in range(1, N, 2))),))
+    both = store.hybrid_query(HybridQuery(prefetch, Rrf(k=60), limit=N, filter=odd), within=cands)
+    assert {h.id for h in both} == {h.id for h in inside if int(h.id[1:]) % 2}
+    nobody = Filter(must=(HasItemId(("nope",)),))
+    empty = store.candidates([NearestQuery("clip.text", q["clip.text"], limit=3, filter=nobody)])
+    assert len(empty) == 0 and store.hybrid_query(HybridQuery(prefetch, Rrf(), limit=3), within=empty) == []
+    assert store.score_items(empty, [("cf", q["cf"])]).shape == (0, 1)
+    with pytest.raises(InputError, match="NearestQuery"):
+        store.candidates([HybridQuery(prefetch, Rrf(), limit=3)])  # type: ignore[list-item]
+
+
 def test_score_range_is_the_min_and_max_of_the_true_scores(loaded):
     store, vectors, q = loaded
     ids = [f"i{i}" for i in range(0, N, 2)] + ["missing"]
-    got = store.score_range(ids, [("clip.image", q["clip.image"]), ("clip.text", q["clip.text"]), ("cf", q["cf"])])
+    pairs = [("clip.image", q["clip.image"]), ("clip.text", q["clip.text"]), ("cf", q["cf"])]
+    got = store.score_range(ids, pairs)
     rows = [int(i[1:]) for i in ids[:-1]]
     for j, name in enumerate(["clip.image", "clip.text", "cf"]):
         scores = _true_scores(vectors, name, q[name])[rows]
@@ -259,6 +298,9 @@ def test_score_range_is_the_min_and_max_of_the_true_scores(loaded):
     assert np.isnan(store.score_range(["i3"], [("clip.text", q["clip.text"])])).all()  # i3 has no text
     with pytest.raises(InputError, match="clip.image.multi"):
         store.score_range(ids, [("clip.image.multi", q["clip.image"])])
+    cands = store.candidates([NearestQuery("clip.image", q["clip.image"], limit=7)])
+    by_ids = store.score_range(sorted({h.id for h in store.query("clip.image", q["clip.image"], limit=7)}), pairs)
+    np.testing.assert_allclose(store.score_range(cands, pairs), by_ids, rtol=1e-6, equal_nan=True)
 
 
 def test_rrf_weighted_scales_relative_weights_to_qdrants_convention(loaded):

@@ -4,15 +4,18 @@ A search runs in three store calls:
 
 1. Candidates: one nearest-neighbour search per signal (a "leg": one stored vector and one query
    vector), `candidates` deep, with the filter; the union of their hits is the candidate set.
+   The hits come back as point ids alone (`Store.candidates`: no payload is read), and one id
+   filter for them is built once and shared by the next two calls.
 2. Normalisation constants: each leg's lowest and highest exact score over the candidates
-   (`Store.score_range`, for the default min-max weighted sum), or every candidate's exact score
-   on every leg (`Store.score_items`, for DBSF, RRF and MaxSim legs).
+   (`Store.score_range`, for the default min-max weighted sum: two hits per leg come back), or
+   every candidate's exact score on every leg (`Store.score_items`, for DBSF, RRF and MaxSim legs).
 3. Fusion inside Qdrant: one query whose prefetches are the legs restricted to the candidates
-   (an id filter, a limit of their number, exact search), scored by a formula (`wsum`, `dbsf`) or
-   by Qdrant's weighted RRF (`rrf`). Every candidate is thus scored on every leg with its true
-   score, including the legs whose own top-k it was not in: not read as a 0. Only an item that
-   lacks the leg's vector has no score there. With `explain`, the hits' scores on each leg come
-   back too, and the breakdown is `mmsearch.query.fusion` (the numpy reference) on them.
+   (the shared id filter, a limit of their number, exact search), scored by a formula (`wsum`,
+   `dbsf`) or by Qdrant's weighted RRF (`rrf`). Every candidate is thus scored on every leg with
+   its true score, including the legs whose own top-k it was not in: not read as a 0. Only an
+   item that lacks the leg's vector has no score there. With `explain`, the breakdown is
+   `mmsearch.query.fusion` (the numpy reference) on the hits' exact scores on each leg (rows of
+   step 2's matrix, or, after `score_range`, one more call scoring the hits alone).
 
 The `ease` signal is a sparse leg: its query is a history (the user's training interactions
 and/or the items given as `history`) as a sparse vector, scored against each item's sparse
@@ -99,6 +102,7 @@ from mmsearch.ranking import top_k
 from mmsearch.storage import (
     CF_VECTOR,
     EASE_VECTOR,
+    Candidates,
     Filter,
     HasItemId,
     HybridQuery,
@@ -805,7 +809,7 @@ class Searcher:
             "candidates": len(candidates),
             "notes": notes,
         }
-        if not candidates:
+        if not len(candidates):
             return SearchResponse(results=[], engine=self.store.engine, **base)
         pairs = [(g.vector, g.query) for g in legs]
         if fusion == "wsum" and normalization == "minmax" and all(self.store.can_score_range(g.vector) for g in legs):
@@ -821,6 +825,7 @@ class Searcher:
                 for r, (item_id, score, payload) in enumerate(hits)
             ]
             return SearchResponse(results=results, engine=self.store.engine, **base)
+        # Every candidate's exact score on every leg: the normalisation constants, and the breakdown.
         matrix = self.store.score_items(candidates, pairs)
         engine = self.store.engine
         if fusion == "rrf":
@@ -840,20 +845,18 @@ class Searcher:
         results = _results(legs, matrix, fused, candidates, hits, explain)
         return SearchResponse(results=results, engine=engine, **base)
 
-    def _hybrid(self, legs: Sequence[_Leg], candidates: Sequence[str], fusion: Any, limit: int) -> list[_Hit]:
+    def _hybrid(self, legs: Sequence[_Leg], candidates: Candidates, fusion: Any, limit: int) -> list[_Hit]:
         """One store query: every leg scores every candidate (exact), then `fusion` ranks them."""
-        # The candidate filter goes on the query, which hands it down to every prefetch (translated once).
-        only = Filter(must=(HasItemId(tuple(candidates)),))
         prefetch = tuple(Prefetch(g.vector, g.query, limit=len(candidates), exact=True) for g in legs)
-        query = HybridQuery(prefetch, fusion, limit=limit, filter=only, with_payload=True)
-        return [(h.id, h.score, h.payload or {}) for h in self.store.hybrid_query(query)]
+        query = HybridQuery(prefetch, fusion, limit=limit, with_payload=True)
+        return [(h.id, h.score, h.payload or {}) for h in self.store.hybrid_query(query, within=candidates)]
 
     def _formula(
         self,
         legs: Sequence[_Leg],
         weights: np.ndarray,
         params: Sequence[F.Affine],
-        candidates: Sequence[str],
+        candidates: Candidates,
         limit: int,
     ) -> list[_Hit]:
         formula = weighted_sum_formula(
@@ -865,15 +868,17 @@ class Searcher:
         )
         return self._hybrid(legs, candidates, formula, limit)
 
-    def _numpy_hits(self, candidates: Sequence[str], fused: F.Fused, limit: int) -> list[_Hit]:
+    def _numpy_hits(self, candidates: Candidates, fused: F.Fused, limit: int) -> list[_Hit]:
         order = [int(i) for i in top_k(fused.scores, limit)]
-        payloads = {it.id: it.payload for it in self.store.retrieve([candidates[i] for i in order])}
-        return [(candidates[i], float(fused.scores[i]), payloads.get(candidates[i], {})) for i in order]
+        return [
+            (it.id, float(fused.scores[candidates.row(it.id)]), it.payload)
+            for it in self.store.candidate_items(candidates, order)
+        ]
 
-    def _candidates(self, legs: Sequence[_Leg], depth: int, flt: Filter | None) -> list[str]:
+    def _candidates(self, legs: Sequence[_Leg], depth: int, flt: Filter | None) -> Candidates:
         """Step 1: the union of each leg's `depth` nearest neighbours (pooled vectors, with the filter).
 
-        Sorted by item id, so that the numpy fusions break ties by item id, whatever the hits' order.
+        In point-id order, so that the numpy fusions break ties the same way whatever the hits' order.
         """
         first = [
             NearestQuery(
@@ -885,7 +890,7 @@ class Searcher:
             )
             for g in legs
         ]
-        return sorted({h.id for hits in self.store.query_batch(first) for h in hits})
+        return self.store.candidates(first)
 
 
 def _breakdown(legs: Sequence[_Leg], matrix: np.ndarray, fused: F.Fused, r: int) -> dict[str, SignalScore]:
@@ -904,14 +909,13 @@ def _results(
     legs: Sequence[_Leg],
     matrix: np.ndarray,
     fused: F.Fused,
-    candidates: Sequence[str],
+    candidates: Candidates,
     hits: Sequence[_Hit],
     explain: bool,
 ) -> list[Result]:
     """The hits as results, with their breakdown from the candidates' score matrix when explained."""
-    row = {c: i for i, c in enumerate(candidates)}
     return [
-        Result(item_id, score, payload, _breakdown(legs, matrix, fused, row[item_id]) if explain else {})
+        Result(item_id, score, payload, _breakdown(legs, matrix, fused, candidates.row(item_id)) if explain else {})
         for item_id, score, payload in hits
     ]
 

@@ -26,7 +26,17 @@ from typing import Any
 
 from indexers.protocol import EncoderSpec
 from mmsearch.errors import StoreNotFoundError
-from mmsearch.storage.base import Backend, Hit, Item, NearestQuery, ScrollPage, SparseVector, StoredItem, VectorUpdate
+from mmsearch.storage.base import (
+    Backend,
+    Candidates,
+    Hit,
+    Item,
+    NearestQuery,
+    ScrollPage,
+    SparseVector,
+    StoredItem,
+    VectorUpdate,
+)
 from mmsearch.storage.filters import Filter, HasItemId, IsEmpty, Match, MatchAny, Range, check_filter, where
 from mmsearch.storage.hybrid import (
     Const,
@@ -132,6 +142,7 @@ def open_store(
 
 __all__ = [
     "CF_VECTOR",
+    "Candidates",
     "EASE_VECTOR",
     "ITEM_ID_KEY",
     "ITEM_NAMESPACE",

@@ -8,15 +8,16 @@ engine-neutral types below, and keeps that engine's API quirks to itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
 from mmsearch.errors import BackendError, ConfigError, StorageError
 from mmsearch.storage.filters import Filter
+from mmsearch.storage.ids import point_id
 from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
 from mmsearch.storage.settings import BackendKind
 
@@ -186,13 +187,49 @@ class RawRecord:
     sparse: dict[str, SparseVector] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class RawHit:
-    """A scored point as a backend returns it."""
+class RawHit(NamedTuple):
+    """A scored point as a backend returns it: its item id is in the payload.
 
-    id: str
+    No point id: the store never needs one, and reading it costs a UUID object per hit on Edge. A
+    named tuple, built in C: a search makes one per hit, and a frozen dataclass costs 3x more.
+    """
+
     score: float
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Points several searches found, by the engine's own point ids, in a fixed order.
+
+    From `Store.candidates`; `Store.score_items` and `Store.hybrid_query(..., within=...)` take it
+    in place of item ids, so a fused query names its candidates once: no payload read to learn
+    their item ids, no id hashing, and one engine filter (`restrict`) shared by every later call.
+
+    Attributes:
+        ids: the engine's point ids (`uuid.UUID` on Edge, strings on qdrant-client).
+        restrict: the engine's filter keeping just these points (None when there are none).
+        native: maps a point id string to the engine's id type.
+    """
+
+    ids: tuple[Any, ...]
+    restrict: Any
+    native: Callable[[str], Any]
+    rows: dict[Any, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", {p: r for r, p in enumerate(self.ids)})
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, item_id: str) -> int:
+        """The row of an item among the candidates.
+
+        Raises:
+            KeyError: the item is not one of them.
+        """
+        return self.rows[self.native(point_id(item_id))]
 
 
 class Backend(Protocol):
@@ -253,22 +290,35 @@ class Backend(Protocol):
         """Points in point-id order from `offset`, and the next page's offset."""
         ...
 
-    def query(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[RawHit]]:
-        """Run nearest-neighbour and hybrid queries (already validated, vectors as float32 arrays) as one batch."""
-        ...
+    def query(self, queries: Sequence[NearestQuery | HybridQuery], within: Any = None) -> list[list[RawHit]]:
+        """Run nearest-neighbour and hybrid queries (already validated, vectors as float32 arrays) as one batch.
 
-    def score_points(
-        self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None
-    ) -> list[dict[str, float]]:
-        """Exact scores of `point_ids` for each query (point id -> score; points lacking the vector left out).
-
-        With `limit`, only the `limit` best of them per query. A sparse query finds only the points
-        sharing an index with it.
+        `within`: a filter from `restrict`, applied to every query besides its own filter.
         """
         ...
 
-    def having(self, point_ids: Sequence[str], vector: str) -> set[str]:
-        """The points among `point_ids` that hold the named vector."""
+    def nearest_ids(self, queries: Sequence[NearestQuery]) -> list[list[Any]]:
+        """Each query's hits as the engine's point ids, best first, reading no payload."""
+        ...
+
+    def native_id(self, point_id: str) -> Any:
+        """A point id string in the engine's own id type (the type `nearest_ids` returns)."""
+        ...
+
+    def restrict(self, point_ids: Sequence[Any]) -> Any:
+        """The engine's filter keeping just these points (engine ids), to pass to later calls."""
+        ...
+
+    def score_points(self, queries: Sequence[NearestQuery], within: Any, limit: int) -> list[dict[Any, float]]:
+        """Exact scores of the `limit` points a `restrict` filter keeps, for each query (engine id -> score).
+
+        Points lacking the vector are left out; a sparse query finds only the points sharing an
+        index with it.
+        """
+        ...
+
+    def having(self, within: Any, vector: str, limit: int) -> set[Any]:
+        """The engine ids of the points a `restrict` filter keeps (at most `limit`) that hold the named vector."""
         ...
 
     def delete_vectors(self, point_ids: Sequence[str], names: Sequence[str]) -> None:

@@ -411,27 +411,37 @@ class ClientBackend:
             )
         return [raw_record(r) for r in recs], (None if nxt is None else str(nxt))
 
-    def query(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[RawHit]]:
-        requests = [self._t.request(q) for q in queries]
+    def query(self, queries: Sequence[NearestQuery | HybridQuery], within: Any = None) -> list[list[RawHit]]:
+        return [[raw_hit(p) for p in points] for points in self._query([self._t.request(q, within) for q in queries])]
+
+    def _query(self, requests: list[Any]) -> list[list[Any]]:
         with self._e("query"):
             responses = self._client.query_batch_points(self._name, requests=requests)
-        return [[raw_hit(p) for p in r.points] for r in responses]
+        return [r.points for r in responses]
 
-    def having(self, point_ids: Sequence[str], vector: str) -> set[str]:
+    def nearest_ids(self, queries: Sequence[NearestQuery]) -> list[list[Any]]:
+        requests = [self._t.request(q, ids_only=True) for q in queries]
+        return [[str(p.id) for p in points] for points in self._query(requests)]
+
+    def native_id(self, point_id: str) -> Any:
+        return point_id
+
+    def restrict(self, point_ids: Sequence[Any]) -> Any:
+        return self._t.only_ids(point_ids)
+
+    def having(self, within: Any, vector: str, limit: int) -> set[Any]:
         with self._e("scroll"):
             recs, _ = self._client.scroll(
                 self._name,
-                scroll_filter=self._t.having_filter(point_ids, vector),
-                limit=len(point_ids),
+                scroll_filter=self._t.having_filter(within, vector),
+                limit=limit,
                 with_payload=False,
                 with_vectors=False,
             )
         return {str(r.id) for r in recs}
 
-    def score_points(
-        self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None = None
-    ) -> list[dict[str, float]]:
-        requests = self._t.score_requests(queries, point_ids, limit)
+    def score_points(self, queries: Sequence[NearestQuery], within: Any, limit: int) -> list[dict[Any, float]]:
+        requests = self._t.score_requests(queries, within, limit)
         with self._e("score"):
             responses = self._client.query_batch_points(self._name, requests=requests)
         return [{str(p.id): float(p.score) for p in r.points} for r in responses]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from functools import lru_cache
+from typing import Any
 
 from mmsearch.errors import InvalidItemError
 
@@ -59,3 +60,12 @@ def _point_id(item_id: str) -> str:
     # Cached: hybrid queries name their candidates by id in several filters per query, and a uuid5
     # (a SHA-1) per id per filter costs more than the engine's search itself.
     return str(uuid.uuid5(ITEM_NAMESPACE, item_id))
+
+
+def id_order(point: Any) -> Any:
+    """A sort key for a point id in either engine's own type: a `uuid.UUID` orders by its integer.
+
+    Sorting UUID objects directly runs their Python `__lt__` n log n times, which costs more than
+    a fused query's search of its candidates.
+    """
+    return point.int if isinstance(point, uuid.UUID) else point

@@ -29,7 +29,9 @@ TIMED_OPERATIONS = frozenset(
         "retrieve",
         "scroll",
         "query",
+        "nearest_ids",
         "score_points",
+        "having",
         "delete_vectors",
         "optimize",
     }

@@ -13,6 +13,7 @@ from indexers.protocol import EncoderSpec
 from mmsearch.errors import InputError, InvalidFilterError, ItemNotFoundError, StorageError, UnknownVectorError, listed
 from mmsearch.storage.base import (
     Backend,
+    Candidates,
     Hit,
     Item,
     NearestQuery,
@@ -25,7 +26,7 @@ from mmsearch.storage.base import (
 )
 from mmsearch.storage.filters import Filter, IsEmpty, check_filter, payload_keys
 from mmsearch.storage.hybrid import HybridQuery, prepare_hybrid
-from mmsearch.storage.ids import ITEM_ID_KEY, is_internal_key, point_id
+from mmsearch.storage.ids import ITEM_ID_KEY, id_order, is_internal_key, point_id
 from mmsearch.storage.schema import MULTI_SUFFIX, ModelRecord, StoreSchema, plan_schema, plan_sparse, pooled_name
 from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.validate import prepare_items, prepare_query, prepare_updates
@@ -406,12 +407,16 @@ class Store:
         )
         return self.query_batch([q])[0]
 
-    def query_batch(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[list[Hit]]:
+    def query_batch(
+        self, queries: Sequence[NearestQuery | HybridQuery], *, within: Candidates | None = None
+    ) -> list[list[Hit]]:
         """Several queries as one batch (cheaper than one call each on Edge).
 
         Args:
             queries: `NearestQuery` (one named vector) and `HybridQuery` (prefetches, then a
                 formula, RRF, DBSF or a rescoring) in any mix.
+            within: candidates from `Store.candidates`: every query (and every prefetch of a
+                hybrid one) only sees them, besides its own filter.
 
         Returns:
             One list of hits per query, in order.
@@ -420,6 +425,23 @@ class Store:
             the errors of `query` and `hybrid_query`.
         """
         backend = self._open()
+        checked = self._checked(queries)
+        if not checked:
+            return []
+        if within is not None and not within.ids:
+            return [[] for _ in checked]
+        results = backend.query(checked, None if within is None else within.restrict)
+        out = []
+        for q, hits in zip(checked, results, strict=True):
+            row = []
+            for h in hits:
+                payload = h.payload  # the backend's own copy
+                item_id = payload.pop(ITEM_ID_KEY)
+                row.append(Hit(id=item_id, score=h.score, payload=_public(payload) if q.with_payload else None))
+            out.append(row)
+        return out
+
+    def _checked(self, queries: Sequence[NearestQuery | HybridQuery]) -> list[NearestQuery | HybridQuery]:
         checked: list[NearestQuery | HybridQuery] = []
         for q in queries:
             if isinstance(q, HybridQuery):
@@ -427,23 +449,34 @@ class Store:
             else:
                 if not isinstance(q, NearestQuery):
                     raise InputError(f"expected NearestQuery or HybridQuery objects, got {type(q).__name__}")
-                q = replace(q, filter=check_filter(q.filter))
-                checked.append(prepare_query(q, self._schema))
-        if not checked:
-            return []
-        results = backend.query(checked)
-        out = []
-        for q, hits in zip(checked, results, strict=True):
-            row = []
-            for h in hits:
-                payload = dict(h.payload)
-                item_id = payload.pop(ITEM_ID_KEY)
-                row.append(Hit(id=item_id, score=h.score, payload=_public(payload) if q.with_payload else None))
-            out.append(row)
-        return out
+                flt = check_filter(q.filter)
+                checked.append(prepare_query(q if flt is q.filter else replace(q, filter=flt), self._schema))
+        return checked
 
-    def score_items(self, item_ids: Sequence[str], queries: Sequence[tuple[str, VectorInput]]) -> np.ndarray:
-        """The exact score of each item on each query: a (len(item_ids), len(queries)) float64 matrix.
+    def candidates(self, queries: Sequence[NearestQuery]) -> Candidates:
+        """The union of several nearest-neighbour searches' hits, as one batch: a fused query's candidates.
+
+        Reads no payload (the hits' point ids come from the index alone), so it costs less than
+        `query_batch`; give the result to `score_items` and `hybrid_query(..., within=...)`, which
+        reuse one filter for it. The candidates are in point-id order, whatever the hits' order.
+
+        Raises:
+            the errors of `query`.
+        """
+        backend = self._open()
+        checked = self._checked(queries)
+        if not all(isinstance(q, NearestQuery) for q in checked):
+            raise InputError("candidates takes NearestQuery objects; fuse them with hybrid_query(..., within=...)")
+        found = {p for hits in (backend.nearest_ids(checked) if checked else []) for p in hits}  # type: ignore[arg-type]
+        return self._candidate_set(sorted(found, key=id_order))
+
+    def _candidate_set(self, native_ids: Sequence[Any]) -> Candidates:
+        backend = self._open()
+        ids = tuple(native_ids)
+        return Candidates(ids=ids, restrict=backend.restrict(ids) if ids else None, native=backend.native_id)
+
+    def score_items(self, items: Sequence[str] | Candidates, queries: Sequence[tuple[str, VectorInput]]) -> np.ndarray:
+        """The exact score of each item on each query: a (number of items, len(queries)) float64 matrix.
 
         This is how a candidate set gets its true score on every leg of a fused query, including
         the legs whose own top-k it was not in. NaN marks an item that lacks the vector (or is not
@@ -451,34 +484,47 @@ class Store:
         query scores 0, its true dot product (the engine's search does not return it).
 
         Args:
-            item_ids: the items to score (e.g. the union of several queries' hits).
+            items: the items to score: item ids (repeats allowed), or `Candidates` (rows in their order).
             queries: (stored vector name, query vector) pairs, as in `query`.
 
         Raises:
             UnknownVectorError, VectorDimensionError, NonFiniteVectorError, InvalidItemError: a bad
                 vector name or query vector.
         """
-        backend = self._open()
+        self._open()
         checked = [prepare_query(NearestQuery(vector=v, query=q), self._schema) for v, q in queries]
-        ids = list(item_ids)
-        out = np.full((len(ids), len(checked)), np.nan, dtype=np.float64)
-        if not ids or not checked:
+        if isinstance(items, Candidates):
+            return self._score(items, checked)
+        pids = [point_id(i) for i in items]
+        unique = list(dict.fromkeys(pids))
+        scored = np.full((len(unique), len(checked)), np.nan, dtype=np.float64)
+        for start, cands in self._id_chunks(unique):
+            scored[start : start + len(cands)] = self._score(cands, checked)
+        index = {p: r for r, p in enumerate(unique)}
+        return scored[[index[p] for p in pids]]
+
+    def _id_chunks(self, point_ids: Sequence[str]) -> Iterator[tuple[int, Candidates]]:
+        """Distinct point ids as candidate sets of at most `_SCORE_CHUNK` (the engine's limit per request)."""
+        backend = self._open()
+        for start in range(0, len(point_ids), _SCORE_CHUNK):
+            chunk = point_ids[start : start + _SCORE_CHUNK]
+            yield start, self._candidate_set([backend.native_id(p) for p in chunk])
+
+    def _score(self, cands: Candidates, checked: Sequence[NearestQuery]) -> np.ndarray:
+        """Every candidate's exact score on every (checked) query, in one engine call (plus one per sparse vector)."""
+        backend = self._open()
+        out = np.full((len(cands), len(checked)), np.nan, dtype=np.float64)
+        if not len(cands) or not checked:
             return out
-        pids = [point_id(i) for i in ids]
-        row = {p: r for r, p in enumerate(pids)}
-        unique = list(row)
+        rows = cands.rows
+        n = len(cands)
         sparse = sorted({q.vector for q in checked if self._schema.get(q.vector).sparse})
-        for start in range(0, len(unique), _SCORE_CHUNK):
-            chunk = unique[start : start + _SCORE_CHUNK]
-            having = {name: backend.having(chunk, name) for name in sparse}
-            for col, scores in enumerate(backend.score_points(checked, chunk)):
-                for pid in having.get(checked[col].vector, ()):
-                    out[row[pid], col] = 0.0
-                for pid, score in scores.items():
-                    out[row[pid], col] = score
-        if len(unique) < len(pids):  # repeated ids: copy the scored row
-            for r, p in enumerate(pids):
-                out[r] = out[row[p]]
+        having = {name: backend.having(cands.restrict, name, n) for name in sparse}
+        for col, scores in enumerate(backend.score_points(checked, cands.restrict, n)):
+            for p in having.get(checked[col].vector, ()):
+                out[rows[p], col] = 0.0
+            for p, score in scores.items():
+                out[rows[p], col] = score
         return out
 
     def can_score_range(self, vector: str) -> bool:
@@ -493,13 +539,18 @@ class Store:
         # whose search misses the items that share no index with the query and score 0).
         return spec.kind not in ("multi", "sparse") and spec.distance in ("cosine", "dot")
 
-    def score_range(self, item_ids: Sequence[str], queries: Sequence[tuple[str, VectorInput]]) -> np.ndarray:
+    def score_range(self, items: Sequence[str] | Candidates, queries: Sequence[tuple[str, VectorInput]]) -> np.ndarray:
         """The lowest and highest exact score among the items, per query: a (len(queries), 2) array.
 
         Cheaper than `score_items` when only the range is needed (e.g. min-max normalisation):
-        the engine scores the items and returns two per query. The lowest score of a cosine or dot
-        query q is minus the highest of -q, so dense cosine and dot vectors only. NaN when no item
-        has the vector.
+        the engine scores the items and returns two per query, where `score_items` returns (and
+        Python reads) one score per item per query. The lowest score of a cosine or dot query q
+        is minus the highest of -q, so dense cosine and dot vectors only. NaN when no item has
+        the vector.
+
+        Args:
+            items: item ids, or `Candidates` from `Store.candidates`.
+            queries: (stored vector name, query vector) pairs, as in `query`.
 
         Raises:
             InputError: a multivector or euclid vector (their lowest score is not a negated search).
@@ -515,22 +566,31 @@ class Store:
                     f"use score_items"
                 )
         out = np.full((len(checked), 2), np.nan, dtype=np.float64)
-        pids = list(dict.fromkeys(point_id(i) for i in item_ids))
-        if not pids or not checked:
-            return out
+        chunks = (
+            [(0, items)]
+            if isinstance(items, Candidates)
+            else self._id_chunks(list(dict.fromkeys(point_id(i) for i in items)))
+        )
         negated = [NearestQuery(vector=q.vector, query=-np.asarray(q.query), limit=1) for q in checked]
-        for start in range(0, len(pids), _SCORE_CHUNK):
-            found = backend.score_points([*checked, *negated], pids[start : start + _SCORE_CHUNK], limit=1)
+        for _, cands in chunks:
+            if not len(cands) or not checked:
+                continue
+            found = backend.score_points([*checked, *negated], cands.restrict, 1)
             for j in range(len(checked)):
                 hi, lo = found[j].values(), [-v for v in found[len(checked) + j].values()]
                 out[j, 0] = np.nanmin([out[j, 0], *lo]) if lo else out[j, 0]
                 out[j, 1] = np.nanmax([out[j, 1], *hi]) if hi else out[j, 1]
         return out
 
-    def hybrid_query(self, query: HybridQuery) -> list[Hit]:
+    def hybrid_query(self, query: HybridQuery, *, within: Candidates | None = None) -> list[Hit]:
         """A multi-stage query: prefetches fused by a formula, RRF or DBSF, or rescored (e.g. MaxSim).
 
         See `mmsearch.storage.hybrid` for the fusion definitions and the missing-score trap.
+
+        Args:
+            query: the query.
+            within: candidates from `Store.candidates`: the query and its prefetches see only them
+                (cheaper than a `HasItemId` filter naming them, which is built anew each call).
 
         Returns:
             Hits best first, scored by the fusion.
@@ -542,7 +602,14 @@ class Store:
             InvalidFilterError: a filter that is not a `Filter`.
             ConfigError: a malformed formula, RRF weights or fusion.
         """
-        return self.query_batch([query])[0]
+        return self.query_batch([query], within=within)[0]
+
+    def candidate_items(self, cands: Candidates, rows: Sequence[int]) -> list[StoredItem]:
+        """The candidates at `rows` (their payloads, no vectors), in that order; rows not stored are left out."""
+        backend = self._open()
+        wanted = [str(cands.ids[r]) for r in rows]
+        found = {rec.id: self._item(rec) for rec in backend.retrieve(wanted, False, True)}
+        return [found[p] for p in wanted if p in found]
 
     def delete_vectors(self, item_ids: Iterable[str], names: Iterable[str]) -> int:
         """Remove named vectors from items (e.g. a stale `cf`), keeping their other vectors and payload.

@@ -184,9 +184,15 @@ class Translator:
         # Booleans and floats have no any-of match in Qdrant: one exact match each, any of which holds.
         return self.dialect.filter(must=None, should=[self._match(key, v) for v in values], must_not=None)
 
-    def only_ids(self, point_ids: Sequence[str]) -> Any:
-        """A filter keeping just these points."""
+    def only_ids(self, point_ids: Sequence[Any]) -> Any:
+        """A filter keeping just these points (point id strings or the engine's own ids)."""
         return self.dialect.filter(must=[self.dialect.has_id(list(point_ids))], should=None, must_not=None)
+
+    def _within(self, own: Any, within: Any) -> Any:
+        """A query's own filter and a shared `only_ids` filter, both applying."""
+        if within is None or own is None:
+            return own if within is None else within
+        return self.dialect.filter(must=[within, own], should=None, must_not=None)
 
     # -- formulas and fusions --------------------------------------------------------------
     def expression(self, e: Expression) -> Any:
@@ -246,39 +252,44 @@ class Translator:
             )
         )
 
-    def request(self, q: NearestQuery | HybridQuery) -> Any:
-        """The request for one nearest-neighbour or hybrid query."""
+    def request(self, q: NearestQuery | HybridQuery, within: Any = None, *, ids_only: bool = False) -> Any:
+        """The request for one nearest-neighbour or hybrid query; `within` (from `only_ids`) applies too.
+
+        The engine hands a hybrid query's filter down to its prefetches, so `within` is built once
+        however many legs it has. `ids_only` reads no payload, not even the item id: the hits'
+        point ids come from the index alone.
+        """
+        with_payload = False if ids_only else self.payload(q.with_payload)
         if isinstance(q, HybridQuery):
             search = Search(
                 query=self.fusion(q.fusion),
                 limit=q.limit,
                 prefetches=[self.prefetch(p) for p in q.prefetch],
-                filter=self.filter(q.filter),
+                filter=self._within(self.filter(q.filter), within),
                 score_threshold=q.score_threshold,
-                with_payload=self.payload(q.with_payload),
+                with_payload=with_payload,
             )
         else:
             search = Search(
                 query=self.dialect.nearest(q.vector, _query_value(q.query)),
                 limit=q.limit,
-                filter=self.filter(q.filter),
+                filter=self._within(self.filter(q.filter), within),
                 params=self.search_params(q),
                 score_threshold=q.score_threshold,
-                with_payload=self.payload(q.with_payload),
+                with_payload=with_payload,
             )
         return self.dialect.request(search)
 
-    def score_requests(self, queries: Sequence[NearestQuery], point_ids: Sequence[str], limit: int | None) -> list[Any]:
-        """Exact searches restricted to `point_ids`: every one of them scored (or the `limit` best), no payload."""
+    def score_requests(self, queries: Sequence[NearestQuery], within: Any, limit: int) -> list[Any]:
+        """Exact searches restricted by `within` (an `only_ids` filter of `limit` points): each one scored."""
         d = self.dialect
-        only = self.only_ids(point_ids)
         exact = d.search_params(None, True, None)
         return [
             d.request(
                 Search(
                     query=d.nearest(q.vector, _query_value(q.query)),
-                    limit=limit or len(point_ids),
-                    filter=only,
+                    limit=limit,
+                    filter=within,
                     params=exact,
                     with_payload=False,
                 )
@@ -286,10 +297,10 @@ class Translator:
             for q in queries
         ]
 
-    def having_filter(self, point_ids: Sequence[str], vector: str) -> Any:
-        """A filter keeping the points among `point_ids` that hold the named vector."""
+    def having_filter(self, within: Any, vector: str) -> Any:
+        """A filter keeping the points `within` (from `only_ids`) keeps that hold the named vector."""
         d = self.dialect
-        return d.filter(must=[d.has_id(list(point_ids)), d.has_vector_condition(vector)], should=None, must_not=None)
+        return d.filter(must=[within, d.has_vector_condition(vector)], should=None, must_not=None)
 
     # -- collection config -----------------------------------------------------------------
     def quantization(self) -> Any:
@@ -337,7 +348,7 @@ def _sparse(indices: Any, values: Any) -> SparseVector:
 
 def raw_hit(h: Any) -> RawHit:
     """A scored point as either engine returns it."""
-    return RawHit(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
+    return RawHit(score=float(h.score), payload=dict(h.payload or {}))
 
 
 __all__ = ["SCALAR_QUANTILE", "Dialect", "Search", "Translator", "raw_hit", "raw_record", "vector_selection"]

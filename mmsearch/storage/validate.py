@@ -7,6 +7,7 @@ the store exactly as it was.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -45,11 +46,14 @@ def as_rows(name: str, value: VectorInput, spec: VectorSpec, item_id: str | None
         VectorDimensionError: rows of the wrong length.
         NonFiniteVectorError: a NaN or infinity (also a float64 too large for float32).
     """
-    try:
-        with np.errstate(over="ignore"):
-            arr = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise InvalidItemError(f"{_where(item_id)}vector {name!r} is not a numeric array: {e}") from e
+    if isinstance(value, np.ndarray) and value.dtype == np.float32:
+        arr = value  # the common case, without the cost of an error-state context per query
+    else:
+        try:
+            with np.errstate(over="ignore"):
+                arr = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise InvalidItemError(f"{_where(item_id)}vector {name!r} is not a numeric array: {e}") from e
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2:
@@ -65,6 +69,8 @@ def as_rows(name: str, value: VectorInput, spec: VectorSpec, item_id: str | None
             f"{_where(item_id)}vector {name!r} has {arr.shape[0]} rows; give 1 to {_MAX_ROWS} "
             f"(leave the key out when an item has none)"
         )
+    if arr.shape[0] == 1 and math.isfinite(square := float(arr[0] @ arr[0])) and square > 0:
+        return arr  # one dot product proves a single row finite and non-zero; the checks below name what is wrong
     bad = ~np.isfinite(arr)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
