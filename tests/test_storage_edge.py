@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexers.protocol import EncoderSpec
 from mmsearch.errors import StoreLockedError
-from mmsearch.storage import Item, NearestQuery, open_store
+from mmsearch.storage import Item, NearestQuery, VectorUpdate, open_store
 from tests.storage_support import CF_DIM, ENCODERS, MINILM, catalogue, unit_rows
 
 pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed: pip install qdrant-edge-py==0.9.0")
@@ -276,3 +277,60 @@ def test_large_upserts_optimize_and_small_ones_do_not(tmp_path: Path, monkeypatc
         s.upsert(catalogue(3), optimize=True)
         s.upsert(catalogue(30), optimize=False)
         assert calls == [25, 25]
+
+
+@pytest.mark.parametrize(("flush_bytes", "flushes"), [(1, 6), (1 << 40, 0)])
+def test_writes_flush_once_enough_vector_bytes_piled_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flush_bytes: int, flushes: int
+) -> None:
+    from mmsearch.storage import edge
+
+    monkeypatch.setattr(edge, "_FLUSH_BYTES", flush_bytes)
+    seen: list[int] = []
+    with open_store(_settings(tmp_path), encoders=ENCODERS) as s:
+        backend = s._backend
+        real = backend._shard
+
+        class Spy:
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+            def flush(self) -> None:
+                seen.append(s.count())
+                real.flush()
+
+        backend._shard = Spy()
+        try:
+            for b in range(5):
+                s.upsert(catalogue(10, seed=b), optimize=False)
+            s.update_vectors([VectorUpdate("i0", {"cf": np.ones(CF_DIM, dtype=np.float32)})])
+        finally:
+            backend._shard = real
+    assert len(seen) == flushes and all(n == 10 for n in seen)
+
+
+_WAL_SPEC = EncoderSpec("wal", "clip", "image", 512, "cosine", "wal-512")
+
+
+def _wal_bytes(tmp_path: Path) -> int:
+    return sum(f.stat().st_blocks * 512 for f in (tmp_path / "c" / "shard" / "wal").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flush_bytes", "bounded"), [(8 << 20, True), (1 << 40, False)])
+def test_the_write_ahead_log_stays_bounded_on_a_long_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flush_bytes: int, bounded: bool
+) -> None:
+    """Edge has no background flusher: without mmsearch's flushes its log keeps every write."""
+    from mmsearch.storage import edge
+
+    monkeypatch.setattr(edge, "_FLUSH_BYTES", flush_bytes)
+    rng = np.random.default_rng(0)
+    with open_store(_settings(tmp_path), encoders=[_WAL_SPEC]) as s:
+        for b in range(16):  # 16 x 2,000 items, a 512-d pooled vector and its multivector: 130 MB of vectors logged
+            rows = unit_rows(rng, 2_000, 512)
+            s.upsert([Item(f"i{b}-{k}", {"wal.image": rows[k]}) for k in range(2_000)], optimize=False)
+        wal = _wal_bytes(tmp_path)
+        assert s.count() == 32_000
+    # A flushed log keeps its last two 32 MB files (and the one being written); unflushed, all of it.
+    assert (wal <= 100 << 20) if bounded else (wal > 140 << 20), wal
