@@ -52,6 +52,8 @@ SLOW = {
     "mmsearch bench serve --items 100000",
     "mmsearch bench serve --items 20000 --requests 30",
     "mmsearch bench serve --items 20000 --requests 30 --clients 1 --clients 8 --json",
+    "mmsearch bench scale --items 1000000",  # about an hour on two cores
+    "mmsearch bench scale --items 20000 --queries 50 --quantization none --in-ram --json",
 }
 # Examples that start a server: run as a process until it answers /readyz, then stopped with Ctrl-C.
 SERVERS = ("mmsearch serve",)

@@ -96,6 +96,7 @@ def test_a_rerun_embeds_nothing_and_a_changed_row_keeps_its_cf_vector(ws, tmp_pa
     write_tables(job.spec, [_embed_all(job, catalog)])
     cf = np.linspace(-1, 1, 64, dtype=np.float32)
     with open_store(load_settings(job.spec.store)) as store:
+        store.add_cf_vector(len(cf))  # as a CF fit does first
         store.update_vectors([VectorUpdate("g0001", {CF_VECTOR: cf})])
     encoded = spy_on_encode(monkeypatch)
     rows = [dict(r) for r in catalog.rows]

@@ -249,6 +249,7 @@ def test_rerun_skips_unchanged_reembeds_changed_and_keeps_cf(tmp_path, index, mo
     catalog = write_jsonl(tmp_path / "c.jsonl", rows)
     first = index.sync(catalog)
     assert (first.new, first.changed, first.unchanged, first.stored) == (3, 0, 0, 3) and first.ok
+    index.store.add_cf_vector(64)  # as a CF fit does first
     index.store.update_vectors([_cf_update("i1", index.store)])
 
     rows[1]["title"] = "item one, renamed"

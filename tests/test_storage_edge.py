@@ -22,6 +22,7 @@ from tests.storage_support import CF_DIM, ENCODERS, MINILM, catalogue, unit_rows
 pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed: pip install qdrant-edge-py==0.9.0")
 
 ROOT = Path(__file__).resolve().parents[1]
+_WAL_SPEC = EncoderSpec("wal", "clip", "image", 512, "cosine", "wal-512")  # big enough to index and to log
 
 
 def _settings(tmp_path: Path, **kw) -> dict:
@@ -231,6 +232,23 @@ def test_quantization_is_configured_and_queries_rescore(tmp_path: Path) -> None:
     assert "quantization_config" not in config["clip.image.multi"]
 
 
+def test_a_quantized_search_without_rescoring_keeps_the_int8_scores(tmp_path: Path) -> None:
+    """Edge quantizes a segment once it passes the indexing threshold: 6,000 512-d points (12 MB)."""
+    rng = np.random.default_rng(0)
+    rows = unit_rows(rng, 6_000, 512)
+    with open_store(_settings(tmp_path, quantization="scalar"), encoders=[_WAL_SPEC]) as s:
+        s.upsert([Item(f"p{i}", {"wal.image": rows[i]}) for i in range(len(rows))], optimize=False)
+        s.optimize()
+        q = rows[7] + 0.1 * unit_rows(rng, 1, 512)[0]
+        true = {h.id: h.score for h in s.query("wal.image", q, limit=200, exact=True)}
+        rescored, quantized = s.query_batch(
+            [NearestQuery("wal.image", q, limit=20), NearestQuery("wal.image", q, limit=20, rescore=False)]
+        )
+        assert max(abs(h.score - true[h.id]) for h in rescored) < 1e-5
+        gaps = [abs(h.score - true.get(h.id, 9.0)) for h in quantized]
+        assert 0 < max(gaps) < 0.05  # near the true scores, not equal to them
+
+
 @pytest.mark.slow
 def test_optimize_builds_an_hnsw_graph_with_high_recall(tmp_path: Path) -> None:
     """Enough 128-d points to pass Edge's indexing threshold; HNSW top-10 must match exact search."""
@@ -307,9 +325,6 @@ def test_writes_flush_once_enough_vector_bytes_piled_up(
         finally:
             backend._shard = real
     assert len(seen) == flushes and all(n == 10 for n in seen)
-
-
-_WAL_SPEC = EncoderSpec("wal", "clip", "image", 512, "cosine", "wal-512")
 
 
 def _wal_bytes(tmp_path: Path) -> int:

@@ -12,6 +12,7 @@ from indexers.protocol import EncoderSpec
 from mmsearch.errors import ConfigError, FingerprintMismatchError, InvalidItemError, SchemaMismatchError
 from mmsearch.storage import ITEM_NAMESPACE, StoreSchema, encoder_vectors, plan_schema, point_id
 from mmsearch.storage.ids import ITEM_NAMESPACE_URL
+from mmsearch.storage.schema import plan_cf
 from mmsearch.storage.validate import pool
 from tests.storage_support import CLIP_IMAGE, CLIP_TEXT, ENCODERS, MINILM
 
@@ -58,9 +59,21 @@ def test_bad_encoder_specs(field: str, value: object, needle: str) -> None:
 def test_plan_for_a_new_collection() -> None:
     plan = plan_schema(None, ENCODERS, payload_indexes={"color": "keyword"})
     names = sorted(v.name for v in plan.new_vectors)
-    assert names == ["cf", "clip.image", "clip.image.multi", "clip.text", "clip.text.multi"]
-    assert plan.schema.get("cf").dim == 64
+    assert names == ["clip.image", "clip.image.multi", "clip.text", "clip.text.multi"]  # no cf before a CF fit
     assert dict(plan.new_indexes) == {"item_id": "keyword", "color": "keyword"}
+    assert [v.name for v in plan_schema(None, ENCODERS, cf_dim=32).new_vectors if v.kind == "cf"] == ["cf"]
+    assert plan_schema(None, []).schema.get("cf").dim == 64  # a collection for CF alone gets it at once
+
+
+def test_plan_cf_adds_the_cf_vector_once_at_the_models_length() -> None:
+    base = plan_schema(None, ENCODERS).schema
+    schema, new = plan_cf(base, 128)
+    assert [v.name for v in new] == ["cf"] and schema.get("cf").dim == 128 and schema.get("cf").distance == "dot"
+    assert plan_cf(schema, 128) == (schema, ())
+    with pytest.raises(SchemaMismatchError, match="dim 128, not 64"):
+        plan_cf(schema, 64)
+    with pytest.raises(ConfigError, match="positive integer"):
+        plan_cf(base, 0)
 
 
 def test_plan_adds_only_what_is_missing() -> None:

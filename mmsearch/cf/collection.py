@@ -17,10 +17,11 @@ after a stored pooled vector (`minilm.text`, `clip.image`) uses the items' vecto
 name is a payload field (`genres`, `category`) whose values (a string or a list of strings)
 become one-hot features. Items lacking the source get no feature row.
 
-The collection's `cf` vector has a fixed dimension (`cf_dim`, 64 unless the store was created with
-another). ALS vectors have `factors` values; BPR vectors have `factors + 1` (implicit appends an
-item bias, matched by a constant 1 in every user vector). `default_factors` picks the factor
-count that fills `cf_dim`; another one is refused with the numbers to use.
+The collection's `cf` vector comes with its first CF fit, at that model's length (unless the store
+was created with a `cf_dim`); from then on its length is fixed. ALS vectors have `factors`
+values; BPR vectors have `factors + 1` (implicit appends an item bias, matched by a constant 1 in
+every user vector). `default_factors` picks the factor count that fills an existing `cf` vector;
+another one is refused with the numbers to use.
 
 Where the model lives: `<path>/<collection>/cf/` for an Edge store, `<path>/<collection>.cf/` for a
 local-mode store on disk; a server (or in-memory) store needs an explicit folder.
@@ -97,13 +98,33 @@ def default_factors(algorithm: str, cf_dim: int) -> int:
     return cf_dim
 
 
+def cf_vector_length(algorithm: str, factors: int) -> int:
+    """The length of an ALS (`factors`) or BPR (`factors + 1`: an item bias) item vector."""
+    return factors + 1 if algorithm == "bpr" else factors
+
+
+def fit_cf_vector(store: Store, algorithm: str, factors: int) -> int:
+    """The store's `cf` length for this model: checked against an existing `cf` vector, or added at it.
+
+    Raises:
+        SchemaMismatchError: the store's `cf` vector has another length.
+    """
+    spec = store.schema.vectors.get(CF_VECTOR)
+    if spec is not None:
+        check_cf_dim(algorithm, factors, spec.dim)
+        return spec.dim
+    dim = cf_vector_length(algorithm, factors)
+    store.add_cf_vector(dim)
+    return dim
+
+
 def check_cf_dim(algorithm: str, factors: int, cf_dim: int) -> None:
     """Refuse a factor count whose vectors do not fit the store's `cf` vector.
 
     Raises:
         SchemaMismatchError: the model's vectors would have another length than `cf_dim`.
     """
-    dim = factors + 1 if algorithm == "bpr" else factors
+    dim = cf_vector_length(algorithm, factors)
     if dim != cf_dim:
         extra = " (BPR vectors hold factors + 1 values: the last is an item bias)" if algorithm == "bpr" else ""
         raise SchemaMismatchError(
@@ -199,9 +220,11 @@ def fit_collection_cf(
     catalog = catalog_ids(store)
     if isinstance(config, EASEConfig):
         return _fit_ease(store, interactions, config, catalog, target / EASE_FOLDER)
-    cf_dim = store.schema.get(CF_VECTOR).dim
-    check_cf_dim(config.algorithm, config.factors, cf_dim)
+    existing = store.schema.vectors.get(CF_VECTOR)
+    if existing is not None:  # refused before training; a missing `cf` is added after it
+        check_cf_dim(config.algorithm, config.factors, existing.dim)
     model, report = fit(interactions, config, catalog_item_ids=catalog)
+    cf_dim = fit_cf_vector(store, config.algorithm, config.factors)
     model = dataclasses.replace(model, info={**model.info, "collection": store.settings.collection, "cf_dim": cf_dim})
     vectors = {item: model.item_factors[r] for r, item in enumerate(model.item_ids)}
     cleared = _write(store, CF_VECTOR, vectors, catalog)
@@ -363,9 +386,11 @@ __all__ = [
     "CollectionModels",
     "catalog_ids",
     "cf_folder",
+    "cf_vector_length",
     "check_cf_dim",
     "collection_features",
     "default_factors",
+    "fit_cf_vector",
     "ease_folder",
     "fit_collection_cf",
     "load_collection_cf",

@@ -1,6 +1,7 @@
 """`mmsearch bench`: throughput and latency figures with ratios against a baseline from the same run.
 
-`encoders` is defined here; `cf`, `distributed`, `index`, `query` and `store` live in `mmsearch.cli.bench_commands`,
+`encoders` is defined here; `cf`, `distributed`, `index`, `query`, `scale`, `serve` and `store` live in
+`mmsearch.cli.bench_commands`,
 imported when one of them is asked for: their options are read off the benchmarks' settings
 models, and importing those (numpy, pydantic, the store) would slow down every `mmsearch` call.
 """
@@ -22,6 +23,7 @@ _LAZY = {
     "index": "mmsearch.cli.bench_commands:bench_index",
     "query": "mmsearch.cli.bench_commands:bench_query",
     "store": "mmsearch.cli.bench_commands:bench_store",
+    "scale": "mmsearch.cli.bench_commands:bench_scale",
     "serve": "mmsearch.cli.bench_commands:bench_serve",
 }
 
@@ -57,6 +59,7 @@ def bench() -> None:
       mmsearch bench query --quantize int8 --threads 2 --json
       mmsearch bench cf --items 10000 --items 100000
       mmsearch bench serve --items 20000 --requests 30
+      mmsearch bench scale --items 1000000
     """
 
 

@@ -153,8 +153,9 @@ def cf_fit(
     given = _algorithm_options(algorithm, seed, parse_side(side), options)
     tuning = None
     with open_store(config.store) as store:
-        if algorithm != "ease":
-            given.setdefault("factors", default_factors(algorithm, store.schema.get(CF_VECTOR).dim))
+        spec = store.schema.vectors.get(CF_VECTOR)
+        if algorithm != "ease" and spec is not None:  # else the algorithm's default, and `cf` gets its length
+            given.setdefault("factors", default_factors(algorithm, spec.dim))
         settings = cf_config(algorithm, **given)
         if tune:
             from mmsearch.eval.collection import tune_collection_cf

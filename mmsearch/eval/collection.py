@@ -58,8 +58,10 @@ def tune_collection_cf(
         features = collection_features(store, list(config.side), catalog) if config.side else None
         fixed: tuple[str, ...] = ()
     else:
-        check_cf_dim(config.algorithm, config.factors, store.schema.get(CF_VECTOR).dim)
-        fixed = ("factors",)
+        spec = store.schema.vectors.get(CF_VECTOR)
+        if spec is not None:  # the factor count must fill it; without one, the tuner picks it
+            check_cf_dim(config.algorithm, config.factors, spec.dim)
+        fixed = ("factors",) if spec is not None else ()
     best, tuning = tune_cf(
         table,
         config,

@@ -887,6 +887,10 @@ class Searcher:
                 limit=depth,
                 filter=flt,
                 hnsw_ef=self.settings.hnsw_ef,
+                # Step 2 scores every candidate exactly: in a quantized store, its kNNs need not
+                # read the original vectors (an oversampled rescoring from disk, most of a
+                # million-item search's time).
+                rescore=False,
             )
             for g in legs
         ]

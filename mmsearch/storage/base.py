@@ -156,6 +156,9 @@ class NearestQuery:
         hnsw_ef: search-time ef; None uses the store settings.
         score_threshold: drop results scoring below this.
         with_payload: return payloads with the hits.
+        rescore: in a quantized store, rescore the hits with the original vectors (oversampled);
+            False keeps the quantized scores and reads no original, e.g. to gather candidates that
+            are scored exactly later.
     """
 
     vector: str
@@ -166,6 +169,7 @@ class NearestQuery:
     hnsw_ef: int | None = None
     score_threshold: float | None = None
     with_payload: bool = False
+    rescore: bool = True
 
 
 @dataclass(frozen=True)

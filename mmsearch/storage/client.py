@@ -131,11 +131,17 @@ class ClientDialect:
     def dbsf(self) -> Any:
         return _Using(self._m.FusionQuery(fusion=self._m.Fusion.DBSF), None)
 
-    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None) -> Any:
+    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None, rescore: bool = True) -> Any:
         m = self._m
         if self._local:
             return None  # local mode is always exact and warns about any search params
-        quant = None if oversampling is None else m.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        quant = (
+            m.QuantizationSearchParams(rescore=False)
+            if not rescore
+            else None
+            if oversampling is None
+            else m.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        )
         return m.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quant)
 
     def payload_only(self, keys: list[str]) -> Any:

@@ -162,9 +162,15 @@ class EdgeDialect:
     def dbsf(self) -> Any:
         return self._qe.Fusion.Dbsf()
 
-    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None) -> Any:
+    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None, rescore: bool = True) -> Any:
         qe = self._qe
-        quant = None if oversampling is None else qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        quant = (
+            qe.QuantizationSearchParams(rescore=False)
+            if not rescore
+            else None
+            if oversampling is None
+            else qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        )
         return qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quant)
 
     def payload_only(self, keys: list[str]) -> Any:

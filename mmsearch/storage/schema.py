@@ -45,7 +45,7 @@ CF_VECTOR = "cf"
 EASE_VECTOR = "ease"
 MULTI_SUFFIX = ".multi"
 RECORD_FORMAT = 1
-DEFAULT_CF_DIM = 64
+DEFAULT_CF_DIM = 64  # the `cf` of a collection created without encoders or cf_dim
 _SPARSE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 
@@ -265,6 +265,25 @@ def plan_sparse(existing: StoreSchema, names: Iterable[str]) -> tuple[StoreSchem
     return schema, tuple(new.values())
 
 
+def plan_cf(existing: StoreSchema, dim: int) -> tuple[StoreSchema, tuple[VectorSpec, ...]]:
+    """Add the `cf` vector with `dim` values when the collection has none; one it has must match.
+
+    Returns:
+        The schema after the change and the vectors to create (empty when `cf` was there).
+
+    Raises:
+        ConfigError: a dim that is not a positive integer.
+        SchemaMismatchError: the collection's `cf` vector has another length.
+    """
+    spec = cf_vector(dim)
+    old = existing.vectors.get(CF_VECTOR)
+    if old is not None:
+        if old.dim != dim:
+            raise SchemaMismatchError(f"vector 'cf' in this store has dim {old.dim}, not {dim}")
+        return existing, ()
+    return replace(existing, vectors={**existing.vectors, CF_VECTOR: spec}), (spec,)
+
+
 def plan_schema(
     existing: StoreSchema | None,
     encoders: Iterable[EncoderSpec],
@@ -281,7 +300,8 @@ def plan_schema(
     Args:
         existing: the collection's schema, or None for a new collection.
         encoders: encoder specs whose vectors the collection must hold.
-        cf_dim: the `cf` vector's dimension; None keeps the stored one (64 for a new collection).
+        cf_dim: the `cf` vector's dimension; None keeps the stored one (and a new collection gets
+            none until a CF fit adds it, `plan_cf`).
         payload_indexes: payload fields to index, with their types.
         index_multivector: HNSW on new multivectors (default m=0).
 
@@ -300,7 +320,10 @@ def plan_schema(
             raise SchemaMismatchError(
                 f"vector 'cf' in this store has dim {stored[CF_VECTOR].dim}, but cf_dim={cf_dim} was asked for"
             )
-    else:
+    elif cf_dim is not None or not (requested or stored):
+        # Without cf_dim, the first CF fit creates `cf` at its model's length (`plan_cf`): a
+        # collection no CF reaches carries no slot for it. One without encoders is for CF alone
+        # (and a collection needs a vector), so it gets `cf` now.
         requested[CF_VECTOR] = cf_vector(DEFAULT_CF_DIM if cf_dim is None else cf_dim)
     new = _new_vectors(requested, stored)
     stored_indexes = dict(existing.payload_indexes) if existing else {}

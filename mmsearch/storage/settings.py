@@ -55,7 +55,9 @@ class StoreSettings(BaseModel):
         hnsw: graph parameters.
         index_multivectors: build HNSW on the MaxSim multivectors too (default: m=0, exact scan,
             as they are meant for rescoring).
-        cf_dim: the `cf` vector's dimension; None keeps a stored collection's, or 64 for a new one.
+        cf_dim: the `cf` vector's dimension; None keeps a stored collection's, and a new one gets its `cf`
+            vector from its first CF fit, at that model's length (one without encoders gets it at
+            64 right away).
         payload_indexes: payload fields to index for filtering, with their types.
         batch_size: points per write call.
         optimize_after: Edge builds its HNSW graphs only when optimized; an `upsert` call writing at

@@ -27,7 +27,15 @@ from mmsearch.storage.base import (
 from mmsearch.storage.filters import Filter, IsEmpty, check_filter, payload_keys
 from mmsearch.storage.hybrid import HybridQuery, prepare_hybrid
 from mmsearch.storage.ids import ITEM_ID_KEY, id_order, is_internal_key, point_id
-from mmsearch.storage.schema import MULTI_SUFFIX, ModelRecord, StoreSchema, plan_schema, plan_sparse, pooled_name
+from mmsearch.storage.schema import (
+    MULTI_SUFFIX,
+    ModelRecord,
+    StoreSchema,
+    plan_cf,
+    plan_schema,
+    plan_sparse,
+    pooled_name,
+)
 from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.validate import prepare_items, prepare_query, prepare_updates
 
@@ -155,6 +163,26 @@ class Store:
         backend.extend(schema, (), {})
         self._schema = schema
         return True
+
+    def add_cf_vector(self, dim: int) -> bool:
+        """Make sure the collection holds the `cf` vector with `dim` values, adding it when missing.
+
+        A collection created without `cf_dim` has no `cf` vector until its first CF fit adds one
+        at the model's length.
+
+        Returns:
+            True when the vector was added.
+
+        Raises:
+            ConfigError: a dim that is not a positive integer.
+            SchemaMismatchError: the collection's `cf` vector has another length.
+        """
+        backend = self._open()
+        schema, new = plan_cf(self._schema, dim)
+        if new:
+            backend.extend(schema, new, {})
+            self._schema = schema
+        return bool(new)
 
     def add_sparse_vectors(self, names: Iterable[str]) -> list[str]:
         """Make sure the collection holds these sparse vectors (e.g. `ease`), adding any that are missing.

@@ -98,8 +98,11 @@ class Dialect(Protocol):
     def dbsf(self) -> Any: ...
 
     # -- request parts
-    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None) -> Any:
-        """Search parameters; `oversampling` given means: search the quantized copy, rescore with the originals."""
+    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None, rescore: bool = True) -> Any:
+        """Search parameters; `oversampling` given means: search the quantized copy, rescore with the originals.
+
+        `rescore=False`: search the quantized copy and keep its scores (no original is read).
+        """
         ...
 
     def payload_only(self, keys: list[str]) -> Any:
@@ -232,8 +235,10 @@ class Translator:
         s = self.settings
         # Quantized searches rescore with the original vectors; an exact search reads only those,
         # and sparse vectors are never quantized.
-        dense = not isinstance(q.query, SparseVector)
-        oversampling = s.oversampling if s.quantization != "none" and not q.exact and dense else None
+        quantized = s.quantization != "none" and not q.exact and not isinstance(q.query, SparseVector)
+        if quantized and isinstance(q, NearestQuery) and not q.rescore:
+            return self.dialect.search_params(q.hnsw_ef or s.hnsw.ef, q.exact, None, rescore=False)
+        oversampling = s.oversampling if quantized else None
         return self.dialect.search_params(q.hnsw_ef or s.hnsw.ef, q.exact, oversampling)
 
     def payload(self, with_payload: bool) -> Any:
