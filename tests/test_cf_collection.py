@@ -15,7 +15,7 @@ from mmsearch.storage import Item, open_store
 from tests.storage_support import CLIP_TEXT, unit_rows
 
 
-def _store(cf_dim: int):
+def _store(cf_dim: int | None):
     rng = np.random.default_rng(0)
     store = open_store({"backend": "memory", "collection": "c", "cf_dim": cf_dim}, encoders=[CLIP_TEXT])
     store.upsert([Item(f"i{j}", {"clip.text": unit_rows(rng, 1, 8)}, {"n": j}) for j in range(8)])
@@ -39,6 +39,17 @@ def test_bpr_vectors_fill_cf_dim_with_the_bias(tmp_path: Path):
         np.testing.assert_allclose(model.user_factors[:, -1], 1.0)  # the bias's constant partner
         assert summary.unknown_items == 1 and summary.rows_dropped == 1 and summary.examples["items"] == ["ghost"]
         assert store.retrieve(["i0"], with_vectors=True)[0].payload == {"n": 0}  # payload untouched
+
+
+@pytest.mark.parametrize(("algorithm", "factors", "dim"), [("als", 12, 12), ("bpr", 6, 7)])
+def test_the_first_fit_adds_the_cf_vector_at_the_models_length(tmp_path: Path, algorithm, factors, dim):
+    with _store(cf_dim=None) as store:
+        assert "cf" not in store.schema.vectors  # nothing fitted: no cf slot in any item
+        model, _ = fit_collection_cf(store, _log(list(range(8))), cf_config(algorithm, factors=factors), tmp_path)
+        assert store.schema.get("cf").dim == dim == model.dim
+        assert store.retrieve(["i2"], with_vectors=["cf"])[0].vectors["cf"].shape == (dim,)
+        with pytest.raises(SchemaMismatchError, match=f"holds {dim}"):  # from then on, its length is fixed
+            fit_collection_cf(store, _log(list(range(8))), cf_config(algorithm, factors=factors + 2), tmp_path)
 
 
 def test_refit_clears_the_cf_vector_of_items_left_without_interactions(tmp_path: Path):
