@@ -268,4 +268,6 @@ def prepare_query(query: NearestQuery, schema: StoreSchema) -> NearestQuery:
         raise InvalidItemError(
             f"vector {query.vector!r} is dense: query it with one ({spec.dim},) vector, got {rows.shape[0]} rows"
         )
+    if rows.base is query.query and rows.dtype == query.query.dtype:  # given as a float32 (dim,) array already
+        return query
     return replace(query, query=rows[0])
