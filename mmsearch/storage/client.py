@@ -131,18 +131,13 @@ class ClientDialect:
     def dbsf(self) -> Any:
         return _Using(self._m.FusionQuery(fusion=self._m.Fusion.DBSF), None)
 
-    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None, rescore: bool = True) -> Any:
-        m = self._m
+    def quantized(self, rescore: bool, oversampling: float | None) -> Any:
+        return self._m.QuantizationSearchParams(rescore=rescore, oversampling=oversampling)
+
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any:
         if self._local:
             return None  # local mode is always exact and warns about any search params
-        quant = (
-            m.QuantizationSearchParams(rescore=False)
-            if not rescore
-            else None
-            if oversampling is None
-            else m.QuantizationSearchParams(rescore=True, oversampling=oversampling)
-        )
-        return m.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quant)
+        return self._m.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization)
 
     def payload_only(self, keys: list[str]) -> Any:
         return keys

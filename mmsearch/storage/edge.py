@@ -162,16 +162,11 @@ class EdgeDialect:
     def dbsf(self) -> Any:
         return self._qe.Fusion.Dbsf()
 
-    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None, rescore: bool = True) -> Any:
-        qe = self._qe
-        quant = (
-            qe.QuantizationSearchParams(rescore=False)
-            if not rescore
-            else None
-            if oversampling is None
-            else qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
-        )
-        return qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quant)
+    def quantized(self, rescore: bool, oversampling: float | None) -> Any:
+        return self._qe.QuantizationSearchParams(rescore=rescore, oversampling=oversampling)
+
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any:
+        return self._qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization)
 
     def payload_only(self, keys: list[str]) -> Any:
         return self._qe.PayloadSelector.Include(keys)

@@ -98,11 +98,12 @@ class Dialect(Protocol):
     def dbsf(self) -> Any: ...
 
     # -- request parts
-    def search_params(self, hnsw_ef: int | None, exact: bool, oversampling: float | None, rescore: bool = True) -> Any:
-        """Search parameters; `oversampling` given means: search the quantized copy, rescore with the originals.
+    def quantized(self, rescore: bool, oversampling: float | None) -> Any:
+        """Search the quantized copy: rescore the (oversampled) hits with the originals, or keep its scores."""
+        ...
 
-        `rescore=False`: search the quantized copy and keep its scores (no original is read).
-        """
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any:
+        """Search parameters; `quantization` from `quantized`, or None for the engine's default."""
         ...
 
     def payload_only(self, keys: list[str]) -> Any:
@@ -235,11 +236,11 @@ class Translator:
         s = self.settings
         # Quantized searches rescore with the original vectors; an exact search reads only those,
         # and sparse vectors are never quantized.
-        quantized = s.quantization != "none" and not q.exact and not isinstance(q.query, SparseVector)
-        if quantized and isinstance(q, NearestQuery) and not q.rescore:
-            return self.dialect.search_params(q.hnsw_ef or s.hnsw.ef, q.exact, None, rescore=False)
-        oversampling = s.oversampling if quantized else None
-        return self.dialect.search_params(q.hnsw_ef or s.hnsw.ef, q.exact, oversampling)
+        quantization = None
+        if s.quantization != "none" and not q.exact and not isinstance(q.query, SparseVector):
+            rescore = not isinstance(q, NearestQuery) or q.rescore
+            quantization = self.dialect.quantized(rescore, s.oversampling if rescore else None)
+        return self.dialect.search_params(q.hnsw_ef or s.hnsw.ef, q.exact, quantization)
 
     def payload(self, with_payload: bool) -> Any:
         """The whole payload, or only the item id (which every record and hit carries)."""
