@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.protocol import EncoderSpec
 from indexers.runtime import ImageEncoder, Model, TextEncoder, load_model
+from mmsearch.bench.timing import ms_percentile, time_calls
 from mmsearch.bench.vectors import noisy
 from mmsearch.cf import ALSConfig, CFModel
 from mmsearch.errors import ConfigError, DependencyError
@@ -160,10 +161,6 @@ class QueryBenchResult:
             "build_s": self.build_s,
             "rows": [{**asdict(r), "ratio": r.ratio} for r in self.rows],
         }
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values) * 1e3, q))
 
 
 def _texts(rng: np.random.Generator, n: int) -> list[str]:
@@ -319,18 +316,6 @@ def _open_or_build(
     return store, seconds
 
 
-def _time_all(fn: Callable[[int], Any], indices: range, warmup: range) -> tuple[list[float], list[Any]]:
-    """Time `fn(i)` for each index, after running it untimed on the (distinct) warm-up indices."""
-    for i in warmup:
-        fn(i)
-    times, outs = [], []
-    for i in indices:
-        t = time.perf_counter()
-        outs.append(fn(i))
-        times.append(time.perf_counter() - t)
-    return times, outs
-
-
 @dataclass(frozen=True)
 class _Queries:
     """The inputs of the timed queries, the same for every kind."""
@@ -399,7 +384,7 @@ def _time_kind(
     hybrid_set, base_set, knn_set = (range(k * n, (k + 1) * n) for k in range(3))
     warm = range(3 * n, 3 * n + cfg.warmup)
     vectors = {i: encode_clip(i) for i in [*knn_set, *warm]}
-    enc_t, _ = _time_all(encode, hybrid_set, warm)
+    enc_t, _ = time_calls(encode, hybrid_set, warm)
     clock = _EngineClock()
     store.observe(clock)  # stays on: the baselines' kNNs pass the same (negligible) wrapper
 
@@ -407,24 +392,24 @@ def _time_kind(
         clock.start()
         return hybrid(i)
 
-    hyb_t, responses = _time_all(observed, hybrid_set, warm)
+    hyb_t, responses = time_calls(observed, hybrid_set, warm)
     store_t = clock.runs[len(warm) :]
-    base_t, _ = _time_all(lambda i: store.query(image_vector, encode_clip(i), limit=cfg.limit), base_set, warm)
-    knn_t, _ = _time_all(lambda i: store.query(image_vector, vectors[i], limit=cfg.limit), knn_set, warm)
+    base_t, _ = time_calls(lambda i: store.query(image_vector, encode_clip(i), limit=cfg.limit), base_set, warm)
+    knn_t, _ = time_calls(lambda i: store.query(image_vector, vectors[i], limit=cfg.limit), knn_set, warm)
     return LatencyRow(
         kind=kind,
         signals=[s.name for s in responses[0].signals],
         queries=cfg.queries,
         candidates_p50=float(statistics.median(r.candidates for r in responses)),
-        encode_p50_ms=_pct(enc_t, 50),
-        hybrid_p50_ms=_pct(hyb_t, 50),
-        hybrid_p95_ms=_pct(hyb_t, 95),
-        search_p50_ms=_pct(hyb_t, 50) - _pct(enc_t, 50),
-        store_p50_ms=_pct(store_t, 50),
-        store_p95_ms=_pct(store_t, 95),
-        baseline_p50_ms=_pct(base_t, 50),
-        baseline_p95_ms=_pct(base_t, 95),
-        knn_p50_ms=_pct(knn_t, 50),
+        encode_p50_ms=ms_percentile(enc_t, 50),
+        hybrid_p50_ms=ms_percentile(hyb_t, 50),
+        hybrid_p95_ms=ms_percentile(hyb_t, 95),
+        search_p50_ms=ms_percentile(hyb_t, 50) - ms_percentile(enc_t, 50),
+        store_p50_ms=ms_percentile(store_t, 50),
+        store_p95_ms=ms_percentile(store_t, 95),
+        baseline_p50_ms=ms_percentile(base_t, 50),
+        baseline_p95_ms=ms_percentile(base_t, 95),
+        knn_p50_ms=ms_percentile(knn_t, 50),
     )
 
 

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from indexers.protocol import EncoderSpec
 from mmsearch.bench.query import default_cache as query_cache
 from mmsearch.bench.store import disk_usage
+from mmsearch.bench.timing import ms_percentile, time_calls
 from mmsearch.bench.vectors import unit
 from mmsearch.cf import ALSConfig, CFModel
 from mmsearch.query.engine import Searcher, SearchSettings
@@ -296,19 +297,6 @@ def build(cfg: ScaleBenchConfig, log: Callable[[str], None]) -> tuple[StoreSetti
     return settings, record
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values) * 1e3, q))
-
-
-def _timed(fn: Callable[[int], Any], indices: range) -> tuple[list[float], list[Any]]:
-    times, outs = [], []
-    for i in indices:
-        t = time.perf_counter()
-        outs.append(fn(i))
-        times.append(time.perf_counter() - t)
-    return times, outs
-
-
 _EF_SWEEP = (10, 16, 32, 64)
 
 
@@ -349,36 +337,36 @@ def measure(store: Store, cfg: ScaleBenchConfig, log: Callable[[str], None]) -> 
     warm, common, timed = sets[0], sets[1], sets[2]
     for i in warm:
         store.query(_IMAGE, vectors[i], limit=10)
-    knn_t, _ = _timed(functools.partial(_knn_at, store, vectors, None), timed)
-    log(f"kNN p50 {_pct(knn_t, 50):.2f} ms")
-    exact_t, exact = _timed(lambda i: store.query(_IMAGE, vectors[i], limit=10, exact=True), common)
-    recall = _recall(_timed(functools.partial(_knn_at, store, vectors, None), common)[1], exact)
+    knn_t, _ = time_calls(functools.partial(_knn_at, store, vectors, None), timed)
+    log(f"kNN p50 {ms_percentile(knn_t, 50):.2f} ms")
+    exact_t, exact = time_calls(lambda i: store.query(_IMAGE, vectors[i], limit=10, exact=True), common)
+    recall = _recall(time_calls(functools.partial(_knn_at, store, vectors, None), common)[1], exact)
     log(f"recall@10 {recall:.3f}")
     # The search-time ef trades recall for speed: the curve below the store's own setting.
     sweep: dict[str, list[float]] = {}
     for ef, own in zip(_EF_SWEEP, sets[3:], strict=True):
-        ef_t, _ = _timed(functools.partial(_knn_at, store, vectors, ef), own)
-        hits = _timed(functools.partial(_knn_at, store, vectors, ef), common)[1]
-        sweep[str(ef)] = [_recall(hits, exact), _pct(ef_t, 50)]
+        ef_t, _ = time_calls(functools.partial(_knn_at, store, vectors, ef), own)
+        hits = time_calls(functools.partial(_knn_at, store, vectors, ef), common)[1]
+        sweep[str(ef)] = [_recall(hits, exact), ms_percentile(ef_t, 50)]
     searcher = Searcher(store, [], _cf_model(), SearchSettings())
     weights = {"clip.image": 0.4, "clip.text": 0.2, "minilm.text": 0.2, "cf": 0.2}
     full = [r.id for r in store.retrieve(item_ids[: 2 * n], with_vectors=True) if r.vectors.keys() >= weights.keys()]
     half = len(full) // 2
     for item in full[:half]:
         searcher.search(item=item, weights=weights, limit=10)
-    hyb_t, responses = _timed(
+    hyb_t, responses = time_calls(
         lambda i: searcher.search(item=full[i], weights=weights, limit=10), range(half, len(full))
     )
-    log(f"hybrid p50 {_pct(hyb_t, 50):.2f} ms")
+    log(f"hybrid p50 {ms_percentile(hyb_t, 50):.2f} ms")
     return {
-        "knn_p50_ms": _pct(knn_t, 50),
-        "knn_p95_ms": _pct(knn_t, 95),
-        "exact_p50_ms": _pct(exact_t, 50),
+        "knn_p50_ms": ms_percentile(knn_t, 50),
+        "knn_p95_ms": ms_percentile(knn_t, 95),
+        "exact_p50_ms": ms_percentile(exact_t, 50),
         "recall_at_10": recall,
         "ef_sweep": sweep,
         "hybrid_signals": [s.name for s in responses[0].signals] if responses else [],
-        "hybrid_p50_ms": _pct(hyb_t, 50),
-        "hybrid_p95_ms": _pct(hyb_t, 95),
+        "hybrid_p50_ms": ms_percentile(hyb_t, 50),
+        "hybrid_p95_ms": ms_percentile(hyb_t, 95),
     }
 
 

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmsearch.bench.query import BenchStore, QueryBenchConfig, bench_queries, open_bench_store
+from mmsearch.bench.timing import ms_percentile
 from mmsearch.cf import CFModel, save_model
 from mmsearch.cf.collection import cf_folder
 from mmsearch.errors import DependencyError, MmsearchError
@@ -164,10 +165,6 @@ def _load_avg() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values) * 1e3, q)) if values else float("nan")
-
-
 @dataclass
 class _Tally:
     """The requests of one cell: their latencies, errors and wall time, pooled over rounds."""
@@ -191,9 +188,9 @@ class _Tally:
             errors=self.errors,
             seconds=round(self.seconds, 3),
             rps=round(n / self.seconds, 2) if self.seconds else 0.0,
-            p50_ms=_percentile(self.latencies, 50),
-            p95_ms=_percentile(self.latencies, 95),
-            p99_ms=_percentile(self.latencies, 99),
+            p50_ms=ms_percentile(self.latencies, 50),
+            p95_ms=ms_percentile(self.latencies, 95),
+            p99_ms=ms_percentile(self.latencies, 99),
         )
 
 
@@ -493,7 +490,7 @@ def _searches_until(
     seconds = time.perf_counter() - start
     n = len(latencies)
     return LoadRow(
-        "text", "http", 4, n, errors, seconds, n / seconds if seconds else 0.0, _percentile(latencies, 50), 0.0, 0.0
+        "text", "http", 4, n, errors, seconds, n / seconds if seconds else 0.0, ms_percentile(latencies, 50), 0.0, 0.0
     )
 
 
