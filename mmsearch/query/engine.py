@@ -809,7 +809,7 @@ class Searcher:
             "candidates": len(candidates),
             "notes": notes,
         }
-        if not len(candidates):
+        if not candidates:
             return SearchResponse(results=[], engine=self.store.engine, **base)
         pairs = [(g.vector, g.query) for g in legs]
         if fusion == "wsum" and normalization == "minmax" and all(self.store.can_score_range(g.vector) for g in legs):
