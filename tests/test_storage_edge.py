@@ -181,8 +181,11 @@ def test_multivectors_skip_hnsw_also_when_added_later(tmp_path: Path) -> None:
         s.upsert(catalogue(5))
     with open_store(_settings(tmp_path), encoders=[MINILM]) as s:
         assert s.count() == 5
+        assert "minilm.text.multi" not in _edge_vector_config(tmp_path)  # no item has two texts yet
+        s.update_vectors([VectorUpdate("i1", {"minilm.text": np.eye(2, 6, dtype=np.float32)})])
     config = _edge_vector_config(tmp_path)
-    for name in ("clip.image.multi", "clip.text.multi", "minilm.text.multi"):
+    assert "clip.text.multi" not in config  # one text per item: the pooled vector serves MaxSim
+    for name in ("clip.image.multi", "minilm.text.multi"):
         assert config[name]["hnsw_config"]["m"] == 0, name
         assert config[name]["multivector_config"]["comparator"] == "max_sim"
     for name in ("clip.image", "minilm.text", "cf"):
@@ -306,6 +309,7 @@ def test_writes_flush_once_enough_vector_bytes_piled_up(
     monkeypatch.setattr(edge, "_FLUSH_BYTES", flush_bytes)
     seen: list[int] = []
     with open_store(_settings(tmp_path), encoders=ENCODERS) as s:
+        s.upsert(catalogue(10), optimize=False)  # creates the multivector (reloading the shard) before the spy
         backend = s._backend
         real = backend._shard
 

@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 
 from indexers.protocol import EncoderSpec
-from mmsearch.errors import ConfigError, FingerprintMismatchError, InvalidItemError, SchemaMismatchError
+from mmsearch.errors import (
+    ConfigError,
+    FingerprintMismatchError,
+    InvalidItemError,
+    SchemaMismatchError,
+    UnknownVectorError,
+)
 from mmsearch.storage import ITEM_NAMESPACE, StoreSchema, encoder_vectors, plan_schema, point_id
 from mmsearch.storage.ids import ITEM_NAMESPACE_URL
-from mmsearch.storage.schema import plan_cf
+from mmsearch.storage.schema import plan_cf, plan_multi
 from mmsearch.storage.validate import pool
 from tests.storage_support import CLIP_IMAGE, CLIP_TEXT, ENCODERS, MINILM
 
@@ -59,7 +65,10 @@ def test_bad_encoder_specs(field: str, value: object, needle: str) -> None:
 def test_plan_for_a_new_collection() -> None:
     plan = plan_schema(None, ENCODERS, payload_indexes={"color": "keyword"})
     names = sorted(v.name for v in plan.new_vectors)
-    assert names == ["clip.image", "clip.image.multi", "clip.text", "clip.text.multi"]  # no cf before a CF fit
+    assert names == ["clip.image", "clip.text"]  # no cf before a CF fit, no multivector before a second row
+    assert sorted(plan.schema.pending) == ["clip.image.multi", "clip.text.multi"]
+    dot = EncoderSpec("m", "bert", "text", 4, "dot", "f" * 64)  # MaxSim is no cosine there: rows kept for all
+    assert sorted(v.name for v in plan_schema(None, [dot]).new_vectors) == ["m.text", "m.text.multi"]
     assert dict(plan.new_indexes) == {"item_id": "keyword", "color": "keyword"}
     assert [v.name for v in plan_schema(None, ENCODERS, cf_dim=32).new_vectors if v.kind == "cf"] == ["cf"]
     assert plan_schema(None, []).schema.get("cf").dim == 64  # a collection for CF alone gets it at once
@@ -79,7 +88,8 @@ def test_plan_cf_adds_the_cf_vector_once_at_the_models_length() -> None:
 def test_plan_adds_only_what_is_missing() -> None:
     first = plan_schema(None, [CLIP_IMAGE], cf_dim=16).schema
     plan = plan_schema(first, [CLIP_IMAGE, MINILM], payload_indexes={"price": "float"})
-    assert sorted(v.name for v in plan.new_vectors) == ["minilm.text", "minilm.text.multi"]
+    assert sorted(v.name for v in plan.new_vectors) == ["minilm.text"]
+    assert sorted(plan.schema.pending) == ["clip.image.multi", "minilm.text.multi"]
     assert dict(plan.new_indexes) == {"price": "float"}
     assert plan.schema.get("cf").dim == 16
     assert plan.schema.get("clip.image") is first.get("clip.image")
@@ -90,7 +100,12 @@ def test_plan_adds_only_what_is_missing() -> None:
 def test_plan_keeps_stored_index_flags() -> None:
     first = plan_schema(None, [CLIP_IMAGE], index_multivector=True).schema
     again = plan_schema(first, [CLIP_IMAGE], index_multivector=False)
-    assert again.new_vectors == () and again.schema.get("clip.image.multi").indexed is True
+    assert again.new_vectors == () and again.schema.pending["clip.image.multi"].indexed is True
+    created, new = plan_multi(again.schema, ["clip.image.multi"])
+    assert [v.name for v in new] == ["clip.image.multi"] and created.get("clip.image.multi").indexed is True
+    assert not created.pending and plan_multi(created, ["clip.image.multi"]) == (created, ())
+    with pytest.raises(UnknownVectorError, match="clip.text.multi"):
+        plan_multi(created, ["clip.text.multi"])
 
 
 def test_plan_refuses_conflicts() -> None:
@@ -109,7 +124,8 @@ def test_plan_refuses_conflicts() -> None:
 def test_record_round_trip_and_damage() -> None:
     schema = plan_schema(None, [*ENCODERS, MINILM], payload_indexes={"color": "keyword"}).schema
     record = schema.to_record()
-    assert record["vectors"]["clip.text.multi"]["fingerprint"] == CLIP_TEXT.fingerprint
+    assert record["pending"]["clip.text.multi"]["fingerprint"] == CLIP_TEXT.fingerprint
+    assert StoreSchema.from_record({k: v for k, v in record.items() if k != "pending"}).pending == {}  # older records
     assert StoreSchema.from_record(record) == schema
     with pytest.raises(SchemaMismatchError, match="format 99"):
         StoreSchema.from_record({**record, "format": 99})

@@ -137,7 +137,8 @@ def open_store(
     except BaseException:
         backend.close()
         raise
-    return Store(backend, plan.schema, s)
+    # Creating may adopt a shard left by a create that died, with what it already holds.
+    return Store(backend, (backend.read_schema() or plan.schema) if existing is None else plan.schema, s)
 
 
 __all__ = [

@@ -37,7 +37,7 @@ from mmsearch.storage.base import (
 )
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.hybrid import HybridQuery
-from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
+from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec, with_created
 from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.translate import Search, Translator, raw_hit, raw_record, vector_selection
 
@@ -247,14 +247,19 @@ class ClientBackend:
         with self._e("reading the collection"):
             if not self._client.collection_exists(self._name):
                 return None
-            metadata = self._client.get_collection(self._name).config.metadata or {}
-        record = metadata.get(METADATA_KEY)
+            config = self._client.get_collection(self._name).config
+        record = (config.metadata or {}).get(METADATA_KEY)
         if record is None:
             raise SchemaMismatchError(
                 f"collection {self._name!r} ({self._where}) exists but has no mmsearch schema record in its "
                 f"metadata; it was not made by mmsearch: pick another collection name"
             )
-        return StoreSchema.from_record(record)
+        # A writer can die between creating a multivector and recording it: the collection is the truth.
+        return with_created(StoreSchema.from_record(record), _vector_names(config))
+
+    def _stored_vectors(self) -> set[str]:
+        with self._e("reading the collection"):
+            return _vector_names(self._client.get_collection(self._name).config)
 
     def create(self, schema: StoreSchema) -> None:
         m, s = self._m, self._settings
@@ -283,8 +288,11 @@ class ClientBackend:
         self, schema: StoreSchema, new_vectors: Sequence[VectorSpec], new_indexes: Mapping[str, FieldType]
     ) -> None:
         m = self._m
+        stored = self._stored_vectors()  # another writer may have added some since this one read the schema
         with self._e("adding vectors"):
             for spec in new_vectors:
+                if spec.name in stored:
+                    continue
                 if spec.sparse:
                     config = m.SparseVectorNameConfig(sparse=m.SparseVectorConfig())
                     self._client.create_vector_name(self._name, spec.name, config)
@@ -446,3 +454,9 @@ class ClientBackend:
         with self._e("score"):
             responses = self._client.query_batch_points(self._name, requests=requests)
         return [{str(p.id): float(p.score) for p in r.points} for r in responses]
+
+
+def _vector_names(config: Any) -> set[str]:
+    """The named dense and sparse vectors of a collection's config."""
+    dense = config.params.vectors
+    return {*(dense if isinstance(dense, dict) else {}), *(config.params.sparse_vectors or {})}

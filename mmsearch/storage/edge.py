@@ -57,7 +57,7 @@ from mmsearch.storage.base import (
 from mmsearch.storage.filters import Filter
 from mmsearch.storage.folder_lock import FolderLock
 from mmsearch.storage.hybrid import HybridQuery
-from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec
+from mmsearch.storage.schema import FieldType, StoreSchema, VectorSpec, with_created
 from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.translate import Search, Translator, raw_hit, raw_record, vector_selection
 
@@ -248,6 +248,8 @@ class EdgeBackend:
         try:
             if self._has_segments():
                 recorded = self._read_record()
+                if recorded is not None:
+                    recorded = with_created(recorded, self._stored_vectors())
                 self._shard = self._load(recorded)
                 self._schema = recorded
         except BaseException:
@@ -309,6 +311,14 @@ class EdgeBackend:
                     raise BackendError(f"Qdrant Edge could not load {self._shard_dir}: {e2}") from e2
             raise BackendError(f"Qdrant Edge could not load {self._shard_dir}: {e}") from e
 
+    def _stored_vectors(self) -> set[str]:
+        """The vector names the shard on disk holds (its saved config), dense and sparse."""
+        try:
+            config = json.loads((self._shard_dir / "edge_config.json").read_text())
+        except (OSError, ValueError):
+            return set()
+        return {*config.get("vectors", {}), *(config.get("sparse_vectors") or {})}
+
     def _config(self, schema: StoreSchema) -> Any:
         qe, hnsw = self._qe, self._settings.hnsw
         return qe.EdgeConfig(
@@ -358,6 +368,7 @@ class EdgeBackend:
         else:
             # A shard without a record: a create that died before recording. Reopen it with the
             # full config; Edge refuses it if its vectors differ.
+            schema = with_created(schema, self._stored_vectors())
             self._reload(schema)
         self._create_indexes(schema.payload_indexes)
         self._record(schema)
@@ -367,8 +378,11 @@ class EdgeBackend:
     ) -> None:
         qe, d = self._qe, self._dialect
         shard = self._shard_or_fail()
+        stored = self._stored_vectors()  # a crash may have left some created but unrecorded
         with _engine("adding vectors"):
             for spec in new_vectors:
+                if spec.name in stored:
+                    continue
                 if spec.sparse:
                     shard.update(qe.UpdateOperation.create_sparse_vector(spec.name))
                     continue

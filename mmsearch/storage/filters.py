@@ -124,8 +124,19 @@ class IsEmpty:
         _check_key(self.key)
 
 
-Condition = Union[Match, MatchAny, Range, HasItemId, IsEmpty, "Filter"]
-_CONDITIONS = (Match, MatchAny, Range, HasItemId, IsEmpty)
+@dataclass(frozen=True)
+class HoldsVector:
+    """The item holds the stored vector `vector` (e.g. a `.multi` multivector, which one-row items lack)."""
+
+    vector: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.vector, str) or not self.vector:
+            raise InvalidFilterError(f"HoldsVector takes a stored vector name, got {self.vector!r}")
+
+
+Condition = Union[Match, MatchAny, Range, HasItemId, IsEmpty, HoldsVector, "Filter"]
+_CONDITIONS = (Match, MatchAny, Range, HasItemId, IsEmpty, HoldsVector)
 
 
 @dataclass(frozen=True)
@@ -145,8 +156,8 @@ class Filter:
             for c in conds:
                 if not isinstance(c, (*_CONDITIONS, Filter)):
                     raise InvalidFilterError(
-                        f"filter {part} holds {c!r}; conditions are Match, MatchAny, Range, HasItemId, IsEmpty "
-                        f"or Filter"
+                        f"filter {part} holds {c!r}; conditions are Match, MatchAny, Range, HasItemId, IsEmpty, "
+                        f"HoldsVector or Filter"
                     )
             object.__setattr__(self, part, conds)
         if not (self.must or self.should or self.must_not):

@@ -58,6 +58,9 @@ class Prefetch:
         hnsw_ef: search-time ef; None uses the store settings.
         prefetch: nested stages; when given, this stage only rescores their candidates (e.g. a
             MaxSim multivector over the kNN results of the pooled vector).
+        formula: score the nested stages' candidates by this formula over their scores instead
+            of by `vector` (which is still checked); the store builds such stages to read a
+            multivector in parts (`mmsearch.storage.maxsim`).
     """
 
     vector: str
@@ -67,6 +70,7 @@ class Prefetch:
     exact: bool = False
     hnsw_ef: int | None = None
     prefetch: tuple[Prefetch, ...] = ()
+    formula: Formula | None = None
 
 
 # ------------------------------------------------------------------ formula expressions
@@ -270,7 +274,15 @@ def _prepare_prefetch(p: Prefetch, schema: StoreSchema) -> Prefetch:
     flt = check_filter(p.filter, f"prefetch on {p.vector!r}:")
     checked = prepare_query(NearestQuery(vector=p.vector, query=p.query, limit=p.limit), schema)
     nested = tuple(_prepare_prefetch(n, schema) for n in p.prefetch)
-    return replace(p, query=checked.query, prefetch=nested, filter=flt)
+    formula = p.formula
+    if formula is not None:
+        if not nested:
+            raise ConfigError(f"prefetch on {p.vector!r} has a formula but no nested stages for it to score")
+        if not isinstance(formula, Formula):
+            raise ConfigError(f"prefetch on {p.vector!r}: formula {formula!r:.200} is not a Formula")
+        prepared = _prepare_fusion(formula, len(nested), schema)
+        formula = prepared if isinstance(prepared, Formula) else formula
+    return replace(p, query=checked.query, prefetch=nested, filter=flt, formula=formula)
 
 
 def _check_expression(e: object, n_prefetch: int, schema: StoreSchema) -> None:

@@ -6,7 +6,13 @@ Naming scheme (stable: stored collections depend on it):
   vectors, re-normalised to unit length), dense, HNSW-indexed. This is also the key callers use in
   `Item.vectors`, where they pass the per-photo or per-text rows.
 - `<model>.<modality>.multi`: the same rows kept as a MaxSim multivector; used for rescoring, so by
-  default it skips the HNSW graph (m=0) and is searched exactly.
+  default it skips the HNSW graph (m=0) and is searched exactly. For a cosine encoder it holds
+  only the items with several rows, and exists only once such an item arrives (until then it is
+  `pending` in the record): an item with one row is its pooled vector, and MaxSim against one
+  row is a cosine, so the store reads the pooled vector there (`mmsearch.storage.maxsim`).
+  Qdrant keeps a one-row placeholder per point for an absent multivector, so a collection that
+  never sees a second row of a modality saves the whole multivector; one that does saves the
+  write-ahead log's copy only.
 - `cf`: the collaborative-filtering vector, dense, dot product, dimension fixed at creation.
 - sparse vectors (e.g. `ease`, an item's column of the EASE item-item weights): Qdrant sparse
   vectors, dot product over shared indices, any number of indices; added when first needed
@@ -106,22 +112,25 @@ class StoreSchema:
         vectors: name -> spec, for every named vector in the collection.
         payload_indexes: payload field -> index type; always holds `item_id` (keyword).
         models: model name -> where it was loaded from, for the models recorded by the indexer.
+        pending: multivectors declared but not created yet: a cosine encoder's `.multi` waits for
+            the first item with several rows (`plan_multi`).
     """
 
     vectors: Mapping[str, VectorSpec]
     payload_indexes: Mapping[str, FieldType] = field(default_factory=dict)
     models: Mapping[str, ModelRecord] = field(default_factory=dict)
+    pending: Mapping[str, VectorSpec] = field(default_factory=dict)
 
     def get(self, name: str) -> VectorSpec:
-        """The spec of a named vector.
+        """The spec of a named vector, a pending multivector included (the store reads it from the pooled vector).
 
         Raises:
             UnknownVectorError: no such vector; the message lists the known ones.
         """
-        try:
-            return self.vectors[name]
-        except KeyError:
-            raise UnknownVectorError("vector", name, self.vectors) from None
+        spec = self.vectors.get(name) or self.pending.get(name)
+        if spec is None:
+            raise UnknownVectorError("vector", name, [*self.vectors, *self.pending])
+        return spec
 
     @property
     def input_names(self) -> list[str]:
@@ -135,6 +144,7 @@ class StoreSchema:
             "vectors": {n: {k: v for k, v in asdict(s).items() if k != "name"} for n, s in self.vectors.items()},
             "payload_indexes": dict(self.payload_indexes),
             "models": {n: {k: v for k, v in asdict(m).items() if k != "name"} for n, m in self.models.items()},
+            "pending": {n: {k: v for k, v in asdict(s).items() if k != "name"} for n, s in self.pending.items()},
         }
 
     @classmethod
@@ -153,9 +163,10 @@ class StoreSchema:
             vectors = {n: VectorSpec(name=n, **v) for n, v in record["vectors"].items()}
             indexes = dict(record.get("payload_indexes", {}))
             models = {n: ModelRecord(name=n, **m) for n, m in record.get("models", {}).items()}
+            pending = {n: VectorSpec(name=n, **v) for n, v in record.get("pending", {}).items()}
         except (KeyError, TypeError, AttributeError) as e:
             raise SchemaMismatchError(f"the store's schema record is damaged: {e!r}") from e
-        return cls(vectors=vectors, payload_indexes=indexes, models=models)
+        return cls(vectors=vectors, payload_indexes=indexes, models=models, pending=pending)
 
     def with_models(self, records: Iterable[ModelRecord]) -> StoreSchema:
         """A copy recording these models (replacing earlier records of the same names)."""
@@ -325,15 +336,62 @@ def plan_schema(
         # collection no CF reaches carries no slot for it. One without encoders is for CF alone
         # (and a collection needs a vector), so it gets `cf` now.
         requested[CF_VECTOR] = cf_vector(DEFAULT_CF_DIM if cf_dim is None else cf_dim)
-    new = _new_vectors(requested, stored)
+    pending = dict(existing.pending) if existing else {}
+    wanted = [*_new_vectors(requested, {**pending, **stored})]
+    new = [v for v in wanted if not is_lazy_multi(v)]
+    pending.update({v.name: v for v in wanted if is_lazy_multi(v)})
     stored_indexes = dict(existing.payload_indexes) if existing else {}
     new_indexes = _new_indexes({ITEM_ID_KEY: "keyword", **(payload_indexes or {})}, stored_indexes)
     schema = StoreSchema(
         vectors={**stored, **{v.name: v for v in new}},
         payload_indexes={**stored_indexes, **new_indexes},
         models=dict(existing.models) if existing else {},
+        pending=pending,
     )
     return SchemaPlan(schema=schema, new_vectors=tuple(new), new_indexes=new_indexes)
+
+
+def is_lazy_multi(spec: VectorSpec) -> bool:
+    """Whether a multivector holds only the items with several rows: a cosine one (see the module docstring).
+
+    MaxSim against one row equals the cosine with it, which the pooled vector (that row, unit
+    length) gives; not so for a dot product or a distance, whose pooled vector is re-normalised.
+    """
+    return spec.kind == "multi" and spec.distance == "cosine"
+
+
+def with_created(schema: StoreSchema, stored: Iterable[str]) -> StoreSchema:
+    """`schema` with its pending multivectors that the engine already holds (`stored`) moved to its vectors.
+
+    A process can die between creating a multivector and recording it; the engine is the truth.
+    """
+    found = [n for n in stored if n in schema.pending]
+    if not found:
+        return schema
+    return plan_multi(schema, found)[0]
+
+
+def plan_multi(existing: StoreSchema, names: Iterable[str]) -> tuple[StoreSchema, tuple[VectorSpec, ...]]:
+    """Create pending multivectors: the first item with several rows of their modality has come.
+
+    Returns:
+        The schema after the change and the vectors to create (empty when all exist).
+
+    Raises:
+        UnknownVectorError: a name that is neither a multivector of the collection nor pending.
+    """
+    new: dict[str, VectorSpec] = {}
+    for name in names:
+        if name in existing.vectors:
+            continue
+        spec = existing.pending.get(name)
+        if spec is None:
+            raise UnknownVectorError("vector", name, [*existing.vectors, *existing.pending])
+        new[name] = spec
+    if not new:
+        return existing, ()
+    pending = {n: s for n, s in existing.pending.items() if n not in new}
+    return replace(existing, vectors={**existing.vectors, **new}, pending=pending), tuple(new.values())
 
 
 def _requested_vectors(encoders: Iterable[EncoderSpec], index_multivector: bool) -> dict[str, VectorSpec]:

@@ -11,12 +11,14 @@ import numpy as np
 
 from indexers.protocol import EncoderSpec
 from mmsearch.errors import InputError, InvalidFilterError, ItemNotFoundError, StorageError, UnknownVectorError, listed
+from mmsearch.storage import maxsim
 from mmsearch.storage.base import (
     Backend,
     Candidates,
     Hit,
     Item,
     NearestQuery,
+    Point,
     RawRecord,
     ScrollPage,
     StoredItem,
@@ -32,6 +34,7 @@ from mmsearch.storage.schema import (
     ModelRecord,
     StoreSchema,
     plan_cf,
+    plan_multi,
     plan_schema,
     plan_sparse,
     pooled_name,
@@ -103,8 +106,8 @@ class Store:
 
     @property
     def vector_names(self) -> list[str]:
-        """Stored (queryable) vector names."""
-        return sorted(self._schema.vectors)
+        """Queryable vector names: the stored ones, and pending multivectors (read from the pooled vectors)."""
+        return sorted([*self._schema.vectors, *self._schema.pending])
 
     def _open(self) -> Backend:
         if self._backend is None:
@@ -220,6 +223,7 @@ class Store:
         """
         backend = self._open()
         points = prepare_items(list(items), self._schema)
+        self._create_multivectors(points)
         for chunk in _chunks(points, self._settings.batch_size):
             backend.upsert(chunk)
         after = self._settings.optimize_after
@@ -247,9 +251,29 @@ class Store:
         missing = [up.id for up, p in zip(updates, points, strict=True) if p.id not in found]
         if missing:
             raise ItemNotFoundError(f"{len(missing)} item(s) to update are not in the store: {listed(missing)}")
+        self._create_multivectors(points)
         for chunk in _chunks(points, self._settings.batch_size):
             backend.update_vectors(chunk)
+        for multi in (n for n in self._schema.vectors if maxsim.partial(self._schema, n)):
+            # An item updated to one row reads MaxSim from its pooled vector: its old rows must go.
+            pooled = multi[: -len(MULTI_SUFFIX)]
+            one_row = [p.id for p in points if pooled in p.vectors and multi not in p.vectors]
+            for chunk in _chunks(one_row, self._settings.batch_size):
+                backend.delete_vectors(chunk, [multi])
         return len(points)
+
+    def _create_multivectors(self, points: Sequence[Point]) -> None:
+        """Create the pending multivectors these points carry rows for (the first items with several rows)."""
+        wanted = {n for p in points for n in p.vectors if n not in self._schema.vectors}
+        if not wanted:
+            return
+        backend = self._open()
+        # Another writer (a server's) may have created them since this store opened: start from the record.
+        current = backend.read_schema() or self._schema
+        schema, new = plan_multi(replace(current, pending={**self._schema.pending, **current.pending}), wanted)
+        if new:
+            backend.extend(schema, new, {})
+        self._schema = schema
 
     def delete(self, item_ids: Iterable[str]) -> int:
         """Delete items by id; ids not in the store are ignored.
@@ -294,22 +318,27 @@ class Store:
         """The number of items (matching `filter`, if given); exact."""
         return self._open().count(check_filter(filter))
 
-    def _check_with_vectors(self, with_vectors: WithVectors) -> WithVectors:
+    def _check_with_vectors(self, with_vectors: WithVectors) -> tuple[WithVectors, list[str]]:
+        """What the engine reads for `with_vectors`, and the vector names the items come back with."""
         if isinstance(with_vectors, bool):
-            return with_vectors
+            return with_vectors, self.vector_names if with_vectors else []
         names = [with_vectors] if isinstance(with_vectors, str) else list(with_vectors)
         for n in names:
             self._schema.get(n)
-        return names
+        return maxsim.engine_vectors(self._schema, names), names
 
-    @staticmethod
-    def _item(rec: RawRecord, internal: bool = False) -> StoredItem:
+    def _item(self, rec: RawRecord, internal: bool = False, wanted: Sequence[str] = ()) -> StoredItem:
         payload = dict(rec.payload)
         item_id = payload.pop(ITEM_ID_KEY, None)
         if item_id is None:
             raise StorageError(f"point {rec.id} has no {ITEM_ID_KEY!r} in its payload; it was not written by mmsearch")
+        vectors = rec.vectors
+        if wanted:  # an item's one row of a multivector is its pooled vector (`maxsim`)
+            vectors = dict(vectors)
+            maxsim.fill_rows(self._schema, vectors, wanted)
+            vectors = {n: v for n, v in vectors.items() if n in wanted}
         return StoredItem(
-            id=item_id, payload=payload if internal else _public(payload), vectors=rec.vectors, sparse=rec.sparse
+            id=item_id, payload=payload if internal else _public(payload), vectors=vectors, sparse=rec.sparse
         )
 
     def retrieve(
@@ -332,12 +361,12 @@ class Store:
             UnknownVectorError: a vector name in `with_vectors` is not in the store.
         """
         backend = self._open()
-        wanted = self._check_with_vectors(with_vectors)
+        read, wanted = self._check_with_vectors(with_vectors)
         order = [point_id(i) for i in item_ids]
         found: dict[str, StoredItem] = {}
         for chunk in _chunks(list(dict.fromkeys(order)), _LOOKUP_CHUNK):
-            for rec in backend.retrieve(chunk, wanted, with_payload):
-                found[rec.id] = self._item(rec, internal)
+            for rec in backend.retrieve(chunk, read, with_payload):
+                found[rec.id] = self._item(rec, internal, wanted)
         return [found[p] for p in order if p in found]
 
     def scroll(
@@ -362,8 +391,9 @@ class Store:
         if not isinstance(limit, int) or limit < 1:
             raise InputError(f"scroll limit {limit!r} must be a positive integer")
         flt = check_filter(filter)
-        records, nxt = backend.scroll(flt, limit, offset, self._check_with_vectors(with_vectors), with_payload)
-        return ScrollPage(items=[self._item(r, internal) for r in records], next_offset=nxt)
+        read, wanted = self._check_with_vectors(with_vectors)
+        records, nxt = backend.scroll(flt, limit, offset, read, with_payload)
+        return ScrollPage(items=[self._item(r, internal, wanted) for r in records], next_offset=nxt)
 
     def iter_items(
         self,
@@ -458,7 +488,7 @@ class Store:
             return []
         if within is not None and not within.ids:
             return [[] for _ in checked]
-        results = backend.query(checked, None if within is None else within.restrict)
+        results = backend.query(self._engine_queries(checked), None if within is None else within.restrict)
         out = []
         for q, hits in zip(checked, results, strict=True):
             row = []
@@ -481,6 +511,13 @@ class Store:
                 checked.append(prepare_query(q if flt is q.filter else replace(q, filter=flt), self._schema))
         return checked
 
+    def _engine_queries(self, checked: Sequence[NearestQuery | HybridQuery]) -> list[NearestQuery | HybridQuery]:
+        """Checked queries as the engine runs them: partial multivectors read in two parts (`maxsim`)."""
+        return [
+            maxsim.hybrid(q, self._schema) if isinstance(q, HybridQuery) else maxsim.nearest(q, self._schema)
+            for q in checked
+        ]
+
     def candidates(self, queries: Sequence[NearestQuery]) -> Candidates:
         """The union of several nearest-neighbour searches' hits, as one batch: a fused query's candidates.
 
@@ -495,7 +532,8 @@ class Store:
         checked = self._checked(queries)
         if not all(isinstance(q, NearestQuery) for q in checked):
             raise InputError("candidates takes NearestQuery objects; fuse them with hybrid_query(..., within=...)")
-        found = {p for hits in (backend.nearest_ids(checked) if checked else []) for p in hits}  # type: ignore[arg-type]
+        searches = [part for q in checked for part in maxsim.candidate_queries(q, self._schema)]  # type: ignore[arg-type]
+        found = {p for hits in (backend.nearest_ids(searches) if searches else []) for p in hits}
         return self._candidate_set(sorted(found, key=id_order))
 
     def _candidate_set(self, native_ids: Sequence[Any]) -> Candidates:
@@ -548,12 +586,36 @@ class Store:
         n = len(cands)
         sparse = sorted({q.vector for q in checked if self._schema.get(q.vector).sparse})
         having = {name: backend.having(cands.restrict, name, n) for name in sparse}
-        for col, scores in enumerate(backend.score_points(checked, cands.restrict, n)):
+        # A partial multivector (`maxsim`) is scored on its rows where a point has them, else on
+        # its pooled vector: two columns for the engine (one while it is pending).
+        columns: list[list[tuple[NearestQuery, float]]] = []
+        engine: list[NearestQuery] = []
+        for q in checked:
+            sp = maxsim.split(self._schema, q.vector, q.query)
+            parts = [] if sp is None else [(NearestQuery(sp.pooled, sp.query), sp.scale)]
+            parts += [(q, 1.0)] if sp is None or sp.stored else []  # the rows last: where a point has them, they win
+            columns.append(parts)
+            engine += [part for part, _ in parts]
+        found = iter(backend.score_points(engine, cands.restrict, n))
+        for col, parts in enumerate(columns):
             for p in having.get(checked[col].vector, ()):
                 out[rows[p], col] = 0.0
-            for p, score in scores.items():
-                out[rows[p], col] = score
+            for _, scale in parts:
+                for p, score in next(found).items():
+                    out[rows[p], col] = scale * score
         return out
+
+    def mixes_pooled(self, vector: str) -> bool:
+        """Whether `vector` is a multivector whose one-row items are read from their pooled vector.
+
+        Such a vector's scores come from two searches (see `mmsearch.storage.maxsim`), so Qdrant's
+        rank-based fusions (RRF, DBSF) cannot fuse it; fuse its `score_items` instead.
+
+        Raises:
+            UnknownVectorError: `vector` is not in the store.
+        """
+        self._schema.get(vector)
+        return maxsim.partial(self._schema, vector)
 
     def can_score_range(self, vector: str) -> bool:
         """Whether `score_range` takes queries on this stored vector: dense cosine or dot ones.
@@ -657,7 +719,8 @@ class Store:
             spec = self._schema.get(name)
             if spec.kind == "multi":
                 raise UnknownVectorError("vector", name, self._schema.input_names)
-            stored += [name] if spec.kind in ("cf", "sparse") else [name, name + MULTI_SUFFIX]
+            multi = [name + MULTI_SUFFIX] if name + MULTI_SUFFIX in self._schema.vectors else []
+            stored += [name] if spec.kind in ("cf", "sparse") else [name, *multi]
         ids = [point_id(i) for i in item_ids]
         if not ids or not stored:
             return 0

@@ -16,7 +16,17 @@ from typing import Any, Protocol
 import numpy as np
 
 from mmsearch.storage.base import NearestQuery, RawHit, RawRecord, SparseVector, VectorInput, WithVectors
-from mmsearch.storage.filters import Condition, Filter, HasItemId, IsEmpty, Match, MatchAny, MatchValue, Range
+from mmsearch.storage.filters import (
+    Condition,
+    Filter,
+    HasItemId,
+    HoldsVector,
+    IsEmpty,
+    Match,
+    MatchAny,
+    MatchValue,
+    Range,
+)
 from mmsearch.storage.hybrid import (
     Const,
     Dbsf,
@@ -174,6 +184,8 @@ class Translator:
             return d.has_id([point_id(i) for i in c.item_ids])
         if isinstance(c, IsEmpty):
             return d.is_empty(c.key)
+        if isinstance(c, HoldsVector):
+            return d.has_vector_condition(c.vector)
         raise TypeError(f"unknown filter condition {c!r}")  # Filter.__post_init__ rules this out
 
     def _match(self, key: str, value: MatchValue) -> Any:
@@ -248,13 +260,14 @@ class Translator:
 
     def prefetch(self, p: Prefetch) -> Any:
         """One prefetch stage, its nested stages included."""
+        scored = self.fusion(p.formula) if p.formula is not None else None
         return self.dialect.prefetch(
             Search(
-                query=self.dialect.nearest(p.vector, _query_value(p.query)),
+                query=scored if scored is not None else self.dialect.nearest(p.vector, _query_value(p.query)),
                 limit=p.limit,
                 prefetches=[self.prefetch(n) for n in p.prefetch] or None,
                 filter=self.filter(p.filter),
-                params=self.search_params(p),
+                params=None if scored is not None else self.search_params(p),
             )
         )
 

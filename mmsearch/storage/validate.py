@@ -27,7 +27,7 @@ from mmsearch.errors import (
 )
 from mmsearch.storage.base import Item, NearestQuery, Point, SparseVector, VectorInput, VectorUpdate
 from mmsearch.storage.ids import ITEM_ID_KEY, check_item_id, point_id
-from mmsearch.storage.schema import MULTI_SUFFIX, StoreSchema, VectorSpec
+from mmsearch.storage.schema import MULTI_SUFFIX, StoreSchema, VectorSpec, is_lazy_multi
 
 _MAX_ROWS = 4096
 _MAX_SPARSE_INDEX = 2**32 - 1  # Qdrant sparse indices are u32
@@ -134,7 +134,7 @@ def _input_spec(schema: StoreSchema, name: object, item_id: str | None) -> Vecto
     spec = schema.vectors.get(name) if isinstance(name, str) else None
     if spec is None or spec.kind == "multi":
         err = UnknownVectorError("vector", str(name), schema.input_names)
-        if isinstance(name, str) and name.endswith(MULTI_SUFFIX) and spec is not None:
+        if isinstance(name, str) and name.endswith(MULTI_SUFFIX) and (spec is not None or name in schema.pending):
             hint = f" (pass the rows under {name[: -len(MULTI_SUFFIX)]!r}; the store fills the multivector)"
         else:
             hint = ""
@@ -148,8 +148,9 @@ def named_vectors(
 ) -> dict[str, np.ndarray | SparseVector]:
     """Stored vectors (by stored name) from an item's input vectors.
 
-    An encoder key's rows become its pooled vector and its `.multi` multivector; `cf` and sparse
-    vectors are kept as they are (checked).
+    An encoder key's rows become its pooled vector and its `.multi` multivector (for a cosine
+    encoder only when there are several rows: the pooled vector is the one row); `cf` and sparse
+    vectors are kept as they are (checked). A `.multi` may be one the schema has pending.
 
     Raises:
         UnknownVectorError: a key that is not an encoder key, `cf` or a sparse vector.
@@ -180,7 +181,10 @@ def named_vectors(
                 f"which has no direction to store"
             )
         out[name] = pooled
-        out[name + MULTI_SUFFIX] = rows
+        multi = schema.vectors.get(name + MULTI_SUFFIX) or schema.pending.get(name + MULTI_SUFFIX)
+        # One row is its pooled vector, which serves MaxSim for it (`mmsearch.storage.maxsim`).
+        if multi is not None and (rows.shape[0] > 1 or not is_lazy_multi(multi)):
+            out[multi.name] = rows
     return out
 
 
