@@ -59,8 +59,8 @@ class World:
         items = []
         for i in range(N):
             v = {self.txt: _unit(rng, 1, 32)[0], self.bert: _unit(rng, 1, 384)[0]}
-            if i % 5:  # every fifth item has no photo
-                v[self.img] = _unit(rng, 2, 32)
+            if i % 5:  # every fifth item has no photo; odd ones two (a MaxSim multivector), even ones one
+                v[self.img] = _unit(rng, 1 + i % 2, 32)
             if i % 7:  # every seventh item has no CF factors
                 v["cf"] = rng.standard_normal(CF_DIM).astype(np.float32)
             self.vectors[f"i{i}"] = v
@@ -207,13 +207,18 @@ def test_item_without_a_photo_is_renormalised_not_zeroed(world):
         assert r.score == pytest.approx(txt.normalized, abs=1e-5)
 
 
-def test_maxsim_scores_the_best_photo(world):
-    got = world.searcher(maxsim=True).search(text=TEXT, weights={"clip_image": 1}, limit=5, explain=True)
+@pytest.mark.parametrize("fusion", ["wsum", "rrf", "dbsf"])
+def test_maxsim_scores_the_best_photo(world, fusion: str):
+    # Items with one photo hold no multivector rows: the store reads their pooled vector.
+    weights = {"clip_image": 1} if fusion == "wsum" else {"clip_image": 0.7, "clip_text": 0.3}
+    got = world.searcher(maxsim=True).search(text=TEXT, weights=weights, fusion=fusion, limit=5, explain=True)
     q = world.clip.text.embed([TEXT])[0]
-    ids, _, _ = world.reference([(world.img, q)], [1], limit=5, maxsim=True)
+    legs = [(world.img, q)] if fusion == "wsum" else [(world.img, q), (world.txt, q)]
+    ids, _, _ = world.reference(legs, list(weights.values()), fusion, limit=5, maxsim=True)
     assert got.signals[0].vector == world.img + ".multi"
     assert got.ids == ids
     best = world.true_scores(world.img, q, maxsim=True)
+    assert {len(world.vectors[i].get(world.img, ())) for i in got.ids} >= {1}  # one-row items are among them
     for r in got:
         assert r.signals[world.img].raw == pytest.approx(best[int(r.id[1:])], abs=1e-5)
 
