@@ -831,10 +831,9 @@ class Searcher:
         if fusion == "rrf":
             fused = F.fuse_candidates(matrix, weights, "rrf", k=s.rrf_k)
             rrf = Rrf(k=s.rrf_k, weights=tuple(float(w) for w in F.engine_weights(weights, "rrf")))
-            if np.isnan(matrix).any() or any(g.sparse or self.store.mixes_pooled(g.vector) for g in legs):
+            if np.isnan(matrix).any() or any(g.sparse for g in legs):
                 # Native RRF adds nothing for a missing leg (renormalising needs the numpy fusion),
-                # nor for the items a sparse prefetch does not return, which rank at their score 0;
-                # and it ranks a MaxSim leg's one-row items (read from the pooled vector) apart.
+                # nor for the items a sparse prefetch does not return, which rank at their score 0.
                 hits = self._numpy_hits(candidates, fused, limit)
                 engine = "numpy"
             else:

@@ -269,8 +269,7 @@ class Store:
             return
         backend = self._open()
         # Another writer (a server's) may have created them since this store opened: start from the record.
-        current = backend.read_schema() or self._schema
-        schema, new = plan_multi(replace(current, pending={**self._schema.pending, **current.pending}), wanted)
+        schema, new = plan_multi(backend.read_schema() or self._schema, wanted)
         if new:
             backend.extend(schema, new, {})
         self._schema = schema
@@ -604,18 +603,6 @@ class Store:
                 for p, score in next(found).items():
                     out[rows[p], col] = scale * score
         return out
-
-    def mixes_pooled(self, vector: str) -> bool:
-        """Whether `vector` is a multivector whose one-row items are read from their pooled vector.
-
-        Such a vector's scores come from two searches (see `mmsearch.storage.maxsim`), so Qdrant's
-        rank-based fusions (RRF, DBSF) cannot fuse it; fuse its `score_items` instead.
-
-        Raises:
-            UnknownVectorError: `vector` is not in the store.
-        """
-        self._schema.get(vector)
-        return maxsim.partial(self._schema, vector)
 
     def can_score_range(self, vector: str) -> bool:
         """Whether `score_range` takes queries on this stored vector: dense cosine or dot ones.
