@@ -126,7 +126,8 @@ class IsEmpty:
 
 @dataclass(frozen=True)
 class HoldsVector:
-    """The item holds the stored vector `vector` (e.g. a `.multi` multivector, which one-row items lack)."""
+    """The item holds the stored vector `vector`: the store's own condition (`mmsearch.storage.maxsim`
+    reads a multivector's rows where a point has them), not exported, as nothing checks the name."""
 
     vector: str
 
