@@ -1,7 +1,8 @@
 """Store benchmark: upsert throughput, HNSW build time, kNN and MaxSim latency, recall@10.
 
 Synthetic catalogue (clustered, like real embeddings, unit-normalised, `dim`-d):
-- every item has one text vector (`bench.text`: pooled, HNSW-indexed, plus a 1-row multivector);
+- every item has one text vector (`bench.text`: pooled, HNSW-indexed; with one row per item,
+  `bench.text.multi` is never created: the pooled vector serves MaxSim);
 - a subset (`multi_items`) also has `multi_rows` photos (`bench.image`: pooled, plus a MaxSim
   multivector kept out of HNSW, m=0, as rescoring vectors are).
 kNN queries go to `bench.text` (HNSW, and exact for recall@10); MaxSim queries (2 rows) to
