@@ -240,6 +240,30 @@ def test_delete_vectors_removes_cf_only(loaded):
         (HybridQuery((Prefetch("cf", np.ones(CF_DIM), limit=0),), Rrf()), InputError, "limit 0"),
         (HybridQuery((Prefetch("clip.text", np.ones(3)),), Dbsf()), VectorDimensionError, "3 values"),
         (HybridQuery((Prefetch("cf", np.ones(CF_DIM)),), Rescore("nope", np.ones(3))), UnknownVectorError, "nope"),
+        (
+            HybridQuery((Prefetch("cf", np.ones(CF_DIM), formula=Formula(Score(0))),), Rrf()),
+            ConfigError,
+            "no nested stages",
+        ),
+        (
+            HybridQuery(
+                (Prefetch("cf", np.ones(CF_DIM), prefetch=(Prefetch("cf", np.ones(CF_DIM)),), formula=Rrf()),), Rrf()
+            ),  # type: ignore[arg-type]
+            ConfigError,
+            "is not a Formula",
+        ),
+        (
+            HybridQuery(
+                (
+                    Prefetch(
+                        "cf", np.ones(CF_DIM), prefetch=(Prefetch("cf", np.ones(CF_DIM)),), formula=Formula(Score(1))
+                    ),
+                ),
+                Rrf(),
+            ),
+            ConfigError,
+            "Score(1)",
+        ),
     ],
 )
 def test_bad_hybrid_queries_are_refused(loaded, query, error, needle):

@@ -104,6 +104,10 @@ def test_a_pending_multivector_reads_the_pooled_vectors(loaded) -> None:
     np.testing.assert_allclose([h.score for h in hits], sorted(want.values(), reverse=True)[:5], rtol=1e-5, atol=1e-6)
     scored = store.score_items(list(want), [("clip.text.multi", q)])[:, 0]
     np.testing.assert_allclose(scored, list(want.values()), rtol=1e-5, atol=1e-6)
+    one = _want(texts, q[:1])  # one row: the pooled vector's own search
+    hits = store.query("clip.text.multi", q[:1], limit=5, score_threshold=-1.0)
+    assert [h.id for h in hits] == sorted(one, key=lambda k: -one[k])[:5]
+    np.testing.assert_allclose([h.score for h in hits], sorted(one.values(), reverse=True)[:5], rtol=1e-5, atol=1e-6)
 
 
 def test_candidates_and_exact_scores_cover_both_parts(loaded) -> None:

@@ -83,7 +83,7 @@ def split(schema: StoreSchema, vector: str, rows: object) -> Split | None:
     q = np.asarray(rows, dtype=np.float64).reshape(-1, schema.get(vector).dim)
     norms = np.linalg.norm(q, axis=1, keepdims=True)
     s = (q / np.where(norms > 0, norms, 1.0)).sum(axis=0)  # a zero row matches nothing (cosine 0)
-    scale = float(np.linalg.norm(s))
+    scale = 1.0 if q.shape[0] == 1 else float(np.linalg.norm(s))  # one row: exactly the pooled cosine
     # Rows that cancel out: every one-row item scores 0, whatever unit vector is searched.
     unit = s / scale if scale > 0 else np.eye(1, q.shape[1])[0]
     return Split(vector, pooled_of(vector), vector in schema.vectors, unit.astype(np.float32), scale)
@@ -103,6 +103,8 @@ def nearest(q: NearestQuery, schema: StoreSchema) -> NearestQuery | HybridQuery:
     sp = split(schema, q.vector, q.query)
     if sp is None:
         return q
+    if not sp.stored and sp.scale == 1.0:
+        return replace(q, vector=sp.pooled, query=sp.query)  # a pending multivector, one row: the pooled search
     pooled = Prefetch(sp.pooled, sp.query, limit=q.limit, filter=sp.lacking(None), exact=q.exact, hnsw_ef=q.hnsw_ef)
     parts: tuple[Prefetch, ...]
     both: Expression
@@ -147,7 +149,7 @@ def _stage(p: Prefetch, schema: StoreSchema) -> Prefetch:
     if sp is None:
         return p
     pooled = replace(p, vector=sp.pooled, query=sp.query, filter=sp.lacking(None))
-    if not sp.stored and abs(sp.scale - 1.0) < 1e-6:
+    if not sp.stored and sp.scale == 1.0:
         return replace(pooled, filter=p.filter)  # a one-row query: the pooled vector's own search
     parts = (pooled,) if not sp.stored else (replace(p, filter=None), pooled)
     terms = sp.times_scale(Score(len(parts) - 1))
