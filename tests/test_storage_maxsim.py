@@ -61,6 +61,20 @@ def loaded(opener: Opener):
     return store, photos
 
 
+def test_the_first_item_with_several_rows_creates_the_multivector(opener: Opener, caplog) -> None:
+    items, _ = _items()
+    store = opener()
+    one_row = [it for it in items if len(it.vectors.get("clip.image", ())) == 1]
+    store.upsert(one_row)
+    assert "clip.image.multi" in store.schema.pending and not caplog.records
+    with caplog.at_level("INFO", logger="mmsearch.storage.store"):
+        store.upsert(items)
+    assert "clip.image.multi" in store.schema.vectors and "clip.image.multi" not in store.schema.pending
+    assert [r.getMessage() for r in caplog.records if r.name == "mmsearch.storage.store"] == [
+        "created clip.image.multi: the first item with several rows of it came"
+    ]
+
+
 def test_one_row_items_store_no_rows_but_read_back_their_one_row(loaded) -> None:
     store, photos = loaded
     one = [i for i, rows in photos.items() if len(rows) == 1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +42,8 @@ from mmsearch.storage.schema import (
 )
 from mmsearch.storage.settings import BackendKind, StoreSettings
 from mmsearch.storage.validate import prepare_items, prepare_query, prepare_updates
+
+log = logging.getLogger(__name__)
 
 _SCORE_CHUNK = 4096
 _LOOKUP_CHUNK = 1024
@@ -272,6 +275,7 @@ class Store:
         schema, new = plan_multi(backend.read_schema() or self._schema, wanted)
         if new:
             backend.extend(schema, new, {})
+            log.info("created %s: the first item with several rows of it came", ", ".join(v.name for v in new))
         self._schema = schema
 
     def delete(self, item_ids: Iterable[str]) -> int:
