@@ -65,6 +65,15 @@ class Split:
     def times_scale(self, e: Expression) -> Expression:
         return e if self.scale == 1.0 else Mult((Const(self.scale), e))
 
+    def summed(self) -> Formula:
+        """The score over the parts (the rows first when stored, then the pooled vector's).
+
+        The parts hold disjoint points, so each point reads the other part's score as 0.
+        """
+        pooled = self.times_scale(Score(1 if self.stored else 0))
+        both = Sum((Score(0), pooled)) if self.stored else pooled
+        return Formula(both, defaults=dict.fromkeys(range(2 if self.stored else 1), 0.0))
+
 
 def partial(schema: StoreSchema, vector: str) -> bool:
     """Whether `vector` is a multivector that the items with one row do not hold (pending ones included)."""
@@ -106,16 +115,10 @@ def nearest(q: NearestQuery, schema: StoreSchema) -> NearestQuery | HybridQuery:
     if not sp.stored and sp.scale == 1.0:
         return replace(q, vector=sp.pooled, query=sp.query)  # a pending multivector, one row: the pooled search
     pooled = Prefetch(sp.pooled, sp.query, limit=q.limit, filter=sp.lacking(None), exact=q.exact, hnsw_ef=q.hnsw_ef)
-    parts: tuple[Prefetch, ...]
-    both: Expression
-    if sp.stored:
-        rows = Prefetch(q.vector, q.query, limit=q.limit, exact=q.exact, hnsw_ef=q.hnsw_ef)
-        parts, both = (rows, pooled), Sum((Score(0), sp.times_scale(Score(1))))
-    else:
-        parts, both = (pooled,), sp.times_scale(Score(0))
+    rows = Prefetch(q.vector, q.query, limit=q.limit, exact=q.exact, hnsw_ef=q.hnsw_ef)
     return HybridQuery(
-        parts,
-        Formula(both, defaults=dict.fromkeys(range(len(parts)), 0.0)),
+        (rows, pooled) if sp.stored else (pooled,),
+        sp.summed(),
         limit=q.limit,
         filter=q.filter,
         with_payload=q.with_payload,
@@ -151,11 +154,8 @@ def _stage(p: Prefetch, schema: StoreSchema) -> Prefetch:
     pooled = replace(p, vector=sp.pooled, query=sp.query, filter=sp.lacking(None))
     if not sp.stored and sp.scale == 1.0:
         return replace(pooled, filter=p.filter)  # a one-row query: the pooled vector's own search
-    parts = (pooled,) if not sp.stored else (replace(p, filter=None), pooled)
-    terms = sp.times_scale(Score(len(parts) - 1))
-    both = terms if not sp.stored else Sum((Score(0), terms))
-    # The parts hold disjoint points, so each reads the other's score as 0.
-    return replace(p, prefetch=parts, formula=Formula(both, defaults=dict.fromkeys(range(len(parts)), 0.0)))
+    parts = (replace(p, filter=None), pooled) if sp.stored else (pooled,)
+    return replace(p, prefetch=parts, formula=sp.summed())
 
 
 def _has_pooled(e: Expression, schema: StoreSchema) -> Expression:
@@ -174,14 +174,8 @@ def _has_pooled(e: Expression, schema: StoreSchema) -> Expression:
 def _rescored(q: HybridQuery, rescore: Rescore, sp: Split) -> HybridQuery:
     """A rescoring by a partial multivector: rescoring stages (rows; pooled where none), summed."""
     pooled = Prefetch(sp.pooled, sp.query, limit=q.limit, prefetch=q.prefetch, filter=sp.lacking(None), exact=True)
-    stages: tuple[Prefetch, ...]
-    both: Expression
-    if sp.stored:
-        rows = Prefetch(sp.multi, rescore.query, limit=q.limit, prefetch=q.prefetch, exact=True)
-        stages, both = (rows, pooled), Sum((Score(0), sp.times_scale(Score(1))))
-    else:
-        stages, both = (pooled,), sp.times_scale(Score(0))
-    return replace(q, prefetch=stages, fusion=Formula(both, defaults=dict.fromkeys(range(len(stages)), 0.0)))
+    rows = Prefetch(sp.multi, rescore.query, limit=q.limit, prefetch=q.prefetch, exact=True)
+    return replace(q, prefetch=(rows, pooled) if sp.stored else (pooled,), fusion=sp.summed())
 
 
 def fill_rows(schema: StoreSchema, vectors: dict[str, np.ndarray], wanted: Iterable[str]) -> None:

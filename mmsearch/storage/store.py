@@ -259,7 +259,7 @@ class Store:
             backend.update_vectors(chunk)
         for multi in (n for n in self._schema.vectors if maxsim.partial(self._schema, n)):
             # An item updated to one row reads MaxSim from its pooled vector: its old rows must go.
-            pooled = multi[: -len(MULTI_SUFFIX)]
+            pooled = maxsim.pooled_of(multi)
             one_row = [p.id for p in points if pooled in p.vectors and multi not in p.vectors]
             for chunk in _chunks(one_row, self._settings.batch_size):
                 backend.delete_vectors(chunk, [multi])
