@@ -288,7 +288,8 @@ class ClientBackend:
         self, schema: StoreSchema, new_vectors: Sequence[VectorSpec], new_indexes: Mapping[str, FieldType]
     ) -> None:
         m = self._m
-        stored = self._stored_vectors()  # another writer may have added some since this one read the schema
+        # Another writer may have added some since this one read the schema.
+        stored = self._stored_vectors() if new_vectors else set()
         with self._e("adding vectors"):
             for spec in new_vectors:
                 if spec.name in stored:

@@ -378,7 +378,7 @@ class EdgeBackend:
     ) -> None:
         qe, d = self._qe, self._dialect
         shard = self._shard_or_fail()
-        stored = self._stored_vectors()  # a crash may have left some created but unrecorded
+        stored = self._stored_vectors() if new_vectors else set()  # a crash may have left some unrecorded
         with _engine("adding vectors"):
             for spec in new_vectors:
                 if spec.name in stored:
