@@ -7,26 +7,25 @@ and item-item structure a model can learn, so nDCG means something.
 
 Per catalogue size: the log is split 90/10 at random; ALS (the library defaults, the baseline
 every ratio is taken against), EASE sparse and, up to `exact_max_items`, EASE exact are fitted on
-the 90%; each one's fit time, peak memory (resident set above the start, Linux's VmHWM reset
-before each fit; else numpy's traced peak) and test nDCG@10 (a seeded sample of users, ranking
-every item they have not interacted with) are reported, plus popularity's nDCG.
+the 90%; each one's fit time, peak memory (`mmsearch.bench.memory.peak_memory`) and test nDCG@10
+(a seeded sample of users, ranking every item they have not interacted with) are reported, plus
+popularity's nDCG.
 
 Run: `mmsearch bench cf --items 10000 --items 100000` (default 10,000, 50,000 and 100,000 items).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmsearch.bench.memory import anon_rss, peak_memory
 from mmsearch.cf import ALSConfig, EASEConfig, fit
 from mmsearch.cf.interactions import Interactions
 from mmsearch.eval.metrics import evaluate
@@ -116,50 +115,6 @@ def power_law_log(n_items: int, n_users: int, per_user: float, zipf: float, seed
     )
 
 
-def _pin_mmap_threshold() -> None:
-    """Make glibc serve every block of 1 MiB or more with its own mapping, returned to the system when freed.
-
-    By default glibc raises that threshold after large frees, then serves big arrays from heap
-    pages already resident, so a later fit's peak would not show in the resident set.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-
-
-@contextlib.contextmanager
-def peak_memory() -> Iterator[list[float]]:
-    """Peak MiB allocated inside the block: resident set above the start (Linux), else numpy's traced peak."""
-    out: list[float] = []
-    _pin_mmap_threshold()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (VmHWM)
-            f.write("5")
-        before = _status("VmRSS")
-    except OSError:
-        tracemalloc.start()
-        try:
-            yield out
-            out.append(tracemalloc.get_traced_memory()[1] / 2**20)
-        finally:
-            tracemalloc.stop()
-        return
-    yield out
-    out.append((_status("VmHWM") - before) / 1024)
-
-
-def _status(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return float(line.split()[1])  # kB
-    raise OSError(f"no {key} in /proc/self/status")
-
-
 def _ndcg(split: Split, strategy: Strategy, users: np.ndarray) -> float:
     ranked, _ = rank(users, lambda u: candidate_mask(split, "test", u, cold_only=False), 10, [strategy])
     relevant = split.test.to_csr()[users]
@@ -207,15 +162,7 @@ def run(config: CFBenchConfig | None = None, log: Callable[[str], None] = _log.i
     """Generate each log, fit the models, measure them (see the module docstring)."""
     config = config or CFBenchConfig()
     rows = [row for n in config.items for row in _one_size(n, config, log)]
-    return CFBenchResult(config, rows, "rss" if _has_proc() else "tracemalloc")
-
-
-def _has_proc() -> bool:
-    try:
-        _status("VmHWM")
-        return True
-    except OSError:
-        return False
+    return CFBenchResult(config, rows, "rss" if anon_rss() is not None else "tracemalloc")
 
 
 def format_result(result: CFBenchResult) -> str:
@@ -234,8 +181,8 @@ def format_result(result: CFBenchResult) -> str:
         lines.append(
             f"| {r.items:,} | {r.interactions:,} | {r.model} | {seconds} | {ratio} | {peak} | {r.ndcg10:.4f} | {nnz} |"
         )
-    note = "resident set above the start" if result.memory == "rss" else "numpy's traced peak"
+    note = "resident and anonymous memory above the start" if result.memory == "rss" else "numpy's traced peak"
     return "\n".join(lines) + f"\n\npeak memory: {note}; ALS: the library defaults, the baseline of each size."
 
 
-__all__ = ["CFBenchConfig", "CFBenchResult", "FitRow", "format_result", "peak_memory", "power_law_log", "run"]
+__all__ = ["CFBenchConfig", "CFBenchResult", "FitRow", "format_result", "power_law_log", "run"]

@@ -32,9 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import resource
 import statistics
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -45,6 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexers.protocol import EncoderSpec
+from mmsearch.bench.memory import AnonPeak, rss_peak
 from mmsearch.bench.query import default_cache as query_cache
 from mmsearch.bench.store import disk_usage
 from mmsearch.bench.timing import ms_percentile, time_calls
@@ -199,48 +198,6 @@ class Catalogue:
         return total
 
 
-def _rss_peak() -> int:
-    """The process's peak resident set, mapped files included (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _anon_rss() -> int | None:
-    """The process's anonymous resident memory (heap, not memory-mapped files), or None off Linux."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-class AnonPeak:
-    """The peak of `RssAnon` while the `with` block runs, sampled twice a second.
-
-    The peak RSS counts the memory-mapped vector files the kernel may drop at any time (a
-    million-item build maps tens of GB of them); the anonymous part is what must fit in RAM.
-    """
-
-    def __init__(self) -> None:
-        self.peak = _anon_rss() or 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.5):
-            self.peak = max(self.peak, _anon_rss() or 0)
-
-    def __enter__(self) -> AnonPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _anon_rss() or 0)
-
-
 def store_settings(cfg: ScaleBenchConfig) -> StoreSettings:
     """The Edge settings of this configuration's cached store."""
     key = f"scale-{cfg.items}-{cfg.batch}-{cfg.seed}-{cfg.quantization}-{'ram' if cfg.in_ram else 'disk'}"
@@ -280,7 +237,7 @@ def build(cfg: ScaleBenchConfig, log: Callable[[str], None]) -> tuple[StoreSetti
             store.upsert(catalogue.batch(b), optimize=False)
             if (b + 1) % max(1, batches // 20) == 0 or b + 1 == batches:
                 record["upsert_s"] = before + time.perf_counter() - t0
-                record["build_peak_rss"] = max(record.get("build_peak_rss", 0), _rss_peak())
+                record["build_peak_rss"] = max(record.get("build_peak_rss", 0), rss_peak())
                 record_path.write_text(json.dumps(record))
                 log(f"upserted {min(cfg.items, (b + 1) * cfg.batch):,} / {cfg.items:,} items")
         record["upsert_s"] = before + time.perf_counter() - t0
@@ -289,7 +246,7 @@ def build(cfg: ScaleBenchConfig, log: Callable[[str], None]) -> tuple[StoreSetti
         t1 = time.perf_counter()
         store.optimize()
         record["optimize_s"] = time.perf_counter() - t1
-    record["build_peak_rss"] = max(record.get("build_peak_rss", 0), _rss_peak())
+    record["build_peak_rss"] = max(record.get("build_peak_rss", 0), rss_peak())
     record["build_peak_anon"] = max(record.get("build_peak_anon", 0), anon.peak)
     record["optimized"] = True
     record_path.write_text(json.dumps(record))
@@ -392,7 +349,7 @@ def run(config: ScaleBenchConfig | None = None, log: Callable[[str], None] = _lo
         optimize_s=record["optimize_s"],
         build_peak_rss=record["build_peak_rss"],
         build_peak_anon=record.get("build_peak_anon", 0),
-        query_peak_rss=_rss_peak(),
+        query_peak_rss=rss_peak(),
         disk_bytes=total,
         disk_vector_bytes=by_vector,
         resumed=record.get("resumed", False),
