@@ -166,6 +166,16 @@ def test_query_explain_table_filter_and_weights(shop):
     assert "clip-tiny.text" not in result.stdout.replace("clip-tiny.image", "")
 
 
+def test_query_json_filter_or_and_expressions(shop):
+    # `should` (either condition) is what the short expressions cannot say
+    either = '{"should": [{"key": "price", "range": {"lt": 3}}, {"key": "price", "range": {"gte": 20}}]}'
+    args = ("--filter", either, "--filter", "color=red", "--limit", "50", "--json")
+    result = run(shop, "query", "--text", "a bag", *args)
+    assert result.exit_code == 0, result.output
+    ids = {int(r["id"][3:]) for r in json.loads(result.stdout)["results"]}
+    assert ids == {i for i in range(N) if (i < 3 or i >= 20) and i % 2}
+
+
 def test_query_image_and_html_report(shop, tmp_path):
     out = tmp_path / "hits.html"
     result = run(
@@ -217,6 +227,8 @@ def test_recommend_fuses_cf_and_excludes_seen(shop, fitted):
         (("query", "--text", "bag", "-w", "clip_image=0"), "all weights are 0"),
         (("query", "--text", "bag", "-w", "clip_image"), "name=value"),
         (("query", "--text", "bag", "--filter", "price<cheap"), "not a number"),
+        (("query", "--text", "bag", "--filter", '{"must": [}'), "is not valid JSON"),
+        (("query", "--text", "bag", "--filter", '{"must": [{"key": "p", "geo_radius": {}}]}'), "geo_radius"),
         (("query", "--item", "sku999"), "item 'sku999' is not in collection 'shop'"),
         (("query", "--image", "missing.jpg"), "missing.jpg"),
         (("recommend", "--user", "nobody"), "user 'nobody' is unknown"),
@@ -249,6 +261,9 @@ def test_filter_expressions():
         must=(Match("price", 5.4), MatchAny("in_stock", (True, False)), Match("v", 1.5))
     )
     assert parse_filters([]) is None
-    for bad in ("color", "=red", "price<", "price>=x", "n=1,two"):
+    assert parse_filters(['{"must_not": [{"key": "color", "match": {"value": "red"}}]}', "price<20"]) == Filter(
+        must=(Filter(must_not=(Match("color", "red"),)), Range("price", lt=20.0))
+    )
+    for bad in ("color", "=red", "price<", "price>=x", "n=1,two", "[1]", "{nope}"):
         with pytest.raises(InvalidFilterError, match="filter"):
             parse_filters([bad])

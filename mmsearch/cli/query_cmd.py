@@ -44,8 +44,8 @@ _SEARCH_OPTIONS = option_group(
         "filters",
         multiple=True,
         metavar="EXPR",
-        help="Payload filter: color=red, color=red,blue, color!=red, 'price<20', 'price>=5' (repeatable, "
-        "all must hold).",
+        help="Payload filter: color=red, color=red,blue, color!=red, 'price<20', 'price>=5', or Qdrant's JSON "
+        """form '{"should": [...]}' (repeatable, all must hold).""",
     ),
     limit_option(),
     click.option("--explain", is_flag=True, help="Show each signal's raw and normalised score per hit."),
