@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -57,3 +59,10 @@ def test_cli_prints_the_table(tmp_path) -> None:
     assert ["backend", "items"] in [r[:2] for r in rows]
     assert ["edge", "200", "20"] in [r[:3] for r in rows]
     assert not any(r and r[0] == "memory" for r in rows)
+
+
+def test_cli_hnsw_options_reach_the_config(tmp_path) -> None:
+    args = ["--items", "200", "--dim", "8", "--queries", "2", "--memory-items", "0", "--path", str(tmp_path)]
+    result = CliRunner().invoke(cli, ["bench", "store", *args, "--hnsw-m", "8", "--ef", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {"m": 8, "ef": 20, "ef_construct": 100}.items() <= json.loads(result.stdout)["config"]["hnsw"].items()

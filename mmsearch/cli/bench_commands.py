@@ -43,6 +43,18 @@ def _report(table: str, figures: dict[str, Any], as_json: bool) -> None:
         click.echo(json.dumps(figures, indent=2))
 
 
+# `--hnsw-m`, not `--m`, on the command line; `_hnsw` maps it back to the field `m`.
+_hnsw_options = option_group(
+    settings_option(HnswSettings, "m", "--hnsw-m", "hnsw_m", help="HNSW edges per node."),
+    settings_option(HnswSettings, "ef_construct", help="HNSW build candidates."),
+    settings_option(HnswSettings, "ef", help="HNSW search candidates."),
+)
+
+
+def _hnsw(hnsw_m: int | None, opts: dict[str, Any]) -> HnswSettings:
+    return settings_from(HnswSettings, {**opts, "m": hnsw_m})
+
+
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (the table to stderr).")
 
 
@@ -178,9 +190,7 @@ def bench_query(as_json: bool, progress: str, **opts: Any) -> None:
     settings_option(StoreBenchConfig, "memory_items", help="Items for local mode [default: all; 0 skips it]."),
     settings_option(StoreBenchConfig, "memory_queries", help="Queries timed on local mode."),
     settings_option(StoreBenchConfig, "batch", help="Items per upsert call."),
-    settings_option(HnswSettings, "m", "--hnsw-m", "hnsw_m", help="HNSW edges per node."),
-    settings_option(HnswSettings, "ef_construct", help="HNSW build candidates."),
-    settings_option(HnswSettings, "ef", help="HNSW search candidates."),
+    _hnsw_options,
     settings_option(StoreBenchConfig, "uniform", help="Uniform random vectors instead of clustered ones (worst case)."),
     settings_option(StoreBenchConfig, "seed", help="Random seed."),
     settings_option(StoreBenchConfig, "path", help="Edge store folder [default: a temporary one]."),
@@ -199,7 +209,7 @@ def bench_store(as_json: bool, progress: str, hnsw_m: int | None, **opts: Any) -
       mmsearch bench store --items 100000 --queries 200
       mmsearch bench store --items 2000 --memory-items 500 --queries 20 --hnsw-m 32 --json
     """
-    hnsw = settings_from(HnswSettings, {**opts, "m": hnsw_m})
+    hnsw = _hnsw(hnsw_m, opts)
     result = store_bench.run(settings_from(StoreBenchConfig, opts, hnsw=hnsw), log=progress_printer(progress))
     _report(store_bench.format_result(result), result.to_json(), as_json)
 
@@ -211,9 +221,7 @@ def bench_store(as_json: bool, progress: str, hnsw_m: int | None, **opts: Any) -
     settings_option(ScaleBenchConfig, "batch", help="Items per upsert call (and per resumable batch)."),
     settings_option(ScaleBenchConfig, "quantization", help="Quantization of the pooled vectors."),
     settings_option(ScaleBenchConfig, "in_ram", help="Original vectors in RAM instead of memory-mapped on disk."),
-    settings_option(HnswSettings, "m", "--hnsw-m", "hnsw_m", help="HNSW edges per node."),
-    settings_option(HnswSettings, "ef_construct", help="HNSW build candidates."),
-    settings_option(HnswSettings, "ef", help="HNSW search candidates."),
+    _hnsw_options,
     settings_option(ScaleBenchConfig, "cache", help="Folder for the built stores, reused (and resumed) by later runs."),
     settings_option(ScaleBenchConfig, "seed", help="Random seed."),
     _json_option,
@@ -231,7 +239,7 @@ def bench_scale(as_json: bool, progress: str, hnsw_m: int | None, **opts: Any) -
       mmsearch bench scale --items 1000000
       mmsearch bench scale --items 20000 --queries 50 --quantization none --in-ram --json
     """
-    hnsw = settings_from(HnswSettings, {**opts, "m": hnsw_m})
+    hnsw = _hnsw(hnsw_m, opts)
     config = settings_from(ScaleBenchConfig, opts, hnsw=hnsw)
     figures = scale_bench.run(config, log=progress_printer(progress))
     _report(scale_bench.format_result(figures, config), scale_bench.to_json(figures), as_json)
