@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import mmap
 from pathlib import Path
@@ -28,6 +29,18 @@ def test_peak_memory_sees_an_array_allocated_inside() -> None:
     # 69 MiB: above glibc's largest mmap threshold (32 MiB), so it is fresh memory whatever earlier
     # tests freed (a smaller block may reuse pages the heap already holds, and add no resident set)
     with peak_memory() as peak:
+        block = np.ones((3000, 3000))
+    assert peak[0] >= 60 and block.sum() > 0
+
+
+def test_peak_memory_holds_when_earlier_garbage_is_collected_inside() -> None:
+    # what an earlier test leaves behind: a reference cycle holding a large array, freed only when
+    # a collection runs, which the block's own allocations may set off
+    cycle: list[object] = [np.ones((4000, 4000))]
+    cycle.append(cycle)
+    del cycle
+    with peak_memory() as peak:
+        gc.collect()
         block = np.ones((3000, 3000))
     assert peak[0] >= 60 and block.sum() > 0
 

@@ -10,6 +10,7 @@ anonymous memory, sampled.
 from __future__ import annotations
 
 import contextlib
+import gc
 import resource
 import threading
 import tracemalloc
@@ -88,9 +89,12 @@ def peak_memory() -> Iterator[list[float]]:
     above the start, which sees a peak however short but loses whatever mapped pages the kernel
     dropped meanwhile, and the anonymous memory's peak above the start, sampled every 10 ms and
     at the end, which no dropped file page lowers but which can miss a peak between samples.
+    The garbage of earlier work is collected first: a collection that the block's allocations
+    set off would otherwise free it inside the block and hide as much of what the block holds.
     """
     out: list[float] = []
     _pin_mmap_threshold()
+    gc.collect()
     try:
         with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (VmHWM)
             f.write("5")
