@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import json
-import mmap
-from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
 
 from mmsearch.bench.cf import CFBenchConfig, format_result, power_law_log, run
-from mmsearch.bench.memory import peak_memory
 from mmsearch.cli import cli
 
 
@@ -23,39 +19,6 @@ def test_power_law_log_has_a_long_tail_and_topics() -> None:
     assert 15 < len(log) / log.n_users < 30
     again = power_law_log(2000, 1000, per_user=20, zipf=1.0, seed=0)
     assert np.array_equal(again.items, log.items)  # seeded
-
-
-def test_peak_memory_sees_an_array_allocated_inside() -> None:
-    # 69 MiB: above glibc's largest mmap threshold (32 MiB), so it is fresh memory whatever earlier
-    # tests freed (a smaller block may reuse pages the heap already holds, and add no resident set)
-    with peak_memory() as peak:
-        block = np.ones((3000, 3000))
-    assert peak[0] >= 60 and block.sum() > 0
-
-
-def test_peak_memory_holds_when_earlier_garbage_is_collected_inside() -> None:
-    # what an earlier test leaves behind: a reference cycle holding a large array, freed only when
-    # a collection runs, which the block's own allocations may set off
-    cycle: list[object] = [np.ones((4000, 4000))]
-    cycle.append(cycle)
-    del cycle
-    with peak_memory() as peak:
-        gc.collect()
-        block = np.ones((3000, 3000))
-    assert peak[0] >= 60 and block.sum() > 0
-
-
-def test_peak_memory_holds_when_mapped_pages_leave_the_resident_set(tmp_path: Path) -> None:
-    # what a busy machine does: the kernel drops a mapped file's pages (model weights, vector
-    # files) while the block runs, so the resident set falls as much as the block allocates
-    data = tmp_path / "mapped"
-    data.write_bytes(b"\1" * (128 << 20))
-    with data.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        assert sum(mapped[i] for i in range(0, len(mapped), 4096)) > 0  # resident now
-        with peak_memory() as peak:
-            mapped.madvise(mmap.MADV_DONTNEED)
-            block = np.ones((3000, 3000))
-    assert peak[0] >= 60 and block.sum() > 0
 
 
 def test_bench_cf_measures_each_model_against_als() -> None:

@@ -66,11 +66,13 @@ class AnonPeak:
         self.peak = max(self.peak, anon_rss() or 0)
 
 
-def _pin_mmap_threshold() -> None:
-    """Make glibc serve every block of 1 MiB or more with its own mapping, returned to the system when freed.
+def _fresh_heap() -> None:
+    """Make glibc give the block's memory pages that are not resident yet, so that its peak shows.
 
-    By default glibc raises that threshold after large frees, then serves big arrays from heap
-    pages already resident, so a later block's peak would not show in the resident set.
+    Two ways it would otherwise serve a block from pages the process already holds: from free
+    chunks inside the heap, which glibc keeps resident (`malloc_trim(0)` hands their pages back
+    to the system), and, for big blocks, from the heap at all, after large frees raised glibc's
+    mmap threshold (pinned to 1 MiB: every block that size or more gets its own mapping).
     """
     import ctypes
     import ctypes.util
@@ -78,7 +80,9 @@ def _pin_mmap_threshold() -> None:
     name = ctypes.util.find_library("c")
     if name:
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+            libc = ctypes.CDLL(name)
+            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+            libc.malloc_trim(0)
 
 
 @contextlib.contextmanager
@@ -93,8 +97,8 @@ def peak_memory() -> Iterator[list[float]]:
     set off would otherwise free it inside the block and hide as much of what the block holds.
     """
     out: list[float] = []
-    _pin_mmap_threshold()
     gc.collect()
+    _fresh_heap()
     try:
         with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (VmHWM)
             f.write("5")
