@@ -4,7 +4,8 @@ The resident set counts memory-mapped files (model weights, a store's vector fil
 the kernel may drop at any moment on a busy machine; the anonymous part (heap, numpy arrays) is
 what must fit in RAM. A peak taken from the resident set alone can therefore come out below what
 a block allocated, when mapped pages are dropped while it runs: `peak_memory` also reads the
-anonymous memory, sampled.
+anonymous memory, sampled. Both miss a block that glibc serves from free heap pages the process
+still holds (what earlier work freed), so `peak_memory` first hands those back to the system.
 """
 
 from __future__ import annotations
